@@ -1,0 +1,58 @@
+"""Status state machines. A transition not listed here raises InvalidTransition.
+
+Training jobs: ``pending -> queued -> running -> completed | failed | cancelled``;
+a job may fail or be cancelled before it runs. Predictions follow Replicate's
+lifecycle (https://replicate.com/docs/topics/predictions/lifecycle):
+``starting -> processing -> succeeded | failed | canceled``, and a provider may
+report a terminal status without ever reporting ``processing``. Terminal states
+have no way out. Moving to the state a row is already in is a no-op (webhooks and
+pollers repeat themselves), not an error.
+"""
+
+from __future__ import annotations
+
+from catalog.errors import InvalidTransition
+from catalog.schemas import JobStatus, PredictionStatus
+
+J = JobStatus
+P = PredictionStatus
+
+JOB_TRANSITIONS: dict[str, frozenset[str]] = {
+    J.pending: frozenset({J.queued, J.running, J.failed, J.cancelled}),
+    J.queued: frozenset({J.running, J.failed, J.cancelled}),
+    J.running: frozenset({J.completed, J.failed, J.cancelled}),
+    J.completed: frozenset(),
+    J.failed: frozenset(),
+    J.cancelled: frozenset(),
+}
+
+PREDICTION_TRANSITIONS: dict[str, frozenset[str]] = {
+    P.starting: frozenset({P.processing, P.succeeded, P.failed, P.canceled}),
+    P.processing: frozenset({P.succeeded, P.failed, P.canceled}),
+    P.succeeded: frozenset(),
+    P.failed: frozenset(),
+    P.canceled: frozenset(),
+}
+
+
+def is_terminal(table: dict[str, frozenset[str]], status: str) -> bool:
+    """True when ``status`` has no outgoing transition in ``table``."""
+    return not table[status]
+
+
+def check_transition(table: dict[str, frozenset[str]], current: str, new: str) -> bool:
+    """Return True if ``current -> new`` changes the row, False for a no-op.
+
+    Raises:
+        InvalidTransition: ``new`` is unknown or not reachable from ``current``.
+    """
+    if new not in table:
+        raise InvalidTransition(f"unknown status {new!r}", field="status")
+    if new == current:
+        return False
+    if new not in table[current]:
+        allowed = ", ".join(sorted(table[current])) or "none (terminal)"
+        raise InvalidTransition(
+            f"cannot change status from {current} to {new}; allowed: {allowed}", field="status"
+        )
+    return True

@@ -1,0 +1,438 @@
+"""SQLAlchemy 2.0 typed ORM tables for every catalog entity.
+
+Rows never leave :mod:`catalog.store`: it turns them into :mod:`catalog.schemas`
+models first. Timestamps are stored as UTC and read back timezone-aware on both
+SQLite and PostgreSQL; JSON columns are ``JSONB`` on PostgreSQL and JSON text on
+SQLite. The schema itself is created by the Alembic migrations in
+``catalog/migrations``; ``Base.metadata`` is their target.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """A new opaque id such as ``job_3f2a...`` (prefix + 32 hex chars of a UUID4)."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC; rejects naive input (ambiguous zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass a timezone-aware value")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType}
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Owned(Timestamps):
+    user_id: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+def _id() -> Mapped[str]:
+    return mapped_column(String(64), primary_key=True)
+
+
+# --------------------------------------------------------------------------- models, data
+
+
+class ModelRow(Owned, Base):
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+    id_prefix = "mdl"
+
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    path: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    base_model_id: Mapped[str | None] = mapped_column(
+        ForeignKey("models.id", ondelete="RESTRICT"), index=True
+    )
+    dataset_id: Mapped[str | None] = mapped_column(
+        ForeignKey("datasets.id", ondelete="SET NULL"), index=True
+    )
+    training_job_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    energy_kwh: Mapped[float | None] = mapped_column(Float)
+    emissions_kg: Mapped[float | None] = mapped_column(Float)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DatasetRow(Owned, Base):
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+    id_prefix = "ds"
+
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    format: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)
+    num_rows: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+
+
+# --------------------------------------------------------------------------- training
+
+
+class TrainingJobRow(Owned, Base):
+    __tablename__ = "training_jobs"
+    id_prefix = "job"
+
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), index=True, default="pending")
+    base_model_id: Mapped[str] = mapped_column(
+        ForeignKey("models.id", ondelete="RESTRICT"), index=True
+    )
+    dataset_id: Mapped[str] = mapped_column(
+        ForeignKey("datasets.id", ondelete="RESTRICT"), index=True
+    )
+    eval_dataset_id: Mapped[str | None] = mapped_column(
+        ForeignKey("datasets.id", ondelete="RESTRICT")
+    )
+    eval_fraction: Mapped[float] = mapped_column(Float, default=0.1)
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lora: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    quantization: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    scaling: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    resume_from_checkpoint: Mapped[str | None] = mapped_column(Text)
+    country_iso_code: Mapped[str] = mapped_column(String(3), default="USA")
+    output_model_name: Mapped[str | None] = mapped_column(String(200))
+    ray_job_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    output_model_id: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    energy_kwh: Mapped[float | None] = mapped_column(Float)
+    emissions_kg: Mapped[float | None] = mapped_column(Float)
+    eval_loss_before: Mapped[float | None] = mapped_column(Float)
+    eval_loss_after: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[datetime | None] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column()
+
+
+class JobMetricRow(Base):
+    __tablename__ = "job_metrics"
+    __table_args__ = (Index("ix_job_metrics_job_step", "job_id", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[float | None] = mapped_column(Float)
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    eval_loss: Mapped[float | None] = mapped_column(Float)
+    perplexity: Mapped[float | None] = mapped_column(Float)
+    learning_rate: Mapped[float | None] = mapped_column(Float)
+    tokens_per_second: Mapped[float | None] = mapped_column(Float)
+    memory_mb: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobCheckpointRow(Base):
+    __tablename__ = "job_checkpoints"
+    __table_args__ = (UniqueConstraint("job_id", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("training_jobs.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text)
+    eval_loss: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobEventRow(Base):
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("training_jobs.id", ondelete="CASCADE"), index=True
+    )
+    level: Mapped[str] = mapped_column(String(16), default="info")
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --------------------------------------------------------------------------- media
+
+
+class PredictionRow(Owned, Base):
+    __tablename__ = "predictions"
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_prediction_id"),
+        Index("ix_predictions_model", "provider", "model"),
+    )
+    id_prefix = "pred"
+
+    id: Mapped[str] = _id()
+    provider: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str] = mapped_column(String(200))
+    operation: Mapped[str] = mapped_column(String(50))
+    modality: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True, default="starting")
+    input: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    output: Mapped[Any | None] = mapped_column(JSONType)
+    files: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    provider_prediction_id: Mapped[str | None] = mapped_column(String(200))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column()
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+
+
+class ImageRow(Owned, Base):
+    __tablename__ = "images"
+    id_prefix = "img"
+
+    id: Mapped[str] = _id()
+    prompt: Mapped[str] = mapped_column(Text)
+    negative_prompt: Mapped[str | None] = mapped_column(Text)
+    styled_prompt: Mapped[str | None] = mapped_column(Text)
+    applied_style: Mapped[str | None] = mapped_column(Text)
+    prompt_helper_version_id: Mapped[str | None] = mapped_column(
+        ForeignKey("prompt_helper_versions.id", ondelete="SET NULL")
+    )
+    provider: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    aspect_ratio: Mapped[str | None] = mapped_column(String(16))
+    output_format: Mapped[str] = mapped_column(String(8), default="png")
+    prediction_id: Mapped[str | None] = mapped_column(
+        ForeignKey("predictions.id", ondelete="SET NULL"), index=True
+    )
+    files: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+
+
+class SourceImageRow(Owned, Base):
+    __tablename__ = "source_images"
+    id_prefix = "src"
+
+    id: Mapped[str] = _id()
+    path: Mapped[str] = mapped_column(Text)
+    mime_type: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+
+
+class ImageEditRow(Owned, Base):
+    __tablename__ = "image_edits"
+    id_prefix = "edit"
+
+    id: Mapped[str] = _id()
+    kind: Mapped[str] = mapped_column(String(16), index=True)
+    operation: Mapped[str] = mapped_column(String(50))
+    image_id: Mapped[str | None] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), index=True
+    )
+    source_image_id: Mapped[str | None] = mapped_column(
+        ForeignKey("source_images.id", ondelete="CASCADE")
+    )
+    prompt: Mapped[str | None] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prediction_id: Mapped[str | None] = mapped_column(
+        ForeignKey("predictions.id", ondelete="SET NULL"), index=True
+    )
+    files: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+
+
+class VideoRow(Owned, Base):
+    __tablename__ = "videos"
+    id_prefix = "vid"
+
+    id: Mapped[str] = _id()
+    prompt: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str] = mapped_column(String(200), index=True)
+    image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    duration_s: Mapped[float] = mapped_column(Float, default=5.0)
+    ratio: Mapped[str | None] = mapped_column(String(16))
+    prediction_id: Mapped[str | None] = mapped_column(
+        ForeignKey("predictions.id", ondelete="SET NULL"), index=True
+    )
+    files: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+
+
+# --------------------------------------------------------------------------- prompt styles
+
+
+class PromptHelperRow(Owned, Base):
+    __tablename__ = "prompt_helpers"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+    id_prefix = "ph"
+
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    current_version: Mapped[int] = mapped_column(Integer, default=1)
+    forked_from_id: Mapped[str | None] = mapped_column(
+        ForeignKey("prompt_helpers.id", ondelete="SET NULL")
+    )
+
+
+class PromptHelperVersionRow(Base):
+    __tablename__ = "prompt_helper_versions"
+    __table_args__ = (UniqueConstraint("helper_id", "version"),)
+    id_prefix = "phv"
+
+    id: Mapped[str] = _id()
+    helper_id: Mapped[str] = mapped_column(
+        ForeignKey("prompt_helpers.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    placement: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ThemeHelperRow(Owned, Base):
+    __tablename__ = "theme_helpers"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+    id_prefix = "th"
+
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    prompt_helper_ids: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    forked_from_id: Mapped[str | None] = mapped_column(
+        ForeignKey("theme_helpers.id", ondelete="SET NULL")
+    )
+
+
+class TagRow(Owned, Base):
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+    id_prefix = "tag"
+
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class ProjectImageRow(Owned, Base):
+    __tablename__ = "project_images"
+    __table_args__ = (UniqueConstraint("project", "image_id"),)
+    id_prefix = "pi"
+
+    id: Mapped[str] = _id()
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --------------------------------------------------------------------------- usage, carbon, keys
+
+
+class UsageRow(Base):
+    __tablename__ = "usage_records"
+    __table_args__ = (Index("ix_usage_records_model_created", "model", "created_at"),)
+    id_prefix = "use"
+
+    id: Mapped[str] = _id()
+    kind: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(200))
+    adapter: Mapped[str | None] = mapped_column(String(200))
+    provider: Mapped[str | None] = mapped_column(String(50))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    total_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    energy_kwh: Mapped[float] = mapped_column(Float, default=0.0)
+    emissions_kg: Mapped[float] = mapped_column(Float, default=0.0)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    user_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class CarbonRow(Base):
+    __tablename__ = "carbon_records"
+    id_prefix = "co2"
+
+    id: Mapped[str] = _id()
+    source: Mapped[str] = mapped_column(String(16), index=True)
+    energy_kwh: Mapped[float] = mapped_column(Float)
+    emissions_kg: Mapped[float] = mapped_column(Float)
+    duration_s: Mapped[float] = mapped_column(Float, default=0.0)
+    training_job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("training_jobs.id", ondelete="SET NULL"), index=True
+    )
+    model_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    country_iso_code: Mapped[str | None] = mapped_column(String(3))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    user_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ApiKeyRow(Timestamps, Base):
+    __tablename__ = "api_keys"
+    id_prefix = "key"
+
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    role: Mapped[str] = mapped_column(String(16), default="user")
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)

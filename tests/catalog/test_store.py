@@ -1,0 +1,294 @@
+"""CatalogStore on both backends: CRUD, pagination, lineage, state machines, carbon,
+usage, prompt styles, and that a failed operation writes nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from catalog import schemas as s
+from catalog.errors import Conflict, InvalidArgument, InvalidTransition, NotFound
+from tests.factories import base_model, dataset, job
+
+
+def test_create_get_update_delete_dataset(store):
+    ds = dataset(store, "faq")
+    assert store.datasets.get(ds.id) == ds
+    assert ds.created_at.tzinfo is not None
+    updated = store.datasets.update(ds.id, description="frequently asked")
+    assert updated.description == "frequently asked"
+    assert updated.updated_at >= ds.updated_at
+    store.datasets.delete(ds.id)
+    with pytest.raises(NotFound):
+        store.datasets.get(ds.id)
+
+
+def test_unknown_id_raises_not_found(store):
+    with pytest.raises(NotFound) as err:
+        store.models.get("mdl_missing")
+    assert err.value.field == "id"
+    with pytest.raises(NotFound):
+        store.transition_job("job_missing", "running")
+
+
+def test_duplicate_name_version_is_conflict_and_keeps_first(store):
+    first = base_model(store, "smol")
+    with pytest.raises(Conflict):
+        store.register_model(s.ModelCreate(name="smol", kind="base", path="/other"))
+    page = store.models.list(name="smol")
+    assert page.total == 1 and page.items[0].path == first.path
+
+
+def test_update_rejects_non_updatable_field(store):
+    ds = dataset(store)
+    with pytest.raises(InvalidArgument) as err:
+        store.datasets.update(ds.id, num_rows=99)
+    assert err.value.field == "num_rows"
+    assert store.datasets.get(ds.id).num_rows == ds.num_rows
+
+
+def test_pagination_walks_every_row_once_with_totals(store):
+    made = {dataset(store, f"d{i}").id for i in range(7)}
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = store.datasets.list(page_size=3, cursor=cursor)
+        assert page.total == 7
+        seen += [d.id for d in page.items]
+        pages += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == 3
+    assert len(seen) == 7 and set(seen) == made
+    created = [store.datasets.get(i).created_at for i in seen]
+    assert created == sorted(created, reverse=True)
+
+
+def test_list_filters_and_rejects_unknown_filter(store):
+    base = base_model(store)
+    store.register_model(s.ModelCreate(name="a1", kind="adapter", path="/a", base_model_id=base.id))
+    assert [m.name for m in store.models.list(kind="adapter").items] == ["a1"]
+    assert store.models.list(kind="base").total == 1
+    with pytest.raises(InvalidArgument) as err:
+        store.models.list(color="red")
+    assert err.value.field == "color"
+    with pytest.raises(InvalidArgument):
+        store.models.list(cursor="not-a-cursor!")
+
+
+def test_adapter_lineage_is_checked_and_recorded(store):
+    base = base_model(store)
+    data = dataset(store)
+    j = job(store, base=base, data=data)
+    adapter = store.register_model(s.ModelCreate(
+        name="smol-chat", kind="adapter", path="/adapters/1", base_model_id=base.id,
+        dataset_id=data.id, training_job_id=j.id, metrics={"eval_loss": 1.5}, size_bytes=1234,
+    ))
+    assert store.training_jobs.get(j.id).output_model_id == adapter.id
+    assert adapter.metrics == {"eval_loss": 1.5}
+    with pytest.raises(InvalidArgument) as err:
+        store.register_model(s.ModelCreate(
+            name="bad", kind="adapter", path="/x", base_model_id=adapter.id))
+    assert err.value.field == "base_model_id"
+    with pytest.raises(InvalidArgument):
+        store.register_model(s.ModelCreate(
+            name="bad", kind="adapter", path="/x", base_model_id="mdl_nope"))
+    assert store.models.list(name="bad").total == 0
+    with pytest.raises(ValidationError) as verr:
+        s.ModelCreate(name="x", kind="adapter", path="/x")
+    assert "base_model_id" in str(verr.value)
+
+
+def test_find_model_by_id_name_and_version(store):
+    v1 = base_model(store, "smol")
+    v2 = store.register_model(s.ModelCreate(name="smol", version=2, kind="base", path="/2"))
+    assert store.find_model(v1.id) == v1
+    assert store.find_model("smol") == v2
+    assert store.find_model("smol:1") == v1
+    assert store.next_version("models", "smol") == 3
+    with pytest.raises(NotFound):
+        store.find_model("smol:9")
+
+
+def test_job_state_machine(store):
+    j = job(store)
+    assert j.status == "pending" and j.started_at is None
+    j = store.transition_job(j.id, "queued", ray_job_id="raysubmit_1")
+    assert j.ray_job_id == "raysubmit_1"
+    j = store.transition_job(j.id, "running")
+    assert j.started_at is not None
+    assert store.transition_job(j.id, "running").updated_at == j.updated_at  # no-op
+    j = store.transition_job(j.id, "failed", error_message="CUDA OOM")
+    assert j.completed_at is not None and j.error_message == "CUDA OOM"
+    events = [e["message"] for e in store.list_events(j.id)]
+    assert events == ["job created", "status -> queued", "status -> running",
+                      "status -> failed: CUDA OOM"]
+
+
+def test_illegal_transition_raises_and_writes_nothing(store):
+    j = job(store)
+    store.transition_job(j.id, "running")
+    done = store.transition_job(j.id, "completed")
+    before = store.list_events(j.id)
+    for bad in ("running", "pending", "failed", "cancelled"):
+        with pytest.raises(InvalidTransition):
+            store.transition_job(j.id, bad, error_message="late")
+    after = store.training_jobs.get(j.id)
+    assert after.status == "completed" and after.error_message is None
+    assert after.updated_at == done.updated_at
+    assert store.list_events(j.id) == before
+
+
+def test_training_job_references_are_checked(store):
+    base = base_model(store)
+    with pytest.raises(InvalidArgument) as err:
+        store.create_training_job(s.TrainingJobCreate(
+            name="j", base_model_id=base.id, dataset_id="ds_missing"))
+    assert err.value.field == "dataset_id"
+    assert store.training_jobs.list().total == 0
+
+
+def test_training_job_schema_names_bad_fields():
+    with pytest.raises(ValidationError) as err:
+        s.TrainingJobCreate(name="j", base_model_id="m", dataset_id="d",
+                            lora={"r": 512}, hyperparameters={"learning_rate": 0.5})
+    locs = {".".join(map(str, e["loc"])) for e in err.value.errors()}
+    assert locs == {"lora.r", "hyperparameters.learning_rate"}
+    with pytest.raises(ValidationError, match=r"quantization\.bits"):
+        s.TrainingJobCreate(name="j", base_model_id="m", dataset_id="d",
+                            quantization={"bits": 4})
+
+
+def test_metrics_checkpoints_and_retention(store):
+    j = job(store)
+    store.append_metrics(j.id, [s.MetricPoint(step=0, eval_loss=3.0)])
+    store.append_metrics(j.id, [s.MetricPoint(step=10, train_loss=2.5, learning_rate=1e-4),
+                                s.MetricPoint(step=20, train_loss=2.1, eval_loss=2.2)])
+    points = store.list_metrics(j.id)
+    assert [p.step for p in points] == [0, 10, 20]
+    assert points[2].eval_loss == 2.2 and points[1].learning_rate == 1e-4
+    for step in (5, 10, 15):
+        kept = store.add_checkpoint(j.id, s.Checkpoint(step=step, path=f"/c/{step}"), keep=2)
+    assert [c.step for c in kept] == [10, 15]
+    kept = store.add_checkpoint(j.id, s.Checkpoint(step=15, path="/c/15b"), keep=2)
+    assert [(c.step, c.path) for c in kept] == [(10, "/c/10"), (15, "/c/15b")]
+    assert store.list_checkpoints(j.id) == kept
+
+
+def test_prediction_lifecycle(store):
+    p = store.predictions.create(s.PredictionCreate(
+        provider="replicate", model="black-forest-labs/flux-schnell", operation="generate",
+        modality="image", input={"prompt": "a fox"}))
+    assert p.status == "starting"
+    p = store.transition_prediction(p.id, "processing", provider_prediction_id="r8_abc")
+    assert p.started_at is not None and p.provider_prediction_id == "r8_abc"
+    p = store.transition_prediction(p.id, "succeeded", output=["https://x/1.png"])
+    assert p.completed_at is not None and p.duration_s >= 0 and p.output == ["https://x/1.png"]
+    with pytest.raises(InvalidTransition):
+        store.transition_prediction(p.id, "processing")
+    assert store.predictions.list(status="succeeded").total == 1
+
+
+def test_usage_batch_is_idempotent_by_id(store):
+    recs = [s.UsageCreate(id=f"req-{i}", model="smol", prompt_tokens=5, completion_tokens=i)
+            for i in range(5)]
+    assert store.record_usage(recs) == [f"req-{i}" for i in range(5)]
+    store.record_usage([*recs[:3], s.UsageCreate(model="smol", completion_tokens=1)])
+    page = store.usage.list(model="smol", page_size=100)
+    assert page.total == 6
+    by_id = {u.id: u for u in page.items}
+    assert by_id["req-4"].total_tokens == 9
+
+
+def test_carbon_summary_groups(store):
+    base = base_model(store)
+    j = job(store, base=base)
+    store.record_carbon(s.CarbonCreate(source="training", energy_kwh=0.2, emissions_kg=0.08,
+                                       training_job_id=j.id, model_id=base.id))
+    store.record_carbon(s.CarbonCreate(source="training", energy_kwh=0.1, emissions_kg=0.04,
+                                       training_job_id=j.id, model_id=base.id))
+    store.record_usage([s.UsageCreate(model="smol", emissions_kg=0.001, energy_kwh=0.002)] * 2)
+    got = store.training_jobs.get(j.id)
+    assert got.energy_kwh == pytest.approx(0.3) and got.emissions_kg == pytest.approx(0.12)
+    by_job = store.carbon_summary("job")
+    assert [(r.key, r.records) for r in by_job.rows] == [(j.id, 2)]
+    by_model = {r.key: r for r in store.carbon_summary("model").rows}
+    assert by_model[base.id].emissions_kg == pytest.approx(0.12)
+    assert by_model["smol"].energy_kwh == pytest.approx(0.004)
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    by_day = store.carbon_summary("day")
+    assert [r.key for r in by_day.rows] == [today]
+    assert by_day.total_emissions_kg == pytest.approx(0.122)
+    future = datetime.now(UTC) + timedelta(days=1)
+    assert store.carbon_summary("month", since=future).rows == []
+    with pytest.raises(InvalidArgument):
+        store.carbon_summary("color")
+
+
+def test_prompt_helper_versions_and_forks(store):
+    helper = store.create_prompt_helper(s.PromptHelperCreate(
+        name="cinematic", text="cinematic lighting, 35mm", placement="append", user_id="u1"))
+    v2 = store.add_prompt_helper_version(helper.id, "cinematic lighting, 70mm")
+    v3 = store.add_prompt_helper_version(helper.id, "noir", placement="prefix")
+    assert (v2.version, v2.placement, v3.version, v3.placement) == (2, "append", 3, "prefix")
+    assert store.prompt_helpers.get(helper.id).current_version == 3
+    assert store.get_prompt_helper_version(helper.id).text == "noir"
+    assert store.get_prompt_helper_version(helper.id, 1).text == "cinematic lighting, 35mm"
+    assert [v.version for v in store.list_prompt_helper_versions(helper.id)] == [1, 2, 3]
+    fork = store.fork_prompt_helper(helper.id, name="my-noir", user_id="u2")
+    assert fork.forked_from_id == helper.id and fork.current_version == 1
+    assert store.get_prompt_helper_version(fork.id).text == "noir"
+    theme = store.theme_helpers.create(s.ThemeHelperCreate(
+        name="moody", prompt_helper_ids=[helper.id]))
+    tfork = store.fork_theme_helper(theme.id, name="moody-2")
+    assert tfork.prompt_helper_ids == [helper.id] and tfork.forked_from_id == theme.id
+    with pytest.raises(Conflict):
+        store.create_prompt_helper(s.PromptHelperCreate(name="cinematic", text="dup",
+                                                        user_id="u1"))
+    with pytest.raises(NotFound):
+        store.add_prompt_helper_version("ph_missing", "x")
+
+
+def test_media_rows_and_edits(store):
+    img = store.images.create(s.ImageCreate(
+        prompt="a fox", provider="stability", model="core", width=1024, height=1024))
+    files = [s.StoredFile(path="/m/1.png", mime_type="image/png", size_bytes=10,
+                          width=1024, height=1024)]
+    assert store.images.update(img.id, files=files).files == files
+    edit = store.image_edits.create(s.ImageEditCreate(
+        kind="upscale", operation="conservative", image_id=img.id))
+    assert store.image_edits.list(image_id=img.id).items == [edit]
+    with pytest.raises(ValidationError, match="exactly one"):
+        s.ImageEditCreate(kind="edit", operation="inpaint")
+    with pytest.raises(ValidationError) as err:
+        s.ImageCreate(prompt="x", provider="p", model="m", width=10)
+    assert err.value.errors()[0]["loc"] == ("width",)
+    vid = store.videos.create(s.VideoCreate(prompt="waves", provider="runway",
+                                            model="gen4_turbo", ratio="16:9"))
+    assert store.videos.get(vid.id).ratio == "16:9"
+    tag = store.tags.create(s.TagCreate(name="fox"))
+    pi = store.project_images.create(s.ProjectImageCreate(project="zoo", image_id=img.id))
+    assert store.project_images.list(project="zoo").items == [pi]
+    assert store.tags.get(tag.id).name == "fox"
+    with pytest.raises(Conflict):
+        store.project_images.create(s.ProjectImageCreate(project="zoo", image_id=img.id))
+
+
+def test_api_keys_store_only_a_hash(store):
+    key, secret = store.create_api_key("alice", "laptop", "admin")
+    assert secret.startswith("gk_") and key.prefix == secret[:8]
+    assert store.authenticate(secret) == key
+    assert store.authenticate(secret + "x") is None
+    with store.session() as session:
+        from catalog.tables import ApiKeyRow
+        row = session.get(ApiKeyRow, key.id)
+        assert secret not in (row.key_hash, row.prefix)
+
+
+def test_delete_referenced_row_is_conflict_and_keeps_it(store):
+    j = job(store)
+    with pytest.raises(Conflict):
+        store.models.delete(j.base_model_id)
+    assert store.models.get(j.base_model_id).id == j.base_model_id

