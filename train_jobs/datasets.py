@@ -1,0 +1,211 @@
+"""Register JSONL datasets in the catalog, validated row by row, and import chatterbot-corpus.
+
+A dataset is a JSONL file in one of the formats of :mod:`train_jobs.formats`. It is
+checked in full before anything is stored: every line must be a JSON object of the
+detected format with valid fields, otherwise :class:`DatasetError` lists each bad
+line and field and nothing is written. Accepted files are copied to
+``$GARDEN_HOME/datasets/<name>/v<version>/data.jsonl`` (a path every Ray node of a
+single-machine or shared-filesystem cluster can read) and registered with their
+row count, size in bytes and format.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import itertools
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from catalog import schemas as s
+from catalog.config import garden_home
+from catalog.errors import InvalidArgument
+from train_jobs.formats import CONVERTERS, detect_format, to_messages
+
+#: At most this many problems are listed in a DatasetError (the first ones by line).
+MAX_REPORTED_ERRORS = 100
+CHATTERBOT_PACKAGE = "chatterbot-corpus"
+
+
+class DatasetError(InvalidArgument):
+    """A dataset file that cannot be used.
+
+    ``details`` is a list of ``{"line": int, "field": str, "message": str}`` (line
+    numbers start at 1; line 0 means the whole file); the message names the first.
+    """
+
+    def __init__(self, message: str, *, field: str | None = "file", details: Any = None):
+        super().__init__(message, field=field, details=details)
+
+
+def datasets_root() -> Path:
+    """``$GARDEN_HOME/datasets``, created if missing."""
+    root = garden_home() / "datasets"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def validate_jsonl(path: Path) -> tuple[s.DatasetFormat, int]:
+    """Check every line of a JSONL file; return ``(format, number of rows)``.
+
+    Blank lines are skipped. The format is detected from the first JSON object.
+
+    Raises:
+        DatasetError: unreadable file, no rows, bad JSON, a row of another format
+            or invalid fields; ``details`` lists up to :data:`MAX_REPORTED_ERRORS`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path} is not a file", details=[
+            {"line": 0, "field": "file", "message": "not found"}])
+    problems: list[dict[str, Any]] = []
+    fmt: s.DatasetFormat | None = None
+    rows = 0
+    with path.open("r", encoding="utf-8", errors="strict") as fh:
+        try:
+            lines = list(fh)
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"{path.name}: not UTF-8 text ({exc.reason})", details=[
+                {"line": 0, "field": "file", "message": "not UTF-8"}]) from exc
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        rows += 1
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append({"line": lineno, "field": "json",
+                             "message": f"invalid JSON: {exc.msg}"})
+            continue
+        row_fmt = detect_format(row)
+        if row_fmt is None:
+            expected = ", ".join(f"{c.marker!r} ({n})" for n, c in CONVERTERS.items())
+            problems.append({"line": lineno, "field": "format",
+                             "message": f"not a known format: needs one of {expected}"})
+            continue
+        if fmt is None:
+            fmt = row_fmt
+        elif row_fmt != fmt:
+            problems.append({"line": lineno, "field": "format",
+                             "message": f"row is {row_fmt}, the file is {fmt}"})
+            continue
+        for err in CONVERTERS[fmt].validate(row):
+            problems.append({"line": lineno, "field": err.field, "message": err.message})
+    if rows == 0 and not problems:
+        problems.append({"line": 0, "field": "file", "message": "the file has no rows"})
+    if problems:
+        first = problems[0]
+        raise DatasetError(
+            f"{path.name}: {len(problems)} problem(s); first at line {first['line']}, "
+            f"field {first['field']!r}: {first['message']}",
+            details=problems[:MAX_REPORTED_ERRORS],
+        )
+    return fmt, rows
+
+
+def register_dataset(
+    catalog, path: str | Path, name: str, *, user_id: str | None = None,
+    description: str | None = None, source: str | None = None,
+) -> s.Dataset:
+    """Validate a JSONL file, copy it into storage and register it as a new version of ``name``.
+
+    ``catalog`` is a :class:`catalog.store.CatalogStore` or :class:`catalog.actor.Catalog`.
+
+    Raises:
+        DatasetError: the file is invalid (nothing is stored).
+        Conflict: a concurrent registration took the same name and version.
+    """
+    path = Path(path)
+    fmt, rows = validate_jsonl(path)
+    version = catalog.next_version("datasets", name)
+    folder = datasets_root() / _safe_name(name) / f"v{version}"
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / "data.jsonl"
+    shutil.copyfile(path, dest)
+    try:
+        return catalog.datasets.create(s.DatasetCreate(
+            name=name, version=version, format=fmt, path=str(dest), num_rows=rows,
+            size_bytes=dest.stat().st_size, description=description,
+            source=source or str(path), user_id=user_id,
+        ))
+    except Exception:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def chatterbot_pairs(categories: list[str] | None = None) -> list[dict[str, Any]]:
+    """Prompt/reply pairs of the installed ``chatterbot-corpus`` English YAML files.
+
+    Each conversation ``[a, b, c, ...]`` gives the pairs ``(a, b), (b, c), ...``
+    (ChatterBot's own training reads conversations the same way: each statement
+    is a response to the previous one). Returns OpenAI-format rows.
+
+    Raises:
+        FileNotFoundError: the package is not installed (``pip install chatterbot-corpus``).
+        DatasetError: an unknown category was asked for.
+    """
+    import yaml
+
+    try:
+        import chatterbot_corpus
+    except ImportError as exc:
+        raise FileNotFoundError(
+            f"{CHATTERBOT_PACKAGE} is not installed: pip install {CHATTERBOT_PACKAGE}"
+        ) from exc
+    folder = Path(chatterbot_corpus.__file__).parent / "data" / "english"
+    files = sorted(folder.glob("*.yml"))
+    if categories:
+        known = {f.stem for f in files}
+        unknown = sorted(set(categories) - known)
+        if unknown:
+            raise DatasetError(f"unknown chatterbot categories {unknown}; known: {sorted(known)}",
+                               field="categories")
+        files = [f for f in files if f.stem in categories]
+    rows = []
+    for file in files:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        for conversation in data.get("conversations") or []:
+            texts = [str(t).strip() for t in conversation if t is not None]
+            for prompt, reply in itertools.pairwise(texts):
+                if prompt and reply:
+                    rows.append({"messages": [{"role": "user", "content": prompt},
+                                              {"role": "assistant", "content": reply}]})
+    return rows
+
+
+def import_chatterbot(
+    catalog, name: str = "chatterbot-corpus", *, categories: list[str] | None = None
+) -> s.Dataset:
+    """Register the chatterbot-corpus pairs as an OpenAI-format dataset (idempotent).
+
+    Returns the newest existing dataset called ``name`` when there is one.
+    """
+    existing = catalog.datasets.list(name=name, page_size=1)
+    if existing.items:
+        return existing.items[0]
+    version = importlib.metadata.version(CHATTERBOT_PACKAGE)
+    staging = datasets_root() / ".staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    tmp = staging / f"{_safe_name(name)}.jsonl"
+    rows = chatterbot_pairs(categories)
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                   encoding="utf-8")
+    try:
+        return register_dataset(
+            catalog, tmp, name, source=f"{CHATTERBOT_PACKAGE}=={version}",
+            description=f"chatterbot-corpus English prompt/reply pairs "
+                        f"({', '.join(categories) if categories else 'all categories'})",
+        )
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_messages(path: str | Path, fmt: s.DatasetFormat | str) -> list[dict[str, Any]]:
+    """All rows of a registered dataset file as internal chat records (small files only)."""
+    with Path(path).open(encoding="utf-8") as fh:
+        return [to_messages(json.loads(line), fmt) for line in fh if line.strip()]

@@ -1,0 +1,163 @@
+"""Submit, cancel and reconcile training jobs through Ray's job API.
+
+``submit_training_job`` submits ``python -m train_jobs.run --job-id ID`` with
+``ray.job_submission.JobSubmissionClient`` (dashboard address; Ray 2.60 turns
+token auth on for local clusters and the client reads the token from
+``~/.ray/auth_token``; set ``RAY_AUTH_MODE=token`` before importing ray where the
+cluster enforces it). The
+catalog job moves to ``queued`` with its ``ray_job_id`` *before* the submission,
+so the job's own ``running`` can never be overwritten; a refused submission marks
+it failed. The submission id is ``garden-train-<job id>``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from typing import Any
+
+import ray
+
+from catalog import schemas as s
+from catalog.config import garden_home
+from catalog.errors import InvalidTransition, Unavailable
+
+#: Ray job statuses after which the driver no longer runs.
+RAY_TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+#: The job API's answer while no dashboard agent can take jobs yet (transient).
+NO_AGENT = "No available agent"
+
+
+def submission_id(job_id: str) -> str:
+    """The Ray job submission id of a catalog training job."""
+    return f"garden-train-{job_id}"
+
+
+def dashboard_address(address: str | None = None) -> str | None:
+    """``address``, else ``RAY_DASHBOARD_ADDRESS``, else the connected cluster's dashboard."""
+    if address:
+        return address
+    if os.environ.get("RAY_DASHBOARD_ADDRESS"):
+        return os.environ["RAY_DASHBOARD_ADDRESS"]
+    if ray.is_initialized():
+        from ray._private.worker import get_dashboard_url
+
+        url = get_dashboard_url()
+        if url:
+            return url if url.startswith("http") else f"http://{url}"
+    return None
+
+
+def job_client(address: str | None = None):
+    """A JobSubmissionClient for the cluster's job API (see :func:`dashboard_address`)."""
+    from ray.job_submission import JobSubmissionClient
+
+    return JobSubmissionClient(dashboard_address(address))
+
+
+def job_runtime_env(runtime_env: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``runtime_env`` plus the catalog settings the driver needs (storage root, DB URL)."""
+    env = dict(runtime_env or {})
+    env_vars = {"GARDEN_HOME": str(garden_home())}
+    if os.environ.get("GARDEN_DATABASE_URL"):
+        env_vars["GARDEN_DATABASE_URL"] = os.environ["GARDEN_DATABASE_URL"]
+    env_vars.update(env.get("env_vars") or {})
+    env["env_vars"] = env_vars
+    return env
+
+
+def submit_training_job(
+    job_id: str, *, address: str | None = None, runtime_env: dict[str, Any] | None = None,
+    python: str | None = None, timeout_s: float = 60.0,
+) -> str:
+    """Submit a pending job as a Ray job; return its submission id.
+
+    Args:
+        job_id: a catalog training job in status ``pending``.
+        address: the dashboard (job API) address, e.g. ``http://127.0.0.1:8265``.
+        runtime_env: merged with the catalog settings (see :func:`job_runtime_env`).
+        python: interpreter for the entrypoint (default: this process's, which has
+            the project installed; plain ``python`` may be another one).
+        timeout_s: how long to retry while the cluster's job agent is not up yet.
+
+    Raises:
+        NotFound: no such job. InvalidTransition: the job is not pending.
+        InvalidArgument: the job cannot run on this cluster (GPU-only options).
+        Unavailable: the job API refused or could not be reached (the job is failed).
+    """
+    from catalog.actor import Catalog
+    from train_jobs.trainer import check_requirements
+
+    cat = Catalog()
+    job = cat.training_jobs.get(job_id)
+    if job.status != s.JobStatus.pending:
+        raise InvalidTransition(f"job {job_id} is {job.status}, not pending", field="status")
+    check_requirements(job)
+    sub_id = submission_id(job_id)
+    entrypoint = f"{shlex.quote(python or sys.executable)} -m train_jobs.run --job-id {job_id}"
+    if ray.is_initialized():
+        # Ray's job supervisor gives the driver the cluster named in the machine-wide
+        # <temp dir>/ray_current_cluster file, i.e. the most recently started cluster when
+        # several share a machine; the GCS address pins it to the submitter's cluster.
+        entrypoint += f" --address {shlex.quote(ray.get_runtime_context().gcs_address)}"
+    cat.transition_job(job_id, s.JobStatus.queued, ray_job_id=sub_id)
+    try:
+        client = job_client(address)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return client.submit_job(
+                    entrypoint=entrypoint, submission_id=sub_id,
+                    runtime_env=job_runtime_env(runtime_env), metadata={"garden_job_id": job_id},
+                )
+            except RuntimeError as exc:
+                # A freshly started cluster answers 500 until its dashboard agent is up;
+                # nothing was submitted, so trying again is safe.
+                if NO_AGENT not in str(exc) or time.monotonic() + 2.0 > deadline:
+                    raise
+                time.sleep(2.0)
+    except Exception as exc:
+        message = f"submission failed: {type(exc).__name__}: {exc}"
+        cat.transition_job(job_id, s.JobStatus.failed, error_message=message[:4000])
+        raise Unavailable(message, field="ray_job_id") from exc
+
+
+def cancel_training_job(job_id: str, *, address: str | None = None) -> s.TrainingJob:
+    """Cancel a job: mark it ``cancelled`` then stop its Ray job (SIGTERM, then SIGKILL).
+
+    Raises NotFound, or InvalidTransition when the job already ended.
+    """
+    from catalog.actor import Catalog
+
+    cat = Catalog()
+    job = cat.transition_job(job_id, s.JobStatus.cancelled)
+    if job.ray_job_id:
+        client = job_client(address)
+        if client.get_job_status(job.ray_job_id) not in RAY_TERMINAL:
+            client.stop_job(job.ray_job_id)
+    return job
+
+
+def reconcile_training_job(job_id: str, *, address: str | None = None) -> s.TrainingJob:
+    """Fail a queued/running job whose Ray job has already ended (e.g. its driver was killed).
+
+    Returns the job as it is afterwards.
+    """
+    from catalog.actor import Catalog
+
+    cat = Catalog()
+    job = cat.training_jobs.get(job_id)
+    if job.status not in (s.JobStatus.queued, s.JobStatus.running) or not job.ray_job_id:
+        return job
+    info = job_client(address).get_job_info(job.ray_job_id)
+    ray_status = getattr(info.status, "value", str(info.status))
+    if ray_status not in RAY_TERMINAL:
+        return job
+    status = s.JobStatus.cancelled if ray_status == "STOPPED" else s.JobStatus.failed
+    message = f"Ray job {job.ray_job_id} ended {ray_status}: {info.message or ''}".strip()
+    try:
+        return cat.transition_job(job_id, status, error_message=message[:4000])
+    except InvalidTransition:
+        return cat.training_jobs.get(job_id)
