@@ -1,0 +1,86 @@
+"""API-key authentication for every route but ``/health``.
+
+Keys travel as ``Authorization: Bearer <key>``. A key is either the bootstrap
+admin key from the environment variable ``GARDEN_ADMIN_KEY`` (compared in constant
+time) or a key stored hashed in the catalog (:meth:`CatalogStore.authenticate`).
+No key or an unknown key is 401; a known key acting on what it may not touch is
+403 (:func:`require_admin`, :func:`check_owner`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from catalog.errors import PermissionDenied, Unauthenticated
+
+ADMIN_KEY_ENV = "GARDEN_ADMIN_KEY"
+ADMIN_USER = "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: ``user_id`` and ``role`` (``admin`` or ``user``)."""
+
+    user_id: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or None."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def current_principal(request: Request) -> Principal:
+    """FastAPI dependency: the caller, from the bearer key.
+
+    Raises:
+        Unauthenticated: no key, or a key that is neither the admin key nor a live
+            catalog key (401, with ``WWW-Authenticate: Bearer`` added by the handler).
+    """
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthenticated("missing API key: send Authorization: Bearer <key>")
+    admin_key = os.environ.get(ADMIN_KEY_ENV)
+    if admin_key and hmac.compare_digest(token.encode(), admin_key.encode()):
+        principal = Principal(ADMIN_USER, "admin")
+    else:
+        from catalog.actor import Catalog
+
+        key = await Catalog().aio.authenticate(token)
+        if key is None:
+            raise Unauthenticated("invalid or revoked API key")
+        principal = Principal(key.user_id, str(key.role))
+    request.state.principal = principal
+    return principal
+
+
+def require_admin(principal: Principal) -> None:
+    """Raise PermissionDenied (403) unless ``principal`` is an admin."""
+    if not principal.is_admin:
+        raise PermissionDenied("admin API key required")
+
+
+def check_owner(principal: Principal, owner_id: str | None) -> None:
+    """Raise PermissionDenied (403) unless ``principal`` owns the row or is an admin."""
+    if not principal.is_admin and owner_id != principal.user_id:
+        raise PermissionDenied("this row belongs to another user")
+
+
+def owner_filter(principal: Principal) -> str | None:
+    """The ``user_id`` filter for list routes: None (all rows) for admins."""
+    return None if principal.is_admin else principal.user_id

@@ -1,0 +1,51 @@
+"""Build the LLM Serve application: ``LLMIngress`` (HTTP) bound to ``LLMServer`` (engine).
+
+``build_llm_app(config)`` for Python callers; ``app_builder(args)`` for a Serve
+config file (``import_path: serve_apps.llm:app_builder``, ``args:`` = an
+:class:`LLMAppConfig` as a mapping). See ``serve_apps/llm/llm.yaml``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+
+from serve_apps.llm.config import LLMAppConfig
+
+
+def build_llm_app(
+    config: LLMAppConfig, *, engine_cls: type | None = None, catalog: Any = None
+) -> Application:
+    """The OpenAI-compatible LLM application for ``config``.
+
+    Deploy it with ``serve.run(app, name="llm", route_prefix=config.route_prefix)``.
+
+    Args:
+        config: which catalog base model and how to run it.
+        engine_cls: vLLM engine class (default ``vllm.v1.engine.async_llm.AsyncLLM``).
+        catalog: :class:`catalog.actor.Catalog` passed to both deployments (default: each
+            replica opens the cluster's catalog actor).
+    """
+    from serve_apps.llm.ingress import LLMIngress
+    from serve_apps.llm.server import LLMServer
+
+    opts = config.deployment
+    engine = serve.deployment(LLMServer, name="LLMServer").options(
+        health_check_period_s=30, health_check_timeout_s=60, **opts.serve_kwargs()
+    )
+    ingress = serve.deployment(LLMIngress, name="LLMIngress").options(
+        num_replicas=config.ingress_replicas, max_ongoing_requests=1000,
+        ray_actor_options={"num_cpus": 0},
+    )
+    return ingress.bind(config, engine.bind(config, engine_cls, catalog), catalog)
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """Serve config-file entry point: ``args`` is an :class:`LLMAppConfig` mapping.
+
+    Raises:
+        pydantic.ValidationError: ``args`` is not a valid LLMAppConfig.
+    """
+    return build_llm_app(LLMAppConfig.model_validate(args))

@@ -1,0 +1,129 @@
+"""Typed configuration of the LLM application: engine arguments and Serve deployment options.
+
+Like Ray Serve LLM's ``LLMConfig``, every field has a description and the
+deployment options are checked by constructing Serve's own ``DeploymentConfig``
+so a bad ``autoscaling_config`` fails when the config is built, not at deploy time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class EngineArgs(BaseModel):
+    """The vLLM engine arguments we expose; ``extra`` passes any other vLLM CLI option.
+
+    Names and meanings are vLLM 0.32's ``AsyncEngineArgs`` (``vllm serve --help``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_model_len: int | None = Field(
+        2048, ge=16, description="Longest prompt + completion in tokens (None: the model's own)."
+    )
+    dtype: str = Field(
+        "auto", description="Weights/activations dtype: auto, float32, bfloat16, float16."
+    )
+    max_num_seqs: int = Field(32, ge=1, description="Most sequences decoded in one batch.")
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="Share of GPU memory vLLM may take (ignored on CPU)."
+    )
+    enable_lora: bool = Field(True, description="Serve LoRA adapters of the base model.")
+    max_loras: int = Field(4, ge=1, description="Adapters active in one batch.")
+    max_lora_rank: int = Field(16, ge=1, description="Largest LoRA rank r accepted.")
+    max_cpu_loras: int | None = Field(
+        None, ge=1, description="Adapters cached in host memory (None: max_loras)."
+    )
+    seed: int | None = Field(0, description="Engine random seed (per-request `seed` overrides).")
+    extra: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Other vLLM CLI options by their dest name, e.g. {'enforce_eager': True}.",
+    )
+
+    def cli_args(self, model_path: str, served_name: str) -> list[str]:
+        """vLLM command-line arguments (``--model PATH ...``) for this configuration."""
+        values: dict[str, Any] = self.model_dump(exclude={"extra"}) | self.extra
+        argv = ["--model", model_path, "--served-model-name", served_name]
+        for key, value in values.items():
+            if value is None or value is False:
+                continue
+            flag = "--" + key.replace("_", "-")
+            if key == "enable_lora" or value is True:
+                argv.append(flag)
+            else:
+                argv += [flag, str(value)]
+        return argv
+
+
+class DeploymentOptions(BaseModel):
+    """Ray Serve options of the engine deployment (``@serve.deployment`` keyword arguments)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_replicas: int | None = Field(
+        1, ge=1, description="Fixed replica count; leave None when autoscaling_config is set."
+    )
+    autoscaling_config: dict[str, Any] | None = Field(
+        None, description="Serve AutoscalingConfig (min_replicas, max_replicas, ...)."
+    )
+    ray_actor_options: dict[str, Any] = Field(
+        default_factory=lambda: {"num_cpus": 1},
+        description="Resources of each engine replica, e.g. {'num_gpus': 1}.",
+    )
+    max_ongoing_requests: int = Field(
+        64, ge=1, description="Requests one engine replica accepts at once."
+    )
+    max_adapters_per_replica: int = Field(
+        8, ge=1, description="serve.multiplexed cache size: adapters one replica holds."
+    )
+
+    @model_validator(mode="after")
+    def _check_with_serve(self) -> DeploymentOptions:
+        from ray.serve._private.config import DeploymentConfig
+
+        if self.autoscaling_config is not None and self.num_replicas not in (None, 1):
+            raise ValueError("set num_replicas or autoscaling_config, not both")
+        if self.autoscaling_config is not None:
+            self.num_replicas = None
+        DeploymentConfig(**self.serve_kwargs(exclude_actor=True))
+        return self
+
+    def serve_kwargs(self, *, exclude_actor: bool = False) -> dict[str, Any]:
+        """Keyword arguments for ``Deployment.options(...)``."""
+        out: dict[str, Any] = {"max_ongoing_requests": self.max_ongoing_requests}
+        if self.autoscaling_config is not None:
+            out["autoscaling_config"] = self.autoscaling_config
+        else:
+            out["num_replicas"] = self.num_replicas
+        if not exclude_actor:
+            out["ray_actor_options"] = self.ray_actor_options
+        return out
+
+
+class LLMAppConfig(BaseModel):
+    """Everything ``build_llm_app`` needs: which catalog model, how to run it, where to mount it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(
+        description="Catalog base model: id, name (latest version) or name:version."
+    )
+    engine_args: EngineArgs = Field(
+        default_factory=EngineArgs, description="vLLM engine arguments."
+    )
+    deployment: DeploymentOptions = Field(
+        default_factory=DeploymentOptions, description="Engine deployment options."
+    )
+    ingress_replicas: int = Field(1, ge=1, description="Replicas of the HTTP ingress.")
+    route_prefix: str = Field(
+        "/openai", description="Serve route prefix; the OpenAI base URL is <prefix>/v1."
+    )
+    carbon_country_iso_code: str = Field(
+        "FRA", min_length=3, max_length=3,
+        description="ISO 3166 alpha-3 country whose grid intensity codecarbon applies.",
+    )
+    energy_sample_s: float = Field(
+        2.0, gt=0, description="How often the engine replica reads codecarbon's energy, in s."
+    )

