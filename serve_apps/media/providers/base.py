@@ -1,0 +1,224 @@
+"""The one provider interface: submit, get, cancel, parse webhook.
+
+Every adapter turns its provider's API into :class:`ProviderJob` (Replicate's status
+vocabulary) and its failures into :class:`ProviderError`, so the router's retries,
+fallbacks and lifecycle code never look at a provider's own shapes.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from time import time
+from typing import Any, ClassVar
+
+import httpx
+
+from catalog.errors import NotFound
+from catalog.schemas import Modality, PredictionStatus
+from serve_apps.media.config import ProviderSettings
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output: a URL to download before it expires, or bytes already received."""
+
+    url: str | None = None
+    data: bytes | None = None
+    mime_type: str | None = None
+
+
+@dataclass
+class ProviderJob:
+    """A provider's view of one job, in Replicate's statuses."""
+
+    provider_id: str | None
+    status: PredictionStatus
+    outputs: list[Output] = field(default_factory=list)
+    error: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in (
+            PredictionStatus.succeeded, PredictionStatus.failed, PredictionStatus.canceled
+        )
+
+
+@dataclass(frozen=True)
+class MediaJob:
+    """What the router asks a provider to do (already validated and styled).
+
+    ``operation`` is one of generate, upscale, edit, variation (images) or generate
+    (videos); ``mode`` refines it (upscale: fast|conservative|creative; edit:
+    inpaint|search_and_replace; video: text_to_video|image_to_video).
+    ``image``/``mask`` are PNG/JPEG/WebP bytes. ``width``/``height`` in pixels.
+    """
+
+    modality: Modality
+    operation: str
+    prompt: str | None = None
+    model: str | None = None
+    mode: str | None = None
+    negative_prompt: str | None = None
+    width: int | None = None
+    height: int | None = None
+    aspect_ratio: str | None = None
+    output_format: str = "png"
+    seed: int | None = None
+    steps: int | None = None
+    image: bytes | None = None
+    mask: bytes | None = None
+    search_prompt: str | None = None
+    duration_s: float | None = None
+    webhook_url: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Policy key, e.g. ``image.generate``."""
+        return f"{self.modality.value}.{self.operation}"
+
+    @property
+    def size(self) -> str | None:
+        return f"{self.width}x{self.height}" if self.width and self.height else None
+
+
+class ProviderError(Exception):
+    """A provider call failed.
+
+    Args:
+        provider: provider name.
+        message: what the provider said (tokens redacted by the caller).
+        status: HTTP status, None for transport errors.
+        retry_after_s: the provider's Retry-After, seconds, if it sent one.
+        sent: False when the request certainly never reached the provider (connection
+            refused), so even a create may be sent again.
+    """
+
+    def __init__(
+        self, provider: str, message: str, *, status: int | None = None,
+        retry_after_s: float | None = None, sent: bool = True,
+    ):
+        super().__init__(f"{provider}: {message}" + (f" (HTTP {status})" if status else ""))
+        self.provider = provider
+        self.message = message
+        self.status = status
+        self.retry_after_s = retry_after_s
+        self.sent = sent
+
+    @property
+    def retryable(self) -> bool:
+        """429, 5xx, or a transport error: worth another attempt for idempotent calls."""
+        return self.status is None or self.status == 429 or self.status >= 500
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date, RFC 9110 §10.2.3)."""
+    if not headers:
+        return None
+    value = (headers.get("retry-after") or headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time())
+    except (TypeError, ValueError):
+        return None
+
+
+def data_uri(data: bytes, mime_type: str = "image/png") -> str:
+    """``data:`` URI (RFC 2397) for APIs that take images inline (Replicate, Runway)."""
+    return f"data:{mime_type};base64,{base64.b64encode(data).decode()}"
+
+
+class Provider:
+    """Base class of the adapters. Subclasses set ``name``, ``capabilities``,
+    ``default_models`` and implement :meth:`submit` (and :meth:`get`/:meth:`cancel`
+    where the provider has asynchronous jobs).
+
+    ``idempotent_create``: the provider de-duplicates creates, so a create that may
+    have succeeded can be re-sent. None of the four does.
+    """
+
+    name: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    default_models: ClassVar[dict[str, str]] = {}
+    idempotent_create: ClassVar[bool] = False
+
+    def __init__(self, settings: ProviderSettings, *, timeout_s: float = 60.0):
+        self.settings = settings
+        self.timeout_s = timeout_s
+
+    @property
+    def configured(self) -> bool:
+        return self.settings.token is not None
+
+    @property
+    def token(self) -> str:
+        return self.settings.token.get_secret_value() if self.settings.token else ""
+
+    def supports(self, key: str) -> bool:
+        return key in self.capabilities
+
+    def model_for(self, job: MediaJob) -> str:
+        """The model a job runs on: the request's, the configured default, or ours."""
+        if job.model:
+            return job.model
+        for key in (f"{job.key}.{job.mode}", job.key):
+            if key in self.settings.models:
+                return self.settings.models[key]
+            if key in self.default_models:
+                return self.default_models[key]
+        raise NotFound(f"{self.name} has no model for {job.key}", field="model")
+
+    async def submit(self, job: MediaJob) -> ProviderJob:
+        """Start ``job``. Synchronous APIs return a terminal job with outputs."""
+        raise NotImplementedError
+
+    async def get(self, provider_id: str) -> ProviderJob:
+        """The job's current state. Raises ProviderError."""
+        raise NotFound(f"{self.name} has no asynchronous jobs to poll", field="provider")
+
+    async def cancel(self, provider_id: str) -> ProviderJob:
+        """Ask the provider to stop the job; returns its state after the request."""
+        raise NotFound(f"{self.name} jobs cannot be canceled", field="provider")
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ProviderJob:
+        """Verify and parse a callback. Raises Unauthenticated on a bad signature."""
+        raise NotFound(f"{self.name} does not send webhooks", field="provider")
+
+    async def aclose(self) -> None:
+        """Release HTTP connections."""
+
+
+class HttpProvider(Provider):
+    """A provider reached over plain REST with ``Authorization: Bearer <token>``.
+
+    ``headers`` adds the provider's own fixed headers (API version, Accept). The
+    httpx client is built on first use and closed by :meth:`aclose`.
+    """
+
+    headers: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, settings: ProviderSettings, *, timeout_s: float = 60.0):
+        super().__init__(settings, timeout_s=timeout_s)
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                base_url=self.settings.base_url,
+                headers={"Authorization": f"Bearer {self.token}", **self.headers},
+                timeout=httpx.Timeout(self.timeout_s, connect=5.0),
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()

@@ -1,0 +1,172 @@
+"""Replicate through the official ``replicate`` client.
+
+API: https://replicate.com/docs/reference/http — ``POST /v1/models/{owner}/{name}/predictions``
+(official models) or ``POST /v1/predictions`` with ``version`` (``owner/name:version``),
+``GET /v1/predictions/{id}``, ``POST /v1/predictions/{id}/cancel``. Statuses are already
+ours (starting, processing, succeeded, failed, canceled). Output file URLs expire after
+one hour (https://replicate.com/docs/topics/predictions/data-retention).
+
+The client's own transport retries idempotent requests (GET) on 429/5xx honouring
+Retry-After; creates are never retried by it. Webhooks are verified with the client's
+``Webhooks.validate`` (Standard Webhooks scheme: HMAC-SHA256 over
+``{webhook-id}.{webhook-timestamp}.{body}`` keyed by the base64 part of ``whsec_...``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import httpx
+import replicate
+from replicate.exceptions import ModelError, ReplicateError
+from replicate.webhook import Webhooks, WebhookSigningSecret, WebhookValidationError
+
+from catalog.errors import Unauthenticated, Unavailable
+from catalog.schemas import PredictionStatus
+from serve_apps.media.providers.base import (
+    MediaJob,
+    Output,
+    Provider,
+    ProviderError,
+    ProviderJob,
+    data_uri,
+    retry_after_seconds,
+)
+
+_retry_after: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "replicate_retry_after", default=None
+)
+
+
+async def _remember_retry_after(response: httpx.Response) -> None:
+    """httpx response hook: keep Retry-After, which ReplicateError does not carry."""
+    _retry_after.set(retry_after_seconds(response.headers))
+
+
+class ReplicateProvider(Provider):
+    name = "replicate"
+    capabilities = frozenset({"image.generate", "image.upscale", "image.edit", "video.generate"})
+    default_models: ClassVar[dict[str, str]] = {
+        "image.generate": "black-forest-labs/flux-schnell",
+        "image.upscale": "nightmareai/real-esrgan",
+        "image.edit": "black-forest-labs/flux-fill-pro",
+        "video.generate": "minimax/video-01",
+    }
+
+    def __init__(self, settings, *, timeout_s: float = 60.0, webhook_tolerance_s: int = 300):
+        super().__init__(settings, timeout_s=timeout_s)
+        self.webhook_tolerance_s = webhook_tolerance_s
+        self._client: replicate.Client | None = None
+
+    @property
+    def client(self) -> replicate.Client:
+        if self._client is None:
+            self._client = replicate.Client(
+                api_token=self.token,
+                base_url=self.settings.base_url,
+                timeout=httpx.Timeout(self.timeout_s, connect=5.0),
+                event_hooks={"response": [_remember_retry_after]},
+            )
+        return self._client
+
+    def build_input(self, job: MediaJob) -> dict[str, Any]:
+        """The model input for ``job`` (flux / real-esrgan / minimax input names)."""
+        data: dict[str, Any] = {}
+        if job.prompt:
+            data["prompt"] = job.prompt
+        if job.operation == "generate" and job.modality.value == "image":
+            data["output_format"] = job.output_format
+            if job.aspect_ratio:
+                data["aspect_ratio"] = job.aspect_ratio
+            if job.steps:
+                data["num_inference_steps"] = job.steps
+            if job.negative_prompt:
+                data["negative_prompt"] = job.negative_prompt
+        if job.seed is not None:
+            data["seed"] = job.seed
+        if job.image is not None:
+            key = "first_frame_image" if job.modality.value == "video" else "image"
+            data[key] = data_uri(job.image)
+        if job.mask is not None:
+            data["mask"] = data_uri(job.mask)
+        if job.duration_s:
+            data["duration"] = job.duration_s
+        return data
+
+    async def submit(self, job: MediaJob) -> ProviderJob:
+        model = self.model_for(job)
+        params: dict[str, Any] = {"input": self.build_input(job)}
+        if ":" in model:
+            params["version"] = model.split(":", 1)[1]
+        else:
+            params["model"] = model
+        if job.webhook_url:
+            params["webhook"] = job.webhook_url
+            params["webhook_events_filter"] = ["start", "completed"]
+        prediction = await self._call(self.client.predictions.async_create(**params))
+        return self.to_job(prediction.dict() if hasattr(prediction, "dict") else prediction)
+
+    async def get(self, provider_id: str) -> ProviderJob:
+        prediction = await self._call(self.client.predictions.async_get(provider_id))
+        return self.to_job(prediction.dict())
+
+    async def cancel(self, provider_id: str) -> ProviderJob:
+        prediction = await self._call(self.client.predictions.async_cancel(provider_id))
+        return self.to_job(prediction.dict())
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> ProviderJob:
+        """Verify a webhook per Replicate's spec, then parse its prediction body.
+
+        Raises:
+            Unavailable: no signing secret configured (REPLICATE_WEBHOOK_SECRET).
+            Unauthenticated: missing headers, bad or stale signature.
+        """
+        secret = self.settings.webhook_secret
+        if secret is None:
+            raise Unavailable("replicate webhooks need a signing secret: set "
+                              "REPLICATE_WEBHOOK_SECRET")
+        try:
+            text = body.decode()
+            Webhooks.validate(
+                headers=dict(headers), body=text,
+                secret=WebhookSigningSecret(key=secret.get_secret_value()),
+                tolerance=self.webhook_tolerance_s,
+            )
+        except (WebhookValidationError, UnicodeDecodeError, ValueError) as exc:
+            raise Unauthenticated(f"invalid replicate webhook signature: {exc}") from exc
+        return self.to_job(json.loads(text))
+
+    def to_job(self, data: Mapping[str, Any]) -> ProviderJob:
+        """A Replicate prediction body (API JSON) as a ProviderJob."""
+        output = data.get("output")
+        urls = [output] if isinstance(output, str) else list(output or [])
+        status = PredictionStatus(data["status"])
+        outputs = [Output(url=u) for u in urls if isinstance(u, str)]
+        if status != PredictionStatus.succeeded:
+            outputs = []
+        return ProviderJob(
+            provider_id=data.get("id"), status=status, outputs=outputs,
+            error=str(data["error"]) if data.get("error") else None,
+            raw={k: data.get(k) for k in ("id", "model", "version", "status", "metrics")},
+        )
+
+    async def _call(self, awaitable):
+        _retry_after.set(None)
+        try:
+            return await awaitable
+        except ReplicateError as exc:
+            raise ProviderError(self.name, exc.detail or exc.title or "error",
+                                status=exc.status, retry_after_s=_retry_after.get()) from exc
+        except ModelError as exc:
+            raise ProviderError(self.name, str(exc), status=None) from exc
+        except httpx.ConnectError as exc:
+            raise ProviderError(self.name, f"cannot connect: {exc}", sent=False) from exc
+        except httpx.HTTPError as exc:
+            raise ProviderError(self.name, f"transport error: {type(exc).__name__}") from exc
+
+    async def aclose(self) -> None:
+        if self._client is not None:  # the client exposes no close; its httpx client does
+            await self._client._async_client.aclose()

@@ -1,0 +1,538 @@
+"""The media router's logic: choose a provider, submit with retries and fallbacks, keep
+the catalog rows following the provider (polling and webhooks), copy outputs.
+
+Every request becomes one Prediction row per provider attempt, written *before* the
+provider is called, so a provider that is down never loses the request: the failed
+attempt keeps the request's input and the provider's error, and the next attempt's
+``input.previous_prediction_id`` points back to it. The Image, ImageEdit or Video row
+links the attempt that was accepted (or the last failed one).
+
+:class:`MediaService` is a plain class (tests and benchmarks drive it directly);
+:mod:`serve_apps.media.deployment` wraps it in a Serve deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from catalog import schemas as s
+from catalog.errors import Conflict, InvalidArgument, InvalidTransition, NotFound, Unavailable
+from serve_apps.auth import Principal, check_owner, owner_filter
+from serve_apps.media.config import MediaConfig
+from serve_apps.media.pricing import estimate_cost
+from serve_apps.media.providers import MediaJob, Provider, ProviderError, build_providers
+from serve_apps.media.providers.base import ProviderJob
+from serve_apps.media.retry import Cooldown, with_retries
+from serve_apps.media.schemas import (
+    EditRequest,
+    EditResult,
+    ImageGenerationRequest,
+    ImageResult,
+    UpscaleRequest,
+    VideoRequest,
+    VideoResult,
+)
+from serve_apps.media.storage import OutputStore
+from serve_apps.media.styles import StyledPrompt, apply_styles
+
+log = logging.getLogger(__name__)
+P = s.PredictionStatus
+ACTIVE = (P.starting, P.processing)
+#: Provider HTTP statuses after which another provider is tried: its fault or its
+#: configuration (401/403/404), not the request's (400/413/422 are surfaced as they are).
+FALLBACK_STATUSES = frozenset({401, 403, 404, 408, 409, 429})
+
+
+def _target_repo(pred: s.Prediction) -> str:
+    """The catalog repo whose rows link ``pred``: videos, images or image_edits."""
+    if pred.modality == s.Modality.video:
+        return "videos"
+    return "images" if pred.operation == "generate" else "image_edits"
+
+
+def _falls_back(error: ProviderError) -> bool:
+    return error.status is None or error.status >= 500 or error.status in FALLBACK_STATUSES
+
+
+class MediaService:
+    """Routes media requests to providers and keeps the catalog in step.
+
+    Args:
+        config: settings (providers, policy, retries, cooldown, polling).
+        catalog: an :mod:`serve_apps.media.catalog_port` catalog.
+        providers: adapters by name (default: :func:`build_providers`).
+    """
+
+    def __init__(self, config: MediaConfig, catalog: Any,
+                 providers: dict[str, Provider] | None = None):
+        self.config = config
+        self.cat = catalog
+        self.providers = providers if providers is not None else build_providers(config)
+        self.cooldown = Cooldown(config.cooldown)
+        self.outputs = OutputStore(config.resolved_media_dir(),
+                                   timeout_s=config.request_timeout_s,
+                                   limit=config.max_concurrent_downloads,
+                                   retry=config.retry)
+        self._tracking: dict[str, asyncio.Task] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._prefetch: dict[str, asyncio.Task] = {}
+        self._secrets = [p.token.get_secret_value() for p in config.providers.values()
+                         if p.token] + [p.webhook_secret.get_secret_value()
+                                        for p in config.providers.values() if p.webhook_secret]
+
+    # ----------------------------------------------------------------- public operations
+
+    async def generate_image(self, req: ImageGenerationRequest, who: Principal) -> ImageResult:
+        """Generate one image. Raises InvalidArgument (422), Unavailable (503)."""
+        styled, version_id = await self._styled(req.prompt, req)
+        job = MediaJob(
+            modality=s.Modality.image, operation="generate", prompt=styled.prompt,
+            model=req.model, negative_prompt=req.negative_prompt, width=req.width,
+            height=req.height, aspect_ratio=req.aspect_ratio, output_format=req.output_format,
+            seed=req.seed, steps=req.steps,
+        )
+        pred, pjob = await self._submit(job, req.provider, req.model_dump(mode="json"), who)
+        image = await self.cat.images.create(s.ImageCreate(
+            prompt=req.prompt, negative_prompt=req.negative_prompt, styled_prompt=styled.prompt,
+            applied_style=styled.applied, prompt_helper_version_id=version_id,
+            provider=pred.provider, model=pred.model, width=req.width, height=req.height,
+            aspect_ratio=req.aspect_ratio, output_format=req.output_format,
+            prediction_id=pred.id, user_id=who.user_id,
+        ))
+        pred, updated = await self._advance(pred, pjob, ("images", image.id))
+        return ImageResult(image=updated or image, prediction=pred)
+
+    async def get_image(self, image_id: str, who: Principal) -> ImageResult:
+        image = await self.cat.images.get(image_id)
+        check_owner(who, image.user_id)
+        return ImageResult(image=image, prediction=await self.cat.predictions.get(
+            image.prediction_id))
+
+    async def upscale_image(self, image_id: str, req: UpscaleRequest,
+                            who: Principal) -> EditResult:
+        """Upscale one of our images (fast|conservative|creative)."""
+        image, data = await self._source(image_id, who)
+        job = MediaJob(modality=s.Modality.image, operation="upscale", mode=req.mode,
+                       prompt=req.prompt, model=req.model, image=data,
+                       output_format=req.output_format, seed=req.seed)
+        return await self._edit(image, job, req.provider, req.model_dump(mode="json"),
+                                s.EditKind.upscale, who)
+
+    async def edit_image(self, image_id: str, req: EditRequest, who: Principal) -> EditResult:
+        """Inpaint, search-and-replace or vary one of our images."""
+        image, data = await self._source(image_id, who)
+        variation = req.mode == "variation"
+        job = MediaJob(
+            modality=s.Modality.image, operation="variation" if variation else "edit",
+            mode=None if variation else req.mode, prompt=req.prompt, model=req.model,
+            image=data, mask=base64.b64decode(req.mask) if req.mask else None,
+            search_prompt=req.search_prompt, output_format=req.output_format, seed=req.seed,
+        )
+        record = req.model_dump(mode="json", exclude={"mask"}) | {"has_mask": bool(req.mask)}
+        return await self._edit(image, job, req.provider, record, s.EditKind.edit, who)
+
+    async def create_video(self, req: VideoRequest, who: Principal) -> VideoResult:
+        """Text-to-video, or image-to-video when ``image_id`` names one of our images."""
+        data = None
+        if req.image_id:
+            _, data = await self._source(req.image_id, who)
+        job = MediaJob(
+            modality=s.Modality.video, operation="generate",
+            mode="image_to_video" if data else "text_to_video", prompt=req.prompt,
+            model=req.model, image=data, aspect_ratio=req.ratio, duration_s=req.duration_s,
+            seed=req.seed,
+        )
+        pred, pjob = await self._submit(job, req.provider, req.model_dump(mode="json"), who)
+        video = await self.cat.videos.create(s.VideoCreate(
+            prompt=req.prompt, provider=pred.provider, model=pred.model, image_id=req.image_id,
+            duration_s=req.duration_s, ratio=req.ratio, prediction_id=pred.id,
+            user_id=who.user_id,
+        ))
+        pred, updated = await self._advance(pred, pjob, ("videos", video.id))
+        return VideoResult(video=updated or video, prediction=pred)
+
+    async def get_video(self, video_id: str, who: Principal) -> VideoResult:
+        video = await self.cat.videos.get(video_id)
+        check_owner(who, video.user_id)
+        return VideoResult(video=video, prediction=await self.cat.predictions.get(
+            video.prediction_id))
+
+    async def list_predictions(self, who: Principal, *, status: str | None = None,
+                               provider: str | None = None, modality: str | None = None,
+                               page_size: int = 50,
+                               cursor: str | None = None) -> s.Page[s.Prediction]:
+        """Newest first; a non-admin sees only their own."""
+        return await self.cat.predictions.list(
+            page_size=page_size, cursor=cursor, status=status, provider=provider,
+            modality=modality, user_id=owner_filter(who))
+
+    async def get_prediction(self, prediction_id: str, who: Principal) -> s.Prediction:
+        pred = await self.cat.predictions.get(prediction_id)
+        check_owner(who, pred.user_id)
+        return pred
+
+    async def cancel_prediction(self, prediction_id: str, who: Principal) -> s.Prediction:
+        """Cancel at the provider, then mark canceled. Raises InvalidTransition (409) for a
+        finished prediction."""
+        pred = await self.get_prediction(prediction_id, who)
+        if pred.status not in ACTIVE:
+            raise InvalidTransition(f"prediction is already {pred.status}", field="status")
+        provider = self.providers[pred.provider]
+        if pred.provider_prediction_id:
+            try:
+                pjob, _ = await with_retries(
+                    lambda: provider.cancel(pred.provider_prediction_id), self.config.retry,
+                    create=False)
+            except ProviderError as exc:
+                raise Unavailable(f"cancel failed: {self._redact(str(exc))}") from exc
+            if pjob.terminal and pjob.status != P.canceled:
+                return (await self._finalize(pred.id, pjob))[0]
+        self._stop_tracking(pred.id)
+        return await self.cat.transition_prediction(pred.id, P.canceled)
+
+    async def handle_webhook(self, provider_name: str, headers: dict[str, str],
+                             body: bytes) -> s.Prediction:
+        """Apply a provider callback. Raises NotFound (unknown provider or prediction),
+        Unauthenticated (bad signature), Unavailable (no signing secret)."""
+        provider = self.providers.get(provider_name)
+        if provider is None:
+            raise NotFound(f"unknown provider {provider_name!r}", field="provider")
+        pjob = provider.parse_webhook(headers, body)
+        page = await self.cat.predictions.list(
+            provider=provider_name, provider_prediction_id=pjob.provider_id, page_size=1)
+        if not page.items:
+            raise NotFound(f"no prediction for {provider_name} id {pjob.provider_id!r}")
+        return (await self._apply(page.items[0], pjob))[0]
+
+    async def wait(self, prediction_id: str, timeout_s: float) -> s.Prediction:
+        """Block until a prediction is terminal. Raises TimeoutError after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            task = self._tracking.get(prediction_id)
+            if task is not None:
+                await asyncio.wait_for(asyncio.shield(task),
+                                       max(0.0, deadline - time.monotonic()))
+            pred = await self.cat.predictions.get(prediction_id)
+            if pred.status not in ACTIVE:
+                return pred
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"prediction {prediction_id} still {pred.status}")
+            await asyncio.sleep(min(self.config.poll_interval_s, 0.2))
+
+    def health(self) -> dict[str, Any]:
+        """Configured providers, cooldowns and tracked jobs (no secrets)."""
+        return {
+            "providers": {n: {"configured": p.configured,
+                              "cooldown_s": self.cooldown.remaining_s(n)}
+                          for n, p in self.providers.items()},
+            "tracking": len(self._tracking),
+        }
+
+    async def resume(self) -> int:
+        """Track again every unfinished prediction (after a restart). Returns how many."""
+        count = 0
+        for status in ACTIVE:
+            cursor = None
+            while True:
+                page = await self.cat.predictions.list(status=status, page_size=500,
+                                                       cursor=cursor)
+                for pred in page.items:
+                    if pred.provider_prediction_id and pred.provider in self.providers:
+                        self._start_tracking(pred)
+                        count += 1
+                cursor = page.next_cursor
+                if not cursor:
+                    break
+        return count
+
+    async def close(self) -> None:
+        tasks = list(self._tracking.values()) + list(self._prefetch.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.outputs.aclose()
+        for provider in self.providers.values():
+            await provider.aclose()
+
+    # ----------------------------------------------------------------- submission
+
+    def candidates(self, key: str, preferred: str | None) -> list[str]:
+        """Providers to try for ``key``: the requested one first, then the policy's order,
+        then any other that supports ``key``; tokenless and cooling-down providers are
+        left out (a requested provider that is cooling down is skipped like the others).
+
+        Raises:
+            InvalidArgument: the requested provider cannot do ``key`` (422, field provider).
+            Unavailable: the requested provider has no token (503 naming the variable),
+                or no provider is configured and warm.
+        """
+        if preferred is not None:
+            chosen = self.providers.get(preferred)
+            if chosen is None or not chosen.supports(key):
+                raise InvalidArgument(f"provider {preferred!r} does not support {key}",
+                                      field="provider")
+            if not chosen.configured:
+                raise Unavailable(f"{preferred} is not configured: set "
+                                  f"{chosen.settings.token_env}")
+        order = ([preferred] if preferred else []) + [
+            n for n in self.config.policy.get(key, []) if n != preferred]
+        order += [n for n, p in self.providers.items() if p.supports(key) and n not in order]
+        usable = [n for n in order if n in self.providers and self.providers[n].supports(key)
+                  and self.providers[n].configured]
+        if not usable:
+            names = sorted({self.providers[n].settings.token_env for n in order
+                            if n in self.providers and self.providers[n].supports(key)})
+            raise Unavailable(f"no provider configured for {key}: set one of "
+                              f"{', '.join(names)}")
+        warm = [n for n in usable if not self.cooldown.cooling(n)]
+        if not warm:
+            waits = ", ".join(f"{n} {self.cooldown.remaining_s(n):.0f}s" for n in usable)
+            raise Unavailable(f"every provider for {key} is cooling down ({waits})")
+        return warm
+
+    async def _submit(self, job: MediaJob, preferred: str | None, record: dict[str, Any],
+                      who: Principal) -> tuple[s.Prediction, ProviderJob | None]:
+        """Try providers in order; returns the accepted attempt (or the last failed one,
+        with None) after writing each attempt's Prediction row first."""
+        names = self.candidates(job.key, preferred)
+        previous: s.Prediction | None = None
+        for index, name in enumerate(names):
+            provider = self.providers[name]
+            attempt_job = job if index == 0 else replace(job, model=None)
+            try:
+                model = provider.model_for(attempt_job)
+            except NotFound:
+                continue
+            if job.webhook_url is None and self.config.webhook_url and name == "replicate":
+                attempt_job = replace(attempt_job, webhook_url=(
+                    f"{self.config.webhook_url.rstrip('/')}/v1/webhooks/{name}"))
+            pred = await self.cat.predictions.create(s.PredictionCreate(
+                provider=name, model=model, operation=job.operation if not job.mode
+                else f"{job.operation}.{job.mode}", modality=job.modality,
+                input=record | {"prompt": job.prompt, "attempt": index + 1,
+                                "previous_prediction_id": previous.id if previous else None},
+                user_id=who.user_id,
+            ))
+            started = time.monotonic()
+            try:
+                pjob, calls = await with_retries(
+                    lambda p=provider, j=attempt_job: p.submit(j), self.config.retry,
+                    create=True, idempotent_create=provider.idempotent_create)
+            except ProviderError as exc:
+                self.cooldown.failure(name)
+                message = self._redact(str(exc))
+                nxt = names[index + 1] if index + 1 < len(names) else None
+                fallback = _falls_back(exc) and nxt is not None
+                if fallback:
+                    message += f"; falling back to {nxt}"
+                previous = await self.cat.transition_prediction(
+                    pred.id, P.failed, error_message=message)
+                log.warning("prediction %s: %s", pred.id, message)
+                if not fallback:
+                    return previous, None
+                continue
+            self.cooldown.success(name)
+            self._log_usage(pred, job, (time.monotonic() - started) * 1000, calls)
+            if pjob.status == P.succeeded:  # copy outputs while the target row is written
+                self._prefetch[pred.id] = asyncio.get_running_loop().create_task(
+                    self.outputs.save(pred.id, pjob.outputs))
+            if pjob.provider_id and not pjob.terminal:  # webhooks find the row by this id
+                pred = await self.cat.transition_prediction(
+                    pred.id, pjob.status, provider_prediction_id=pjob.provider_id)
+            return pred, pjob
+        if previous is None:
+            raise Unavailable(f"no provider has a model for {job.key}")
+        return previous, None
+
+    async def _advance(self, pred: s.Prediction, pjob: ProviderJob | None,
+                       target: tuple[str, str]) -> tuple[s.Prediction, Any]:
+        """After the target row (``(repo, id)``) exists: finish a job the provider already
+        finished, or start tracking it. Returns the prediction and the target row when
+        it was updated (else None)."""
+        if pjob is None:
+            return pred, None
+        if pjob.terminal:
+            # A job without a provider id is known to nobody else: no re-read needed.
+            return await self._finalize(pred.id, pjob, target=target,
+                                        current=pred if pjob.provider_id is None else None)
+        if pred.status in ACTIVE:
+            self._start_tracking(pred)
+        return pred, None
+
+    def _log_usage(self, pred: s.Prediction, job: MediaJob, latency_ms: float,
+                   calls: int) -> None:
+        cost_key = job.mode if pred.provider == "stability" and job.operation != "generate" \
+            else pred.model
+        cost = estimate_cost(pred.provider, cost_key or pred.model, duration_s=job.duration_s,
+                             overrides=self.config.prices_usd)
+        self.cat.submit_usage([s.UsageCreate(
+            id=f"use_{pred.id}", kind="media", model=pred.model, provider=pred.provider,
+            latency_ms=latency_ms, cost_usd=cost, user_id=pred.user_id,
+            details={"size": job.size or job.aspect_ratio, "steps": job.steps,
+                     "operation": pred.operation, "prediction_id": pred.id, "calls": calls},
+        )])
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def _apply(self, pred: s.Prediction, pjob: ProviderJob) -> tuple[s.Prediction, Any]:
+        """Move ``pred`` to what the provider reports (finishing it when terminal)."""
+        if pjob.terminal:
+            return await self._finalize(pred.id, pjob)
+        if pjob.status == P.processing and pred.status == P.starting:
+            return await self.cat.transition_prediction(pred.id, P.processing), None
+        return pred, None
+
+    async def _finalize(self, prediction_id: str, pjob: ProviderJob, *,
+                        target: tuple[str, str] | None = None,
+                        current: s.Prediction | None = None) -> tuple[s.Prediction, Any]:
+        """Copy outputs and close the prediction; idempotent (webhook and poller race).
+        Returns the prediction and the target row if its files were just set."""
+        lock = self._locks.setdefault(prediction_id, asyncio.Lock())
+        async with lock:
+            pred = current or await self.cat.predictions.get(prediction_id)
+            updated = None
+            if pred.status in ACTIVE:
+                pred, updated = await self._close(pred, pjob, target)
+            if updated is None:
+                updated = await self._sync_targets(pred, target)
+        self._locks.pop(prediction_id, None)
+        return pred, updated
+
+    async def _close(self, pred: s.Prediction, pjob: ProviderJob,
+                     target: tuple[str, str] | None) -> tuple[s.Prediction, Any]:
+        """Terminal transition; on success copy outputs first, then write the target row
+        (when known), then the prediction, so a succeeded prediction's row always has
+        its files. Returns ``(prediction, target row or None)``."""
+        if pjob.status != P.succeeded:
+            message = self._redact(pjob.error or f"{pred.provider} reported {pjob.status}")
+            return await self.cat.transition_prediction(
+                pred.id, pjob.status,
+                error_message=message if pjob.status == P.failed else pjob.error), None
+        prefetch = self._prefetch.pop(pred.id, None)
+        try:
+            files = await (prefetch or self.outputs.save(pred.id, pjob.outputs))
+        except (OSError, ValueError, httpx.HTTPError) as exc:
+            return await self.cat.transition_prediction(
+                pred.id, P.failed,
+                error_message=self._redact(f"could not copy outputs: {exc!r}")), None
+        if not files:
+            return await self.cat.transition_prediction(
+                pred.id, P.failed, error_message=f"{pred.provider} returned no output"), None
+        output = {"urls": [f.source_url for f in files if f.source_url]} | {
+            k: v for k, v in pjob.raw.items() if k in ("seed", "revised_prompt", "metrics")}
+        # The target row first: whoever reads "succeeded" must find its files there.
+        row = await self._update_rows(pred, files, [target[1]]) if target else None
+        closed = await self.cat.transition_prediction(pred.id, P.succeeded, files=files,
+                                                      output=output)
+        return closed, row
+
+    async def _sync_targets(self, pred: s.Prediction,
+                            target: tuple[str, str] | None = None) -> Any:
+        """Copy a finished prediction's files onto the row that links it (``target``, or
+        found by ``prediction_id``). Returns the updated row, or None."""
+        if not pred.files:
+            return None
+        if target is not None:
+            ids = [target[1]]
+        else:
+            page = await getattr(self.cat, _target_repo(pred)).list(
+                prediction_id=pred.id, page_size=10)
+            ids = [row.id for row in page.items if not row.files]
+        return await self._update_rows(pred, pred.files, ids)
+
+    async def _update_rows(self, pred: s.Prediction, files: list[s.StoredFile],
+                           ids: list[str]) -> Any:
+        repo_name = _target_repo(pred)
+        fields: dict[str, Any] = {"files": files}
+        if repo_name == "images" and files[0].width:
+            fields |= {"width": files[0].width, "height": files[0].height}
+        repo = getattr(self.cat, repo_name)
+        rows = await asyncio.gather(*[repo.update(row_id, **fields) for row_id in ids])
+        return rows[-1] if rows else None
+
+    def _start_tracking(self, pred: s.Prediction) -> None:
+        if pred.id in self._tracking:
+            return
+        task = asyncio.get_running_loop().create_task(self._track(pred))
+        self._tracking[pred.id] = task
+        task.add_done_callback(lambda _t, pid=pred.id: self._tracking.pop(pid, None))
+
+    def _stop_tracking(self, prediction_id: str) -> None:
+        task = self._tracking.pop(prediction_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _track(self, pred: s.Prediction) -> None:
+        """Poll the provider until the job is terminal or ``job_timeout_s`` passes."""
+        provider = self.providers[pred.provider]
+        deadline = time.monotonic() + self.config.job_timeout_s
+        failures = 0
+        while time.monotonic() < deadline:
+            # +-20 % jitter so jobs submitted together do not poll in lockstep
+            await asyncio.sleep(self.config.poll_interval_s * random.uniform(0.8, 1.2))
+            try:
+                pjob = await provider.get(pred.provider_prediction_id)
+            except ProviderError as exc:
+                failures += 1
+                log.warning("poll %s failed (%d in a row): %s", pred.id, failures,
+                            self._redact(str(exc)))
+                continue
+            failures = 0
+            pred, _ = await self._apply(pred, pjob)
+            if pred.status not in ACTIVE:
+                return
+        try:
+            await provider.cancel(pred.provider_prediction_id)
+        except (ProviderError, NotFound) as exc:
+            log.warning("cancel after timeout of %s failed: %s", pred.id, exc)
+        await self.cat.transition_prediction(
+            pred.id, P.failed,
+            error_message=f"timed out after {self.config.job_timeout_s:.0f}s")
+
+    # ----------------------------------------------------------------- helpers
+
+    async def _styled(self, prompt: str, ref: ImageGenerationRequest
+                      ) -> tuple[StyledPrompt, str | None]:
+        versions: list[s.PromptHelperVersion] = []
+        if ref.theme_helper_id:
+            theme = await self.cat.theme_helpers.get(ref.theme_helper_id)
+            for helper_id in theme.prompt_helper_ids:
+                versions.append(await self.cat.get_prompt_helper_version(helper_id))
+        if ref.prompt_helper_id:
+            versions.append(await self.cat.get_prompt_helper_version(
+                ref.prompt_helper_id, ref.prompt_helper_version))
+        styled = apply_styles(prompt, versions)
+        return styled, versions[-1].id if versions else None
+
+    async def _source(self, image_id: str, who: Principal) -> tuple[s.Image, bytes]:
+        image = await self.cat.images.get(image_id)
+        check_owner(who, image.user_id)
+        if not image.files:
+            raise Conflict(f"image {image_id} has no output yet", field="image_id")
+        return image, await asyncio.to_thread(Path(image.files[0].path).read_bytes)
+
+    async def _edit(self, image: s.Image, job: MediaJob, preferred: str | None,
+                    record: dict[str, Any], kind: s.EditKind, who: Principal) -> EditResult:
+        pred, pjob = await self._submit(job, preferred, record | {"image_id": image.id}, who)
+        edit = await self.cat.image_edits.create(s.ImageEditCreate(
+            kind=kind, operation=job.mode or job.operation, image_id=image.id,
+            prompt=job.prompt, params={k: v for k, v in record.items() if v is not None},
+            prediction_id=pred.id, user_id=who.user_id,
+        ))
+        pred, updated = await self._advance(pred, pjob, ("image_edits", edit.id))
+        return EditResult(edit=updated or edit, prediction=pred)
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text

@@ -1,0 +1,112 @@
+"""Copy provider outputs into our storage before the provider's URLs expire.
+
+Files land at ``<media_dir>/<prediction_id>/<index>.<ext>`` (deterministic, so a
+webhook and a poller finishing the same prediction write the same files). MIME type
+and dimensions come from the bytes (Pillow for images; the ISO-BMFF ``ftyp`` box for
+MP4, ISO/IEC 14496-12 §4.3), never from the provider's word alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import mimetypes
+from pathlib import Path
+
+import httpx
+from PIL import Image, UnidentifiedImageError
+
+from catalog.schemas import StoredFile
+from serve_apps.media.config import RetryPolicy
+from serve_apps.media.providers.base import Output, retry_after_seconds
+from serve_apps.media.retry import backoff_delay
+
+MAX_BYTES = 512 * 1024 * 1024
+
+
+def describe(data: bytes, hint: str | None = None) -> tuple[str, int | None, int | None]:
+    """``(mime_type, width, height)`` of ``data``; ``hint`` is a Content-Type fallback."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            mime = Image.MIME.get(img.format or "", hint or "application/octet-stream")
+            return mime, img.width, img.height
+    except UnidentifiedImageError:
+        pass
+    if data[4:8] == b"ftyp":
+        brand = data[8:12]
+        return ("video/quicktime" if brand == b"qt  " else "video/mp4"), None, None
+    return (hint or "application/octet-stream").split(";")[0].strip(), None, None
+
+
+class OutputStore:
+    """Downloads and writes outputs; ``limit`` caps parallel downloads, ``retry`` paces
+    repeated downloads (provider URLs stay valid for an hour, so a blip must not fail
+    the prediction)."""
+
+    def __init__(self, root: Path, *, timeout_s: float = 60.0, limit: int = 16,
+                 retry: RetryPolicy | None = None):
+        self.root = root
+        self.retry = retry or RetryPolicy()
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=5.0),
+                                       follow_redirects=True)
+        self._limit = asyncio.Semaphore(limit)
+
+    async def fetch(self, url: str) -> tuple[bytes, str | None]:
+        """The bytes at ``url`` and their Content-Type, retried (a GET is idempotent) on
+        transport errors, 429 and 5xx per ``retry``. Raises httpx.HTTPError or ValueError
+        (larger than MAX_BYTES)."""
+        attempt = 0
+        while True:
+            try:
+                return await self._fetch_once(url)
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                status = exc.response.status_code if isinstance(
+                    exc, httpx.HTTPStatusError) else None
+                attempt += 1
+                if attempt >= self.retry.max_attempts or (
+                        status is not None and status != 429 and status < 500):
+                    raise
+                retry_after = retry_after_seconds(
+                    exc.response.headers) if status is not None else None
+                await asyncio.sleep(backoff_delay(attempt - 1, self.retry, retry_after))
+
+    async def _fetch_once(self, url: str) -> tuple[bytes, str | None]:
+        async with self._limit, self._http.stream("GET", url) as response:
+            response.raise_for_status()
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_BYTES:
+                    raise ValueError(f"output larger than {MAX_BYTES} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks), response.headers.get("content-type")
+
+    async def save(self, prediction_id: str, outputs: list[Output]) -> list[StoredFile]:
+        """Copy every output of a prediction; returns their descriptions in order."""
+        folder = self.root / prediction_id
+        files = []
+        for index, output in enumerate(outputs):
+            if output.data is not None:
+                data, hint = output.data, output.mime_type
+            elif output.url:
+                data, hint = await self.fetch(output.url)
+            else:
+                continue
+            mime, width, height = describe(data, hint)
+            ext = (mimetypes.guess_extension(mime) or ".bin").lstrip(".")
+            ext = {"jpg": "jpeg"}.get(ext, ext)
+            path = folder / f"{index}.{ext}"
+            await asyncio.to_thread(_write, path, data)
+            files.append(StoredFile(path=str(path), mime_type=mime, size_bytes=len(data),
+                                    width=width, height=height, source_url=output.url))
+        return files
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
