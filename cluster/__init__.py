@@ -1,0 +1,5 @@
+"""Bring a Model Garden cluster up and down and deploy its apps.
+
+``cluster.local``: ``up()``, ``down()``, ``status()`` for one machine;
+``cluster.deploy``: ``deploy_apps()`` onto any connected Ray cluster.
+"""

@@ -1,0 +1,78 @@
+"""Deploy Model Garden's Serve applications onto a connected Ray cluster."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ray import serve
+
+from serve_apps.gateway import GatewayConfig, build_gateway_app
+from serve_apps.gateway.builder import replica_env
+
+log = logging.getLogger(__name__)
+
+GATEWAY_APP = "gateway"
+LLM_APP = "llm"
+MEDIA_APP = "media"
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What :func:`deploy_apps` started: the Serve HTTP base URL and the app names."""
+
+    http_url: str
+    apps: tuple[str, ...]
+
+    @property
+    def api_url(self) -> str:
+        return self.http_url
+
+    @property
+    def openai_base_url(self) -> str:
+        return f"{self.http_url}/openai/v1"
+
+
+def deploy_apps(
+    *, http_host: str = "127.0.0.1", http_port: int = 8000,
+    gateway: GatewayConfig | None = None, llm_model: str | None = None,
+    llm_config=None, media: bool = True,
+) -> Deployed:
+    """Start Serve's HTTP proxy on ``http_host:http_port`` and deploy the gateway at ``/``
+    and, when ``llm_model`` (a catalog base model) or ``llm_config``
+    (:class:`serve_apps.llm.LLMAppConfig`) is given, the LLM app at ``/openai``. With
+    ``media`` the MediaRouter app (no HTTP route of its own) is deployed first and the
+    gateway mounts the media routes that call it. Provider tokens come from the
+    replicas' environment (``MediaConfig.from_env``).
+
+    Needs a connected Ray (``ray.init(address=...)``) whose catalog actor exists.
+    ``serve.run`` returns once each app is running and raises ``RuntimeError`` when
+    one fails to deploy.
+    """
+    serve.start(http_options={"host": http_host, "port": http_port})
+    gateway = gateway or GatewayConfig()
+    if gateway.dashboard_url is None:
+        # Replicas cannot discover the job API's address; this driver can.
+        from train_jobs.submit import dashboard_address
+
+        gateway = gateway.model_copy(update={"dashboard_url": dashboard_address()})
+    apps = []
+    if media:
+        from serve_apps.media.deployment import build_media_app
+
+        env = replica_env(gateway)
+        serve.run(build_media_app(http=False, runtime_env={"env_vars": env}), name=MEDIA_APP,
+                  route_prefix=None)
+        apps.append(MEDIA_APP)
+        gateway = gateway.model_copy(update={"media_app": MEDIA_APP})
+    serve.run(build_gateway_app(gateway), name=GATEWAY_APP, route_prefix="/")
+    apps.append(GATEWAY_APP)
+    if llm_model or llm_config:
+        from serve_apps.llm import LLMAppConfig, build_llm_app
+
+        config = llm_config or LLMAppConfig(model=llm_model)
+        log.info("deploying the LLM app for %s (engine load takes about a minute)",
+                 config.model)
+        serve.run(build_llm_app(config), name=LLM_APP, route_prefix=config.route_prefix)
+        apps.append(LLM_APP)
+    return Deployed(http_url=f"http://{http_host}:{http_port}", apps=tuple(apps))

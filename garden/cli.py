@@ -1,0 +1,367 @@
+"""The ``garden`` command line (typer + rich), built on :class:`garden.Client` and
+:mod:`cluster.local`.
+
+``garden demo``, ``garden up | down | status``, ``garden datasets upload | list``, ``garden models
+import | list``, ``garden train``, ``garden chat``, ``garden images generate``,
+``garden carbon``, ``garden keys create | list``. The API URL and key come from
+``--api-url``/``--api-key`` or ``GARDEN_API_URL``/``GARDEN_API_KEY``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from garden.client import Client
+from garden.errors import GardenError, JobFailedError
+
+app = typer.Typer(help="Model Garden: fine-tune, serve and track models on Ray.",
+                  no_args_is_help=True)
+datasets_app = typer.Typer(help="Upload and list datasets.", no_args_is_help=True)
+models_app = typer.Typer(help="Import and list models.", no_args_is_help=True)
+images_app = typer.Typer(help="Generate images through the media providers.",
+                         no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (admins create them).", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(models_app, name="models")
+app.add_typer(images_app, name="images")
+app.add_typer(keys_app, name="keys")
+
+console = Console(soft_wrap=True)  # never break URLs or ids across lines
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    api_url: Annotated[str | None, typer.Option(envvar="GARDEN_API_URL",
+                                                help="Gateway URL.")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="GARDEN_API_KEY", show_default=False,
+                                                help="API key (Bearer).")] = None,
+) -> None:
+    ctx.obj = {"api_url": api_url, "api_key": api_key}
+
+
+def _client(ctx: typer.Context) -> Client:
+    obj = ctx.find_root().obj or {}
+    return Client(obj.get("api_url"), obj.get("api_key"))
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Print API and job errors in one line each and exit with status 1."""
+    try:
+        yield
+    except GardenError as exc:
+        field = f" (field {exc.error.field})" if exc.error.field else ""
+        console.print(f"[red]error {exc.status} {exc.code}[/]: {exc.error.message}{field}")
+        for detail in (exc.error.details or [])[:10] if isinstance(exc.error.details,
+                                                                    list) else []:
+            console.print(f"  {detail}")
+        raise typer.Exit(1) from exc
+    except (JobFailedError, TimeoutError, FileNotFoundError, RuntimeError) as exc:
+        console.print(f"[red]error[/]: {exc}")
+        raise typer.Exit(1) from exc
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]], total: int | None = None,
+           next_cursor: str | None = None) -> None:
+    table = Table(title=title, caption=None if total is None else
+                  f"{len(rows)} of {total}" + (f"; next: --cursor {next_cursor}"
+                                               if next_cursor else ""))
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    console.print(table)
+
+
+# --------------------------------------------------------------------------- cluster
+
+
+@app.command()
+def up(
+    ray_port: int = typer.Option(6380, help="Ray GCS port (6379 is Redis here)."),
+    dashboard_port: int = typer.Option(8265, help="Ray dashboard port."),
+    http_port: int = typer.Option(8000, help="Serve HTTP port (API and OpenAI)."),
+    agent_port: int = typer.Option(52365, help="Dashboard agent HTTP port (job API); "
+                                   "0 picks a free one."),
+    num_cpus: int | None = typer.Option(None, help="Logical CPUs of the head."),
+    llm_model: str | None = typer.Option(None, help="Catalog base model to serve."),
+    admin_key: str | None = typer.Option(None, envvar="GARDEN_ADMIN_KEY",
+                                         show_default=False, help="Bootstrap admin key."),
+    media: bool = typer.Option(True, help="Deploy the image/video media router."),
+) -> None:
+    """Start a local Ray head with the dashboard, the catalog and the Serve apps."""
+    from cluster import local
+
+    with _errors(), console.status("starting Ray, the catalog and the apps..."):
+        cluster = local.up(ray_port=ray_port, dashboard_port=dashboard_port,
+                           http_port=http_port, agent_port=agent_port, num_cpus=num_cpus,
+                           llm_model=llm_model, admin_key=admin_key, media=media)
+    console.print(f"API        {cluster.api_url}  (OpenAPI: {cluster.api_url}/openapi.json)")
+    console.print(f"OpenAI     {cluster.openai_base_url}")
+    console.print(f"Dashboard  {cluster.dashboard_url}")
+    console.print(f"Ray        {cluster.address}")
+
+
+@app.command()
+def demo(
+    steps: int = typer.Option(30, help="Training steps."),
+    workers: int = typer.Option(2, help="Ray Train workers."),
+    questions: int = typer.Option(5, help="Held-out questions to ask both models."),
+    http_port: int = typer.Option(8000, help="Serve HTTP port (API and OpenAI)."),
+    ray_port: int = typer.Option(6380, help="Ray GCS port (6379 is Redis here)."),
+    dashboard_port: int = typer.Option(8265, help="Ray dashboard port."),
+    agent_port: int = typer.Option(52365, help="Dashboard agent port (job API)."),
+) -> None:
+    """The main job: train a LoRA on chatterbot, serve it, compare it with the base model."""
+    from garden.demo import DemoSettings, run_demo
+
+    settings = DemoSettings(steps=steps, workers=workers, questions=questions,
+                            http_port=http_port, ray_port=ray_port,
+                            dashboard_port=dashboard_port, agent_port=agent_port)
+    with _errors():
+        run_demo(settings, console)
+
+
+@app.command()
+def down() -> None:
+    """Stop the local cluster started by ``garden up`` (only its own processes)."""
+    from cluster import local
+
+    stopped = local.down()
+    console.print(f"stopped {stopped} process(es)" if stopped else "no local cluster recorded")
+
+
+@app.command()
+def status() -> None:
+    """The local cluster's URLs, processes and health."""
+    from cluster import local
+
+    info = local.status()
+    if info["cluster"] is None:
+        console.print("no local cluster recorded (garden up)")
+        raise typer.Exit(1)
+    for key in ("api_url", "openai_base_url", "dashboard_url", "address"):
+        console.print(f"{key:16} {info['cluster'][key]}")
+    console.print(f"{'processes':16} {info['processes']}")
+    health = info["health"] or {}
+    console.print(f"{'health':16} {health.get('status')}")
+    for name, comp in (health.get("components") or {}).items():
+        console.print(f"  {name:14} {comp['status']} {comp.get('detail') or ''}")
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+@datasets_app.command("upload")
+def datasets_upload(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL file.")],
+    name: str | None = typer.Option(None, help="Dataset name (default: file stem)."),
+    description: str | None = typer.Option(None),
+) -> None:
+    """Upload a JSONL file (alpaca, sharegpt or OpenAI messages rows)."""
+    with _errors():
+        ds = _client(ctx).datasets.upload(path, name, description=description)
+    console.print(f"uploaded {ds.id}: {ds.name} v{ds.version}, {ds.num_rows} rows, {ds.format}")
+
+
+@datasets_app.command("list")
+def datasets_list(
+    ctx: typer.Context, name: str | None = None, page_size: int = 50,
+    cursor: str | None = None,
+) -> None:
+    with _errors():
+        page = _client(ctx).datasets.list(name=name, page_size=page_size, cursor=cursor)
+    _table("datasets", ["id", "name", "version", "format", "rows", "created"],
+           [[d.id, d.name, d.version, d.format, d.num_rows, f"{d.created_at:%Y-%m-%d %H:%M}"]
+            for d in page.items], page.total, page.next_cursor)
+
+
+# --------------------------------------------------------------------------- models
+
+
+@models_app.command("import")
+def models_import(
+    ctx: typer.Context,
+    source: str | None = typer.Option(None, help="Path of a .gguf file or HF folder on "
+                                      "the cluster (default: bundled SmolLM2-135M)."),
+    name: str | None = typer.Option(None),
+) -> None:
+    """Admin: import a base model into the catalog (published for everyone)."""
+    with _errors(), console.status("importing (converting weights)..."):
+        model = _client(ctx).models.import_base(source, name)
+    console.print(f"imported {model.id}: {model.name} v{model.version} at {model.path}")
+
+
+@models_app.command("list")
+def models_list(
+    ctx: typer.Context, kind: str | None = None, name: str | None = None,
+    published: bool | None = typer.Option(None, "--published/--mine"),
+    page_size: int = 50, cursor: str | None = None,
+) -> None:
+    with _errors():
+        page = _client(ctx).models.list(kind=kind, name=name, published=published,
+                                         page_size=page_size, cursor=cursor)
+    _table("models", ["id", "name", "version", "kind", "base", "published"],
+           [[m.id, m.name, m.version, m.kind, m.base_model_id, m.published]
+            for m in page.items], page.total, page.next_cursor)
+
+
+# --------------------------------------------------------------------------- training
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    base_model: str = typer.Option(..., help="Base model id or name."),
+    dataset: str = typer.Option(..., help="Dataset id."),
+    name: str = typer.Option("lora", help="Job name."),
+    max_steps: int | None = typer.Option(None, help="Stop after this many steps."),
+    epochs: float = typer.Option(1.0, help="Epochs when --max-steps is not set."),
+    learning_rate: float = typer.Option(2e-4),
+    lora_r: int = typer.Option(16, help="LoRA rank."),
+    num_workers: int = typer.Option(1, help="Ray Train workers."),
+    use_gpu: bool = typer.Option(False),
+    wait: bool = typer.Option(True, help="Follow the job with a live progress bar."),
+    timeout_s: float = typer.Option(24 * 3600, help="Longest wait, seconds."),
+) -> None:
+    """Create a LoRA training job and follow its loss on a live progress bar."""
+    client = _client(ctx)
+    with _errors():
+        base = client.models.get(base_model)
+        job = client.training.create(
+            name=name, base_model_id=base.id, dataset_id=dataset,
+            hyperparameters={"max_steps": max_steps, "num_epochs": epochs,
+                             "learning_rate": learning_rate},
+            lora={"r": lora_r}, scaling={"num_workers": num_workers, "use_gpu": use_gpu},
+        )
+        console.print(f"job {job.id} {job.status} (ray job {job.ray_job_id})")
+        if not wait:
+            return
+        steps = "step {task.completed:.0f}" + ("/{task.total:.0f}" if max_steps else "")
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(steps),
+                      TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task(job.status, total=max_steps)
+
+            def show(j, points) -> None:
+                last = points[-1] if points else None
+                loss = f" loss {last.train_loss:.4f}" if last and last.train_loss else ""
+                bar.update(task, completed=last.step if last else 0,
+                           description=f"{j.status}{loss}")
+
+            job.wait(timeout_s=timeout_s, on_progress=show)
+        console.print(f"job {job.id} completed; model {job.output_model_id}")
+
+
+# --------------------------------------------------------------------------- chat, images
+
+
+@app.command()
+def chat(
+    ctx: typer.Context,
+    model: str = typer.Option(..., help="Served model (base, base:adapter or model id)."),
+    prompt: str | None = typer.Argument(None, help="One message; omit for a session."),
+    max_tokens: int = typer.Option(256),
+) -> None:
+    """Chat through the OpenAI-compatible endpoint (streamed)."""
+    import openai
+
+    oa = _client(ctx).openai(timeout=600)
+    messages: list[dict[str, str]] = []
+    prompts = [prompt] if prompt else None
+    while True:
+        text = prompts.pop(0) if prompts else (None if prompts is not None else
+                                               console.input("[bold]you>[/] "))
+        if not text or text.strip() in ("exit", "quit"):
+            return
+        messages.append({"role": "user", "content": text})
+        reply = []
+        try:
+            stream = oa.chat.completions.create(model=model, messages=messages,
+                                                max_tokens=max_tokens, stream=True)
+            for chunk in stream:
+                piece = chunk.choices[0].delta.content if chunk.choices else None
+                if piece:
+                    reply.append(piece)
+                    console.print(piece, end="", markup=False, highlight=False)
+        except openai.APIError as exc:
+            console.print(f"[red]error[/]: {exc}")
+            raise typer.Exit(1) from exc
+        console.print()
+        messages.append({"role": "assistant", "content": "".join(reply)})
+
+
+@images_app.command("generate")
+def images_generate(
+    ctx: typer.Context, prompt: str = typer.Argument(...),
+    provider: str | None = None, model: str | None = None,
+    size: str | None = typer.Option(None, help="WIDTHxHEIGHT"),
+) -> None:
+    """Generate an image; prints the stored files."""
+    with _errors(), console.status("generating..."):
+        result = _client(ctx).images.generate(prompt, provider=provider, model=model,
+                                              size=size)
+    console.print(f"image {result.image.id} ({result.prediction.status}, "
+                  f"{result.prediction.provider}/{result.prediction.model})")
+    for f in result.image.files:
+        console.print(f"  {f.path} {f.mime_type} {f.width}x{f.height}")
+
+
+# --------------------------------------------------------------------------- carbon, keys
+
+
+@app.command()
+def carbon(
+    ctx: typer.Context,
+    group_by: str = typer.Option("month", help="model, job, day, month or source."),
+    since: datetime | None = None, until: datetime | None = None,
+    csv: bool = typer.Option(False, "--csv", help="Print every record as CSV instead."),
+) -> None:
+    """Energy (kWh) and emissions (kg CO2eq), grouped."""
+    client = _client(ctx)
+    with _errors():
+        if csv:
+            console.print(client.carbon.export_csv(since=since, until=until), end="",
+                          markup=False, highlight=False)
+            return
+        summary = client.carbon.summary(group_by, since=since, until=until)  # type: ignore[arg-type]
+    _table(f"carbon by {summary.group_by}", [group_by, "energy kWh", "kg CO2eq", "records"],
+           [[r.key, f"{r.energy_kwh:.6f}", f"{r.emissions_kg:.6f}", r.records]
+            for r in summary.rows])
+    console.print(f"total {summary.total_energy_kwh:.6f} kWh, "
+                  f"{summary.total_emissions_kg:.6f} kg CO2eq")
+
+
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context, user_id: str, name: str = typer.Option("cli"),
+    role: str = typer.Option("user", help="user or admin"),
+) -> None:
+    """Admin: create a key for USER_ID; the secret is printed once."""
+    with _errors():
+        record, secret = _client(ctx).keys.create(user_id, name, role)
+    console.print(json.dumps({"id": record.id, "user_id": record.user_id,
+                              "role": str(record.role), "secret": secret}))
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context) -> None:
+    with _errors():
+        page = _client(ctx).keys.list()
+    _table("keys", ["id", "user", "name", "prefix", "role"],
+           [[k.id, k.user_id, k.name, k.prefix, k.role] for k in page.items], page.total)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,46 @@
+"""``client.models``: list, get, import a base model, publish, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from catalog.schemas import Model, ModelKind, Page
+from garden.client.base import Namespace
+
+
+class Models(Namespace):
+    def list(
+        self, *, kind: ModelKind | str | None = None, name: str | None = None,
+        base_model_id: str | None = None, published: bool | None = None,
+        page_size: int = 50, cursor: str | None = None,
+    ) -> Page[Model]:
+        """One page of models: the caller's own, or with ``published=True`` every published
+        one (base models included)."""
+        params = {"kind": kind, "name": name, "base_model_id": base_model_id,
+                  "published": None if published is None else str(published).lower(),
+                  "page_size": page_size, "cursor": cursor}
+        return self._page(Model, "/v1/models", params)
+
+    def iterate(self, **filters: Any) -> Iterator[Model]:
+        return self._iterate(Model, "/v1/models", {"page_size": 200, **filters})
+
+    def get(self, ref: str) -> Model:
+        """A model by id, name (latest version) or ``name:version``."""
+        return Model.model_validate(self._client.request("GET", f"/v1/models/{ref}").json())
+
+    def import_base(self, source: str | None = None, name: str | None = None) -> Model:
+        """Admin: import a base model from a path on the cluster (``.gguf`` or HF folder);
+        no source imports the bundled SmolLM2-135M-Instruct. Idempotent by name. The
+        conversion can take a minute, so this call waits up to 10 minutes."""
+        body = {k: v for k, v in {"source": source, "name": name}.items() if v is not None}
+        return Model.model_validate(self._client.request(
+            "POST", "/v1/models/import", json=body, timeout=600).json())
+
+    def publish(self, ref: str, published: bool = True) -> Model:
+        return Model.model_validate(self._client.request(
+            "POST", f"/v1/models/{ref}/publish",
+            params={"published": str(published).lower()}).json())
+
+    def delete(self, ref: str) -> None:
+        self._client.request("DELETE", f"/v1/models/{ref}")

