@@ -144,10 +144,7 @@ def _serve_llm(cluster, base_name: str, console: Console) -> None:
         if "llm" in apps and apps["llm"].status == "RUNNING":
             return
         with console.status("loading vLLM with the base model (about a minute)..."):
-            # On CPU, vLLM reserves gpu_memory_utilization of *host* memory for weights
-            # and KV cache; 0.2 of 24 GiB is ample for a 135M model at 1k context.
-            config = LLMAppConfig(model=base_name, engine_args=EngineArgs(
-                max_model_len=1024, gpu_memory_utilization=0.2))
+            config = LLMAppConfig(model=base_name, engine_args=EngineArgs(max_model_len=1024))
             serve.run(build_llm_app(config), name="llm", route_prefix="/openai")
     finally:
         ray.shutdown()

@@ -11,6 +11,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+#: KV cache of a CPU replica when no memory option is set: 2 GiB holds about 45k tokens
+#: of SmolLM2-135M in float32 (30 layers x 2 x 3 KV heads x 64 dims x 4 bytes per token).
+CPU_KV_CACHE_BYTES = 2 << 30
+
 
 class EngineArgs(BaseModel):
     """The vLLM engine arguments we expose; ``extra`` passes any other vLLM CLI option.
@@ -27,8 +31,17 @@ class EngineArgs(BaseModel):
         "auto", description="Weights/activations dtype: auto, float32, bfloat16, float16."
     )
     max_num_seqs: int = Field(32, ge=1, description="Most sequences decoded in one batch.")
-    gpu_memory_utilization: float = Field(
-        0.9, gt=0, le=1, description="Share of GPU memory vLLM may take (ignored on CPU)."
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0, le=1,
+        description="Share of accelerator memory vLLM may take (None: vLLM's 0.9). The CPU "
+        "backend reads it as a share of *host* memory and refuses to start when that much "
+        "is not free, so on CPU it applies only when set here.",
+    )
+    kv_cache_memory_bytes: int | None = Field(
+        None, ge=1,
+        description="KV cache size in bytes; overrides gpu_memory_utilization. None: vLLM "
+        f"sizes it on GPUs; {CPU_KV_CACHE_BYTES >> 30} GiB on CPU unless "
+        "gpu_memory_utilization is set.",
     )
     enable_lora: bool = Field(True, description="Serve LoRA adapters of the base model.")
     max_loras: int = Field(4, ge=1, description="Adapters active in one batch.")
@@ -42,9 +55,19 @@ class EngineArgs(BaseModel):
         description="Other vLLM CLI options by their dest name, e.g. {'enforce_eager': True}.",
     )
 
-    def cli_args(self, model_path: str, served_name: str) -> list[str]:
-        """vLLM command-line arguments (``--model PATH ...``) for this configuration."""
+    def cli_args(self, model_path: str, served_name: str, *, on_cpu: bool = False) -> list[str]:
+        """vLLM command-line arguments (``--model PATH ...``) for this configuration.
+
+        ``on_cpu`` (vLLM's ``current_platform.is_cpu()`` on the replica) fixes the KV cache
+        at ``CPU_KV_CACHE_BYTES`` when neither memory option is set: vLLM 0.32's CPU worker
+        otherwise reserves 0.9 of host memory and raises ``ValueError`` when other
+        processes (Ray workers, a training job) hold more than a tenth
+        (``vllm/v1/worker/cpu_worker.py``).
+        """
         values: dict[str, Any] = self.model_dump(exclude={"extra"}) | self.extra
+        unset = values["gpu_memory_utilization"] is None and values["kv_cache_memory_bytes"] is None
+        if on_cpu and unset:
+            values["kv_cache_memory_bytes"] = CPU_KV_CACHE_BYTES
         argv = ["--model", model_path, "--served-model-name", served_name]
         for key, value in values.items():
             if value is None or value is False:

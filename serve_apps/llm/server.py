@@ -70,7 +70,10 @@ class LLMServer:
         self.config = config
         self.catalog = catalog if catalog is not None else Catalog()
         self.base = await self.catalog.aio.find_model(config.model)
-        argv = config.engine_args.cli_args(self.base.path, self.base.name)
+        from vllm.platforms import current_platform
+
+        argv = config.engine_args.cli_args(self.base.path, self.base.name,
+                                           on_cpu=current_platform.is_cpu())
         argv += ["--disable-log-stats"]
         self.args = make_arg_parser(FlexibleArgumentParser()).parse_args(argv)
         engine_args = AsyncEngineArgs.from_cli_args(self.args)

@@ -25,13 +25,29 @@ def test_engine_args_become_vllm_cli_flags():
     assert "--seed" not in argv
 
 
+def test_memory_defaults_follow_the_platform():
+    from serve_apps.llm.config import CPU_KV_CACHE_BYTES
+
+    gpu = EngineArgs().cli_args("/m", "base")
+    assert "--gpu-memory-utilization" not in gpu and "--kv-cache-memory-bytes" not in gpu
+    cpu = EngineArgs().cli_args("/m", "base", on_cpu=True)
+    assert cpu[cpu.index("--kv-cache-memory-bytes") + 1] == str(CPU_KV_CACHE_BYTES)
+    assert "--gpu-memory-utilization" not in cpu
+    chosen = EngineArgs(gpu_memory_utilization=0.3).cli_args("/m", "base", on_cpu=True)
+    assert chosen[chosen.index("--gpu-memory-utilization") + 1] == "0.3"
+    assert "--kv-cache-memory-bytes" not in chosen
+    with pytest.raises(ValidationError, match="gpu_memory_utilization"):
+        EngineArgs(gpu_memory_utilization=1.5)
+
+
 def test_engine_args_parse_with_vllms_own_parser():
     from vllm.entrypoints.launchers.cli_args import make_arg_parser
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
-    argv = EngineArgs(max_model_len=512, dtype="float32").cli_args("/m", "base")
+    argv = EngineArgs(max_model_len=512, dtype="float32").cli_args("/m", "base", on_cpu=True)
     parsed = make_arg_parser(FlexibleArgumentParser()).parse_args(argv)
     assert parsed.max_model_len == 512
+    assert parsed.kv_cache_memory_bytes == 2 << 30
     assert parsed.enable_lora is True
     assert parsed.served_model_name == ["base"]
 
