@@ -3,13 +3,14 @@ apps (``garden up`` / ``garden down`` / ``garden status``).
 
 Ports default to Ray 6380 (Redis owns 6379 on these machines), dashboard 8265 and
 Serve HTTP 8000. Ray 2.60 enables token auth on new clusters; ``up`` uses
-``RAY_AUTH_MODE=token`` unless the environment says otherwise (token in
-``~/.ray/auth_token``, created by ``ray start`` when missing), for the head, its
-replicas (the gateway's job API calls) and the driver alike. The cluster's address, URLs and Ray
-temp folder are saved in ``$GARDEN_HOME/cluster.json``. Each cluster gets its own short
-Ray temp folder (``/tmp/garden-ray-<port>``) that every one of its processes names on
-its command line, so ``down`` (and a failed ``up``) stop only that cluster's processes,
-never ``ray stop``, which would stop every Ray on the host.
+``RAY_AUTH_MODE=token`` unless the environment says otherwise, for the head, its
+replicas (the gateway's job API calls) and the driver alike. The token lives in
+``~/.ray/auth_token`` (or ``$RAY_AUTH_TOKEN_PATH``); ``ray start`` refuses to run without
+one, so ``up`` first has ``ray get-auth-token --generate`` create it when missing. The
+cluster's address, URLs and Ray temp folder are saved in ``$GARDEN_HOME/cluster.json``.
+Each cluster gets its own short Ray temp folder (``/tmp/garden-ray-<port>``) that every
+one of its processes names on its command line, so ``down`` (and a failed ``up``) stop
+only that cluster's processes, never ``ray stop``, which would stop every Ray on the host.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def up(
                GARDEN_DATABASE_URL=database_url())
     if admin_key:
         env["GARDEN_ADMIN_KEY"] = admin_key
+    if env["RAY_AUTH_MODE"].lower() == "token":
+        _ensure_auth_token(env, timeout_s)
     temp_dir = f"/tmp/garden-ray-{ray_port}"  # short: Ray's socket paths must fit 107 bytes
     cmd = [_ray_cli(), "start", "--head", f"--port={ray_port}", f"--temp-dir={temp_dir}",
            "--include-dashboard=true", f"--dashboard-host={host}",
@@ -133,6 +136,20 @@ def up(
     )
     state_path().write_text(json.dumps(asdict(cluster), indent=2))
     return cluster
+
+
+def _ensure_auth_token(env: dict[str, str], timeout_s: float) -> None:
+    """Create Ray's cluster token when none exists (Ray's own ``get-auth-token
+    --generate``; an existing token is kept). The command prints the token, so its
+    output is captured and dropped, never logged.
+
+    Raises:
+        RuntimeError: the command failed (its stderr is included; it holds no token).
+    """
+    done = subprocess.run([_ray_cli(), "get-auth-token", "--generate"], env=env,
+                          capture_output=True, text=True, timeout=timeout_s, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"ray get-auth-token --generate failed: {done.stderr.strip()}")
 
 
 def cluster_processes(temp_dir: str) -> list:

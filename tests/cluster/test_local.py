@@ -45,7 +45,9 @@ def submit_and_cancel_through_the_job_api(client: Client, home) -> None:
 def test_up_status_down(tmp_path):
     key = "gk_admin_local_test"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "GARDEN_"))}
-    env.update(GARDEN_HOME=str(tmp_path / "home"), GARDEN_ADMIN_KEY=key)
+    # A user who never ran Ray: no ~/.ray/auth_token yet (`ray start` alone refuses).
+    env.update(GARDEN_HOME=str(tmp_path / "home"), GARDEN_ADMIN_KEY=key,
+               HOME=str(tmp_path / "user"), RAY_AUTH_MODE="token")
     ray_port, dash_port, http_port = free_port(), free_port(), free_port()
     try:
         up = garden("up", "--ray-port", str(ray_port), "--dashboard-port", str(dash_port),
@@ -53,6 +55,8 @@ def test_up_status_down(tmp_path):
                     "--no-media",
                     env=env, timeout=500)
         assert up.returncode == 0, up.stdout + up.stderr
+        token = (tmp_path / "user" / ".ray" / "auth_token").read_text().strip()
+        assert token and token not in up.stdout + up.stderr
         api = f"http://127.0.0.1:{http_port}"
         assert f"API        {api}" in up.stdout
         assert f"OpenAI     {api}/openai/v1" in up.stdout
