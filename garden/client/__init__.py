@@ -22,7 +22,7 @@ import httpx
 from garden.client.carbon import Carbon
 from garden.client.datasets import Datasets
 from garden.client.keys import Keys
-from garden.client.media import ImageGeneration, Images
+from garden.client.media import ImageGeneration, Images, Predictions
 from garden.client.models import Models
 from garden.client.training import Job, Training
 from garden.client.transport import RetryTransport
@@ -106,6 +106,10 @@ class Client:
     @cached_property
     def images(self) -> Images:
         return Images(self)
+
+    @cached_property
+    def predictions(self) -> Predictions:
+        return Predictions(self)
 
     @cached_property
     def carbon(self) -> Carbon:

@@ -1,4 +1,4 @@
-"""``client.images``: image generation through the gateway's media routes."""
+"""``client.images`` and ``client.predictions``: the gateway's media routes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from catalog.schemas import Image, Prediction
+from catalog.schemas import Image, Page, Prediction
 from garden.client.base import Namespace
 
 
@@ -33,3 +33,27 @@ class Images(Namespace):
     def get(self, image_id: str) -> ImageGeneration:
         return ImageGeneration.model_validate(
             self._client.request("GET", f"/v1/images/{image_id}").json())
+
+
+class Predictions(Namespace):
+    """Provider-neutral predictions (one per image or video request), newest first."""
+
+    def list(
+        self, *, status: str | None = None, provider: str | None = None,
+        modality: str | None = None, page_size: int = 50, cursor: str | None = None,
+    ) -> Page[Prediction]:
+        """GET /v1/predictions: one page of the caller's predictions (admins: everyone's)."""
+        return self._page(Prediction, "/v1/predictions", {
+            "status": status, "provider": provider, "modality": modality,
+            "page_size": page_size, "cursor": cursor})
+
+    def get(self, prediction_id: str) -> Prediction:
+        """GET /v1/predictions/{id}. Raises NotFoundError, PermissionDeniedError."""
+        return Prediction.model_validate(
+            self._client.request("GET", f"/v1/predictions/{prediction_id}").json())
+
+    def cancel(self, prediction_id: str) -> Prediction:
+        """POST /v1/predictions/{id}/cancel: cancel at the provider. Raises ConflictError
+        (409) when the prediction already finished."""
+        return Prediction.model_validate(
+            self._client.request("POST", f"/v1/predictions/{prediction_id}/cancel").json())

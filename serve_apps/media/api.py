@@ -101,6 +101,11 @@ def build_media_router(
         return await call("list_predictions", who, status=status, provider=provider,
                           modality=modality, page_size=page_size, cursor=cursor)
 
+    @router.get("/predictions/{prediction_id}", response_model=s.Prediction)
+    async def get_prediction(prediction_id: RowId, who: Who) -> s.Prediction:
+        """One prediction (any modality); 404 when unknown, 403 when another user's."""
+        return await call("get_prediction", prediction_id, who)
+
     @router.post("/predictions/{prediction_id}/cancel", response_model=s.Prediction)
     async def cancel_prediction(prediction_id: RowId, who: Who) -> s.Prediction:
         return await call("cancel_prediction", prediction_id, who)

@@ -112,7 +112,31 @@ def test_list_and_cancel_predictions(client):
     r = client.post(f"/v1/predictions/{pred_id}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "canceled"
     assert client.post(f"/v1/predictions/{pred_id}/cancel").status_code == 409
+    assert client.get(f"/v1/predictions/{pred_id}").json()["status"] == "canceled"
+    assert client.get("/v1/predictions/pred_missing").status_code == 404
     page = client.get("/v1/predictions", params={"status": "canceled"}).json()
     assert pred_id in [p["id"] for p in page["items"]]
     bad = client.get("/v1/predictions", params={"status": "done"})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "query.status"
+
+
+def test_client_library_drives_images_and_predictions(media_url):
+    from garden import Client
+    from garden.errors import ConflictError, NotFoundError
+
+    with Client(media_url, ADMIN_KEY) as garden:
+        made = garden.images.generate("a reed", provider="stability", aspect_ratio="1:1")
+        assert made.prediction.status == "succeeded"
+        assert garden.images.get(made.image.id).image.files[0].mime_type == "image/png"
+        got = garden.predictions.get(made.prediction.id)
+        assert got.provider == "stability" and got.status == "succeeded"
+
+        slow = garden.images.generate("[slow] a mast", provider="replicate")
+        assert garden.predictions.cancel(slow.prediction.id).status == "canceled"
+        with pytest.raises(ConflictError):
+            garden.predictions.cancel(slow.prediction.id)
+        with pytest.raises(NotFoundError):
+            garden.predictions.get("pred_missing")
+        canceled = garden.predictions.list(status="canceled", page_size=200)
+        assert slow.prediction.id in [p.id for p in canceled.items]
+        assert made.prediction.id not in [p.id for p in canceled.items]
