@@ -481,12 +481,30 @@ class CatalogStore:
             return s.TrainingJob.model_validate(row)
 
     def append_metrics(self, job_id: str, points: Sequence[s.MetricPoint]) -> int:
-        """Append metric points to a job. Returns how many. Raises NotFound."""
+        """Record metric points of a job; one row per step. Returns how many points.
+
+        A point at a step already recorded merges into that row (its non-null fields
+        overwrite): the eval loss of step N joins step N's train loss, and a run resumed
+        from a checkpoint replaces the steps it trains again instead of repeating them.
+
+        Raises:
+            NotFound: no such job.
+        """
         with self.session() as session:
             self.training_jobs._get_row(session, job_id)
             for p in points:
                 values = p.model_dump(exclude_none=True)
-                session.add(t.JobMetricRow(job_id=job_id, **values))
+                row = session.scalars(
+                    select(t.JobMetricRow)
+                    .where(t.JobMetricRow.job_id == job_id, t.JobMetricRow.step == p.step)
+                    .order_by(t.JobMetricRow.id).limit(1)
+                ).first()
+                if row is None:
+                    session.add(t.JobMetricRow(job_id=job_id, **values))
+                    session.flush()  # a later point of this batch at the same step merges
+                else:
+                    for key, value in values.items():
+                        setattr(row, key, value)
             return len(points)
 
     def list_metrics(self, job_id: str) -> list[s.MetricPoint]:

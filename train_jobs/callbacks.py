@@ -25,7 +25,8 @@ def metric_point(metrics: dict[str, Any]) -> s.MetricPoint:
 
 
 class CatalogCallback(UserCallback):
-    """Append metrics, record eval loss before training and checkpoints (keeping ``keep``).
+    """Record metrics, eval loss before training and checkpoints (keeping ``keep``), and
+    an event with the first step a worker group restarted after a failure reports.
 
     Args:
         job_id: the catalog training job.
@@ -36,6 +37,7 @@ class CatalogCallback(UserCallback):
         self.job_id = job_id
         self.keep = keep
         self._catalog = None
+        self._restarted = False
 
     def _cat(self):
         if self._catalog is None:
@@ -45,12 +47,17 @@ class CatalogCallback(UserCallback):
         return self._catalog
 
     def __getstate__(self):
-        return {"job_id": self.job_id, "keep": self.keep, "_catalog": None}
+        return {"job_id": self.job_id, "keep": self.keep, "_catalog": None,
+                "_restarted": False}
 
     def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:
         report = metrics[0]
         cat = self._cat()
         point = metric_point(report)
+        if self._restarted:  # the first report of a worker group restarted after a failure
+            self._restarted = False
+            cat.add_event(self.job_id, s.JobEvent(
+                message=f"resumed at step {point.step} after a restart"))
         cat.append_metrics(self.job_id, [point])
         record_training_step(self.job_id, loss=point.train_loss,
                              tokens_per_s=point.tokens_per_second)
@@ -66,6 +73,7 @@ class CatalogCallback(UserCallback):
                 message=f"checkpoint at step {point.step}: {checkpoint.path}"))
 
     def after_exception(self, run_context, worker_exceptions: dict[int, Exception]) -> None:
+        self._restarted = True
         for rank, exc in sorted(worker_exceptions.items()):
             self._cat().add_event(self.job_id, s.JobEvent(
                 level="warning", message=f"worker {rank} failed: {type(exc).__name__}: {exc}"))

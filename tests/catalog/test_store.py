@@ -166,9 +166,12 @@ def test_metrics_checkpoints_and_retention(store):
     store.append_metrics(j.id, [s.MetricPoint(step=0, eval_loss=3.0)])
     store.append_metrics(j.id, [s.MetricPoint(step=10, train_loss=2.5, learning_rate=1e-4),
                                 s.MetricPoint(step=20, train_loss=2.1, eval_loss=2.2)])
+    store.append_metrics(j.id, [s.MetricPoint(step=20, eval_loss=2.15, perplexity=8.6)])
     points = store.list_metrics(j.id)
     assert [p.step for p in points] == [0, 10, 20]
-    assert points[2].eval_loss == 2.2 and points[1].learning_rate == 1e-4
+    assert points[1].learning_rate == 1e-4
+    # a later point at a recorded step merges: new values win, the others stay
+    assert (points[2].train_loss, points[2].eval_loss, points[2].perplexity) == (2.1, 2.15, 8.6)
     for step in (5, 10, 15):
         kept = store.add_checkpoint(j.id, s.Checkpoint(step=step, path=f"/c/{step}"), keep=2)
     assert [c.step for c in kept] == [10, 15]

@@ -169,8 +169,10 @@ def test_killed_worker_resumes_from_last_checkpoint(cat, base_model, small_datas
     events = [e["message"] for e in cat.list_events(job.id)]
     assert any("worker 0 failed" in m for m in events), events
     steps = [p.step for p in cat.list_metrics(job.id)]
-    # resumed, not restarted: steps 1-2 (before the checkpoint) were trained once
-    assert steps.count(1) == 1 and steps.count(2) == 1 and steps[-1] == 6
+    # resumed after the first checkpoint, not restarted; steps trained again are not repeated
+    resumed = [int(m.split()[3]) for m in events if m.startswith("resumed at step")]
+    assert resumed and resumed[0] > 2, events
+    assert steps == sorted(set(steps)) and steps[-1] == 6
     assert [c.step for c in cat.list_checkpoints(job.id)] == [4, 6]
 
 
