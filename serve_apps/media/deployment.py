@@ -79,6 +79,9 @@ class MediaRouter:
     async def list_predictions(self, who: Principal, **filters: Any) -> s.Page[s.Prediction]:
         return await (await self.service()).list_predictions(who, **filters)
 
+    async def get_prediction(self, prediction_id: str, who: Principal) -> s.Prediction:
+        return await (await self.service()).get_prediction(prediction_id, who)
+
     async def cancel_prediction(self, prediction_id: str, who: Principal) -> s.Prediction:
         return await (await self.service()).cancel_prediction(prediction_id, who)
 
