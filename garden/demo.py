@@ -25,6 +25,7 @@ import secrets
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ class DemoResult:
     job: Any = None
     adapter_id: str | None = None
     answers: list[dict[str, str]] = field(default_factory=list)
+    questions_since: datetime | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -237,6 +239,7 @@ def run_demo(settings: DemoSettings | None = None, console: Console | None = Non
 
     console.rule("5. held-out questions")
     t = time.monotonic()
+    result.questions_since = datetime.now(UTC)
     oa = openai.OpenAI(base_url=client.openai_base_url, api_key=key, timeout=600)
     table = Table("question", "reference", f"base: {base.name}", f"adapter: {adapter.name}",
                   show_lines=True)
@@ -273,9 +276,10 @@ def _report(client, job, adapter, cluster, result: DemoResult, console: Console)
     # Usage rows carry the served base model's name (adapter requests included);
     # rows keyed by model id are training carbon records, reported above.
     base_name = client.models.get(job.base_model_id).name
-    for row in client.carbon.summary("model").rows:
+    for row in client.carbon.summary("model", since=result.questions_since).rows:
         if row.key == base_name:
-            console.print(f"inference on {base_name} and its adapter: {row.records} requests, "
+            console.print(f"this run's inference on {base_name} and its adapter: "
+                          f"{row.records} requests, "
                           f"{row.energy_kwh:.6f} kWh, {row.emissions_kg:.6f} kg CO2eq")
     console.print(f"API       {cluster.api_url}  (docs: {cluster.api_url}/docs)")
     console.print(f"OpenAI    {client.openai_base_url}  (model {adapter.id} or the base name)")
