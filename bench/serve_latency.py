@@ -44,13 +44,15 @@ def free_port() -> int:
 
 
 def wait_ready(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
-    """Poll ``url/models`` until it answers 200; raise TimeoutError after ``timeout_s``."""
+    """Poll ``url/models`` (with the bench's API key: our routes need one) until it answers
+    200; raise TimeoutError after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}")
         try:
-            if httpx.get(f"{url}/models", timeout=5).status_code == 200:
+            headers = {"Authorization": f"Bearer {BENCH_KEY}"}
+            if httpx.get(f"{url}/models", headers=headers, timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
