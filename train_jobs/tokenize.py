@@ -106,7 +106,8 @@ def collate(batch: dict[str, np.ndarray], pad_token_id: int) -> dict[str, Any]:
     labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, (r, lab) in enumerate(zip(rows, batch["labels"], strict=True)):
-        ids[i, : len(r)] = torch.as_tensor(r)
-        labels[i, : len(lab)] = torch.as_tensor(lab)
+        # rows may come as lists, int arrays or object arrays (equal-length rows)
+        ids[i, : len(r)] = torch.as_tensor(np.asarray(r, dtype=np.int64))
+        labels[i, : len(lab)] = torch.as_tensor(np.asarray(lab, dtype=np.int64))
         mask[i, : len(r)] = 1
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}

@@ -35,3 +35,13 @@ def test_truncation_and_padding(smollm2_folder):
     assert batch["input_ids"].shape == batch["labels"].shape == (2, width)
     assert batch["attention_mask"][0].sum() == 16
     assert (batch["labels"][0, 16:] == IGNORE_INDEX).all()
+
+
+def test_collate_takes_equal_length_rows_as_an_object_matrix():
+    # np.array over equal-length lists with dtype=object is 2-D: each row an object array
+    rows = [[5, 6, 7], [8, 9, 10]]
+    batch = collate({"input_ids": np.array(rows, dtype=object),
+                     "labels": np.array([[-100, 6, 7], [-100, -100, 10]], dtype=object)}, 0)
+    assert batch["input_ids"].tolist() == rows
+    assert batch["labels"][1].tolist() == [-100, -100, 10]
+    assert batch["attention_mask"].sum() == 6
