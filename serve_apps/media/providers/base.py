@@ -222,3 +222,26 @@ class HttpProvider(Provider):
     async def aclose(self) -> None:
         if self._http is not None:
             await self._http.aclose()
+
+    def error_message(self, body: Any) -> str | None:
+        """The message of a JSON error answer, in the provider's documented shape."""
+        return None
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send one request. Raises ProviderError: ``sent=False`` when the connection was
+        refused (nothing reached the provider), else with the HTTP status and the
+        ``Retry-After`` delay of an error answer."""
+        try:
+            response = await self.http.request(method, path, **kwargs)
+        except httpx.ConnectError as exc:
+            raise ProviderError(self.name, f"cannot connect: {exc}", sent=False) from exc
+        except httpx.HTTPError as exc:
+            raise ProviderError(self.name, f"transport error: {type(exc).__name__}") from exc
+        if response.status_code >= 400:
+            try:
+                message = self.error_message(response.json()) or "error"
+            except ValueError:
+                message = response.text[:200] or "error"
+            raise ProviderError(self.name, str(message), status=response.status_code,
+                                retry_after_s=retry_after_seconds(response.headers))
+        return response

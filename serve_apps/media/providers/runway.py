@@ -11,17 +11,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import httpx
-
 from catalog.schemas import PredictionStatus
 from serve_apps.media.providers.base import (
     HttpProvider,
     MediaJob,
     Output,
-    ProviderError,
     ProviderJob,
     data_uri,
-    retry_after_seconds,
 )
 from serve_apps.media.providers.sizes import RUNWAY_RATIOS
 
@@ -88,19 +84,7 @@ class RunwayProvider(HttpProvider):
                            error=error,
                            raw={"status": data["status"], "progress": data.get("progress")})
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = await self.http.request(method, path, **kwargs)
-        except httpx.ConnectError as exc:
-            raise ProviderError(self.name, f"cannot connect: {exc}", sent=False) from exc
-        except httpx.HTTPError as exc:
-            raise ProviderError(self.name, f"transport error: {type(exc).__name__}") from exc
-        if response.status_code >= 400:
-            try:
-                message = response.json().get("error") or "error"
-            except ValueError:
-                message = response.text[:200] or "error"
-            raise ProviderError(self.name, str(message), status=response.status_code,
-                                retry_after_s=retry_after_seconds(response.headers))
-        return response
+    def error_message(self, body: Any) -> str | None:
+        """Runway errors: ``{"error": "..."}``."""
+        return body.get("error")
 

@@ -18,17 +18,13 @@ from __future__ import annotations
 import base64
 from typing import Any, ClassVar
 
-import httpx
-
 from catalog.errors import InvalidArgument
 from catalog.schemas import PredictionStatus
 from serve_apps.media.providers.base import (
     HttpProvider,
     MediaJob,
     Output,
-    ProviderError,
     ProviderJob,
-    retry_after_seconds,
 )
 from serve_apps.media.providers.sizes import nearest_aspect_ratio
 
@@ -125,20 +121,7 @@ class StabilityProvider(HttpProvider):
                            outputs=[Output(data=data)],
                            raw={"finish_reason": reason, "seed": body.get("seed")})
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = await self.http.request(method, path, **kwargs)
-        except httpx.ConnectError as exc:
-            raise ProviderError(self.name, f"cannot connect: {exc}", sent=False) from exc
-        except httpx.HTTPError as exc:
-            raise ProviderError(self.name, f"transport error: {type(exc).__name__}") from exc
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-                message = "; ".join(body.get("errors") or []) or body.get("name") or "error"
-            except ValueError:
-                message = response.text[:200] or "error"
-            raise ProviderError(self.name, message, status=response.status_code,
-                                retry_after_s=retry_after_seconds(response.headers))
-        return response
+    def error_message(self, body: Any) -> str | None:
+        """Stability v2beta errors: ``{"name": ..., "errors": ["..."]}``."""
+        return "; ".join(body.get("errors") or []) or body.get("name")
 
