@@ -74,7 +74,6 @@ class DemoResult:
     job: Any = None
     adapter_id: str | None = None
     answers: list[dict[str, str]] = field(default_factory=list)
-    questions_since: datetime | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -239,7 +238,7 @@ def run_demo(settings: DemoSettings | None = None, console: Console | None = Non
 
     console.rule("5. held-out questions")
     t = time.monotonic()
-    result.questions_since = datetime.now(UTC)
+    questions_since = datetime.now(UTC)
     oa = openai.OpenAI(base_url=client.openai_base_url, api_key=key, timeout=600)
     table = Table("question", "reference", f"base: {base.name}", f"adapter: {adapter.name}",
                   show_lines=True)
@@ -255,7 +254,7 @@ def run_demo(settings: DemoSettings | None = None, console: Console | None = Non
     result.timings_s["questions"] = time.monotonic() - t
 
     console.rule("6. report")
-    _report(client, job, adapter, cluster, result, console)
+    _report(client, job, adapter, cluster, questions_since, console)
     result.timings_s["total"] = time.monotonic() - t0
     console.print("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in
                                                 result.timings_s.items()))
@@ -267,7 +266,8 @@ def run_demo(settings: DemoSettings | None = None, console: Console | None = Non
     return result
 
 
-def _report(client, job, adapter, cluster, result: DemoResult, console: Console) -> None:
+def _report(client, job, adapter, cluster, questions_since: datetime,
+            console: Console) -> None:
     console.print(f"eval loss before {job.eval_loss_before:.4f} -> after "
                   f"{job.eval_loss_after:.4f} (held-out chatterbot pairs)")
     console.print(f"training: {job.energy_kwh or 0:.6f} kWh, {job.emissions_kg or 0:.6f} kg CO2eq "
@@ -276,7 +276,7 @@ def _report(client, job, adapter, cluster, result: DemoResult, console: Console)
     # Usage rows carry the served base model's name (adapter requests included);
     # rows keyed by model id are training carbon records, reported above.
     base_name = client.models.get(job.base_model_id).name
-    for row in client.carbon.summary("model", since=result.questions_since).rows:
+    for row in client.carbon.summary("model", since=questions_since).rows:
         if row.key == base_name:
             console.print(f"this run's inference on {base_name} and its adapter: "
                           f"{row.records} requests, "
