@@ -20,6 +20,7 @@ import ray
 from catalog import schemas as s
 from catalog.config import garden_home
 from catalog.errors import InvalidArgument
+from catalog.port import CatalogPort
 from train_jobs.formats import to_messages
 from train_jobs.loop import LoopConfig, train_loop_per_worker
 from train_jobs.tokenize import ChatEncoder, has_labels, load_tokenizer
@@ -38,27 +39,21 @@ def check_requirements(job: s.TrainingJob, cluster_resources: dict[str, float] |
     ``cluster_resources`` defaults to ``ray.cluster_resources()`` (needs a connected Ray).
 
     Raises:
-        InvalidArgument: GPU-only features without GPUs or without their libraries
-            (bitsandbytes for quantization and adamw_8bit, deepspeed for ZeRO), or
-            fewer GPUs/CPUs in the cluster than the scaling config asks for.
+        InvalidArgument: GPU-only options (``TrainingJob.gpu_only_options``, the one rule
+            of which options need GPUs) without GPUs or without their libraries, or
+            fewer GPUs/CPUs in the cluster than the scaling config asks for. ``field``
+            names the option.
     """
     sc = job.scaling
-    needs = {
-        "quantization.bits": (job.quantization.bits is not None, "bitsandbytes"),
-        "hyperparameters.optimizer=adamw_8bit": (
-            job.hyperparameters.optimizer == "adamw_8bit", "bitsandbytes"),
-        "scaling.deepspeed_stage": (sc.deepspeed_stage is not None, "deepspeed"),
-    }
     resources = cluster_resources if cluster_resources is not None else ray.cluster_resources()
-    for field, (wanted, package) in needs.items():
-        if not wanted:
-            continue
+    for option in job.gpu_only_options():
         if not sc.use_gpu:
-            raise InvalidArgument(f"{field} needs scaling.use_gpu=true", field=field)
-        if importlib.util.find_spec(package) is None:
+            raise InvalidArgument(f"{option.label} needs scaling.use_gpu=true",
+                                  field=option.field)
+        if importlib.util.find_spec(option.package) is None:
             raise InvalidArgument(
-                f"{field} needs the {package} package (pip install 'model-garden[gpu]')",
-                field=field)
+                f"{option.label} needs the {option.package} package "
+                "(pip install 'model-garden[gpu]')", field=option.field)
     if sc.use_gpu and resources.get("GPU", 0) < sc.num_workers:
         raise InvalidArgument(
             f"scaling asks for {sc.num_workers} GPU worker(s); the cluster has "
@@ -115,7 +110,7 @@ class Plan:
     total_steps: int
 
 
-def plan_run(job: s.TrainingJob, catalog, model_path: str) -> Plan:
+def plan_run(job: s.TrainingJob, catalog: CatalogPort, model_path: str) -> Plan:
     """Tokenize and split the data, then size the run.
 
     Steps: each of ``num_workers`` workers gets ``train_rows // num_workers`` rows

@@ -1,0 +1,355 @@
+"""Training jobs: LoRA, quantization, hyperparameters, scaling, the job, its metric points,
+checkpoints and events, and the one rule of which options need GPUs.
+
+Field names follow seed 002 (Model Garden's training schemas); descriptions give the
+equivalent terms of transformers' ``TrainingArguments``, PEFT's ``LoraConfig`` and Ray
+Train's ``ScalingConfig``/``FailureConfig``. Constraints follow the seeds: LoRA ``r``
+in 1..256, ``learning_rate`` in (0, 1e-2], and so on; a violation raises
+``pydantic.ValidationError`` whose ``loc`` names the field.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from catalog.schemas.common import CreatedAt, Row, Schema, UpdatedAt, UserId
+
+
+class JobStatus(enum.StrEnum):
+    """Training job lifecycle. Terminal: completed, failed, cancelled."""
+
+    pending = "pending"
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class LoraConfig(Schema):
+    """PEFT LoRA settings (https://huggingface.co/docs/peft/package_reference/lora)."""
+
+    r: int = Field(
+        16, ge=1, le=256,
+        description="PEFT r: rank of the update matrices B (out x r) and A (r x in).",
+    )
+    alpha: int = Field(
+        32, ge=1, le=512, description="PEFT lora_alpha: scaling numerator, scale = alpha / r."
+    )
+    dropout: float = Field(
+        0.05, ge=0.0, le=0.5, description="PEFT lora_dropout: dropout probability on the input."
+    )
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+        min_length=1,
+        description="PEFT target_modules: module names to wrap; 'all-linear' selects every "
+        "linear layer but the output head.",
+    )
+    use_rslora: bool = Field(
+        False, description="PEFT use_rslora: rank-stabilised scale alpha / sqrt(r)."
+    )
+
+
+class QuantizationConfig(Schema):
+    """Weight quantization while training (QLoRA). Needs bitsandbytes and a GPU."""
+
+    bits: Literal[4, 8] | None = Field(
+        None,
+        description="Load the base weights in 4 or 8 bits with bitsandbytes (transformers' "
+        "BitsAndBytesConfig load_in_4bit / load_in_8bit); null trains in full precision. "
+        "GPU only.",
+    )
+    quant_type: Literal["nf4", "fp4"] = Field(
+        "nf4", description="4-bit data type (bnb_4bit_quant_type): NormalFloat4 or FP4."
+    )
+    double_quant: bool = Field(
+        True,
+        description="Quantize the quantization constants too (bnb_4bit_use_double_quant).",
+    )
+
+
+class Hyperparameters(Schema):
+    """Optimization settings; each names its ``TrainingArguments`` counterpart."""
+
+    learning_rate: float = Field(
+        2e-4, gt=0, le=1e-2, description="Peak learning rate (TrainingArguments.learning_rate)."
+    )
+    num_epochs: float = Field(
+        1.0, gt=0, le=100,
+        description="Passes over the training rows (TrainingArguments.num_train_epochs); a "
+        "fraction stops mid-epoch.",
+    )
+    max_steps: int | None = Field(
+        None, ge=1,
+        description="Optimizer steps to run; overrides num_epochs when set "
+        "(TrainingArguments.max_steps).",
+    )
+    per_device_batch_size: int = Field(
+        4, ge=1, le=1024,
+        description="Examples per worker per micro-batch "
+        "(TrainingArguments.per_device_train_batch_size).",
+    )
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, le=1024,
+        description="Micro-batches per optimizer step "
+        "(TrainingArguments.gradient_accumulation_steps); examples per step = "
+        "per_device_batch_size x gradient_accumulation_steps x scaling.num_workers.",
+    )
+    max_seq_length: int = Field(
+        512, ge=16, le=131072,
+        description="Tokens per example after the chat template; longer ones are truncated.",
+    )
+    warmup_ratio: float = Field(
+        0.0, ge=0.0, le=0.5,
+        description="Fraction of the optimizer steps that warm the learning rate up "
+        "linearly from 0 (TrainingArguments.warmup_ratio).",
+    )
+    weight_decay: float = Field(
+        0.0, ge=0.0, le=1.0, description="AdamW weight decay (TrainingArguments.weight_decay)."
+    )
+    max_grad_norm: float = Field(
+        1.0, gt=0.0,
+        description="Clip gradients to this global L2 norm (TrainingArguments.max_grad_norm).",
+    )
+    lr_scheduler: Literal["linear", "cosine", "constant"] = Field(
+        "linear",
+        description="Learning-rate schedule after warmup (TrainingArguments.lr_scheduler_type).",
+    )
+    optimizer: Literal["adamw", "adamw_8bit"] = Field(
+        "adamw",
+        description="torch AdamW, or bitsandbytes' 8-bit AdamW (TrainingArguments.optim "
+        "adamw_torch / adamw_bnb_8bit); adamw_8bit is GPU only.",
+    )
+    logging_steps: int = Field(
+        10, ge=1,
+        description="Optimizer steps between metric points (TrainingArguments.logging_steps).",
+    )
+    eval_steps: int | None = Field(
+        None, ge=1,
+        description="Optimizer steps between evaluations; null evaluates only at the end "
+        "(TrainingArguments.eval_steps).",
+    )
+    save_steps: int | None = Field(
+        None, ge=1,
+        description="Optimizer steps between checkpoints; null saves only at the end "
+        "(TrainingArguments.save_steps).",
+    )
+    save_total_limit: int = Field(
+        2, ge=1,
+        description="Checkpoints kept; older ones are deleted "
+        "(TrainingArguments.save_total_limit).",
+    )
+    seed: int = Field(
+        42,
+        description="Seed of weight init, shuffling and the eval split (TrainingArguments.seed).",
+    )
+
+
+class ScalingSpec(Schema):
+    """How many Ray Train workers, on what (Ray's ``ScalingConfig`` and ``FailureConfig``)."""
+
+    num_workers: int = Field(
+        1, ge=1, le=1024, description="Ray Train workers, ScalingConfig.num_workers (one per GPU)."
+    )
+    use_gpu: bool = Field(
+        False,
+        description="One GPU per worker (ScalingConfig.use_gpu); required by quantization.bits, "
+        "hyperparameters.optimizer=adamw_8bit and scaling.deepspeed_stage.",
+    )
+    cpus_per_worker: float = Field(
+        1.0, gt=0, description="CPUs reserved per worker (ScalingConfig.resources_per_worker)."
+    )
+    deepspeed_stage: Literal[2, 3] | None = Field(
+        None,
+        description="DeepSpeed ZeRO stage (2: optimizer state and gradients sharded, 3: "
+        "parameters too); null trains with DDP. GPU only.",
+    )
+    max_failures: int = Field(
+        2, ge=0,
+        description="Worker failures tolerated (FailureConfig.max_failures); the run resumes "
+        "from its last checkpoint.",
+    )
+
+
+# --------------------------------------------------------------------------- GPU-only options
+
+
+@dataclass(frozen=True)
+class GpuOnlyOption:
+    """A training option that runs only on GPUs.
+
+    Attributes:
+        field: its dotted path in :class:`TrainingJobCreate`, e.g. ``quantization.bits``.
+        label: how messages name the setting, e.g. ``hyperparameters.optimizer=adamw_8bit``.
+        package: the Python package it needs on the workers (``bitsandbytes``, ``deepspeed``).
+    """
+
+    field: str
+    label: str
+    package: str
+
+
+#: bitsandbytes' quantized layers and 8-bit optimizers are CUDA kernels
+#: (https://huggingface.co/docs/bitsandbytes); DeepSpeed ZeRO shards state across GPUs
+#: (https://www.deepspeed.ai/tutorials/zero/).
+_QUANTIZATION = GpuOnlyOption("quantization.bits", "quantization.bits", "bitsandbytes")
+_ADAMW_8BIT = GpuOnlyOption(
+    "hyperparameters.optimizer", "hyperparameters.optimizer=adamw_8bit", "bitsandbytes"
+)
+_DEEPSPEED = GpuOnlyOption("scaling.deepspeed_stage", "scaling.deepspeed_stage", "deepspeed")
+
+
+# --------------------------------------------------------------------------- the job
+
+
+class TrainingJobSpec(Schema):
+    """What a job trains, shared by the request and the row (constraints live here)."""
+
+    name: str = Field(min_length=1, max_length=200, description="Job name.")
+    base_model_id: str = Field(description="Catalog id of the base Model to fine-tune.")
+    dataset_id: str = Field(description="Catalog id of the training Dataset.")
+    eval_dataset_id: str | None = Field(
+        None, description="Catalog id of the evaluation Dataset; null holds out eval_fraction."
+    )
+    eval_fraction: float = Field(
+        0.1, ge=0.0, lt=1.0,
+        description="Held out when no eval set: fraction of training rows used to evaluate "
+        "(0 skips evaluation).",
+    )
+    hyperparameters: Hyperparameters = Field(
+        default_factory=Hyperparameters, description="Optimization settings."
+    )
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="PEFT LoRA settings.")
+    quantization: QuantizationConfig = Field(
+        default_factory=QuantizationConfig, description="QLoRA weight quantization."
+    )
+    scaling: ScalingSpec = Field(default_factory=ScalingSpec, description="Ray Train workers.")
+    resume_from_checkpoint: str | None = Field(
+        None,
+        description="Checkpoint folder to resume from "
+        "(TrainingArguments.resume_from_checkpoint).",
+    )
+    country_iso_code: str = Field(
+        "USA", min_length=3, max_length=3,
+        description="ISO 3166-1 alpha-3 code of where it runs, for codecarbon's carbon "
+        "intensity (kg CO2eq per kWh).",
+    )
+    output_model_name: str | None = Field(
+        None, max_length=200,
+        description="Name of the adapter Model registered on success; null: '<name>-lora'.",
+    )
+    user_id: UserId = None
+
+    def gpu_only_options(self) -> list[GpuOnlyOption]:
+        """The options set on this job that run only on GPUs, in a fixed order.
+
+        The one place that says which options need ``scaling.use_gpu=true``: the request
+        validator (:class:`TrainingJobCreate`) and the job's pre-flight check
+        (``train_jobs.trainer.check_requirements``) both read it.
+        """
+        found: list[GpuOnlyOption] = []
+        if self.quantization.bits is not None:
+            found.append(_QUANTIZATION)
+        if self.hyperparameters.optimizer == "adamw_8bit":
+            found.append(_ADAMW_8BIT)
+        if self.scaling.deepspeed_stage is not None:
+            found.append(_DEEPSPEED)
+        return found
+
+
+class TrainingJobCreate(TrainingJobSpec):
+    """A request to fine-tune a LoRA adapter (seed 002's TrainingJobCreate).
+
+    Raises ``ValueError`` (a 422 at the gateway) when a GPU-only option is set without
+    ``scaling.use_gpu``; the message names every such option.
+    """
+
+    @model_validator(mode="after")
+    def _check_hardware(self) -> TrainingJobCreate:
+        gpu_only = [option.label for option in self.gpu_only_options()]
+        if gpu_only and not self.scaling.use_gpu:
+            raise ValueError(f"{', '.join(gpu_only)} need scaling.use_gpu=true (GPU-only)")
+        return self
+
+
+# Derives from TrainingJobSpec, not TrainingJobCreate: the hardware check is a request
+# rule; a stored job is read back as it is (its pre-flight check reports it instead).
+class TrainingJob(TrainingJobSpec, Row):
+    """A training job as the catalog stores it (seed 002's TrainingJob, seed 004's
+    TrainingRun)."""
+
+    status: JobStatus = Field(description="Lifecycle status; moves by transitions only.")
+    ray_job_id: str | None = Field(description="Ray job submission id, once submitted.")
+    output_model_id: str | None = Field(description="The adapter Model registered on success.")
+    error_message: str | None = Field(description="Why it failed or was rejected.")
+    energy_kwh: float | None = Field(description="Energy measured by codecarbon so far, kWh.")
+    emissions_kg: float | None = Field(description="Emissions measured so far, kg CO2eq.")
+    eval_loss_before: float | None = Field(
+        description="Eval loss (mean token cross-entropy, nats) before the first step."
+    )
+    eval_loss_after: float | None = Field(
+        description="Eval loss (mean token cross-entropy, nats) after the last step."
+    )
+    created_at: CreatedAt
+    updated_at: UpdatedAt
+    started_at: datetime | None = Field(description="When it started running (UTC).")
+    completed_at: datetime | None = Field(
+        description="When it reached a terminal status (UTC)."
+    )
+
+
+class MetricPoint(Schema):
+    """Metrics of one logged optimizer step (seed 002's TrainingMetrics)."""
+
+    step: int = Field(
+        ge=0, description="Optimizer steps done (TrainingArguments' global_step); 0: before "
+        "training.",
+    )
+    epoch: float | None = Field(None, description="Epochs done, fractional.")
+    train_loss: float | None = Field(
+        None,
+        description="Mean token cross-entropy (nats) over the steps since the last point, "
+        "averaged over workers.",
+    )
+    eval_loss: float | None = Field(
+        None, description="Mean token cross-entropy (nats) on the evaluation rows."
+    )
+    perplexity: float | None = Field(None, description="exp(eval_loss), capped at exp(80).")
+    learning_rate: float | None = Field(None, description="The scheduler's learning rate.")
+    tokens_per_second: float | None = Field(
+        None,
+        description="Training throughput since the last point: non-padding tokens of all "
+        "workers per second.",
+    )
+    memory_mb: float | None = Field(
+        None,
+        description="Peak GPU memory, or the process's resident memory on CPU, of rank 0, "
+        "MiB.",
+    )
+    created_at: datetime | None = Field(None, description="When it was recorded (UTC).")
+
+
+class Checkpoint(Schema):
+    """One saved checkpoint: a PEFT adapter folder plus training state."""
+
+    step: int = Field(ge=0, description="Optimizer step it was saved at.")
+    path: str = Field(description="Checkpoint folder (local path or storage URI).")
+    eval_loss: float | None = Field(
+        None, description="Eval loss (nats) at that step, if evaluated."
+    )
+    created_at: datetime | None = Field(None, description="When it was recorded (UTC).")
+
+
+class JobEvent(Schema):
+    """A line of a job's event log (status changes, warnings, errors)."""
+
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Severity."
+    )
+    message: str = Field(description="What happened.")
+    created_at: datetime | None = Field(None, description="When it happened (UTC).")
