@@ -83,14 +83,42 @@ class Unavailable(CatalogError):
     code = "unavailable"
 
 
+class PayloadTooLarge(CatalogError):
+    """A request body over the route's size limit (413)."""
+
+    code = "payload_too_large"
+
+
+#: Error code -> HTTP status: the one table of the gateway and the client. Where several
+#: codes share a status, the first listed is the one :func:`code_for_status` names.
 HTTP_STATUS: dict[str, int] = {
+    "bad_request": 400,
     "invalid_argument": 422,
     "unauthenticated": 401,
     "permission_denied": 403,
     "not_found": 404,
+    "method_not_allowed": 405,
     "conflict": 409,
     "invalid_transition": 409,
-    "schema_out_of_date": 503,
+    "payload_too_large": 413,
+    "rate_limited": 429,
     "unavailable": 503,
+    "schema_out_of_date": 503,
     "internal": 500,
 }
+
+#: Status -> its first code in HTTP_STATUS (built in reverse so the first one wins).
+_CODE_OF_STATUS: dict[int, str] = {
+    status: code for code, status in reversed(HTTP_STATUS.items())}
+
+
+def status_for_code(code: str) -> int:
+    """The HTTP status of an error ``code`` (:data:`HTTP_STATUS`); unknown codes are 500."""
+    return HTTP_STATUS.get(code, 500)
+
+
+def code_for_status(status: int) -> str:
+    """The error code of an HTTP ``status`` with no error body of its own (a framework's
+    404/405, a proxy's 502): the first code of :data:`HTTP_STATUS` with that status, or
+    ``"error"`` for a status no code has."""
+    return _CODE_OF_STATUS.get(status, "error")

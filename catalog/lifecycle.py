@@ -34,6 +34,13 @@ PREDICTION_TRANSITIONS: dict[str, frozenset[str]] = {
     P.canceled: frozenset(),
 }
 
+#: Job statuses with no way out: completed, failed, cancelled.
+TERMINAL_JOB_STATUSES: frozenset[JobStatus] = frozenset(
+    J(status) for status, nxt in JOB_TRANSITIONS.items() if not nxt)
+#: Prediction statuses with no way out: succeeded, failed, canceled.
+TERMINAL_PREDICTION_STATUSES: frozenset[PredictionStatus] = frozenset(
+    P(status) for status, nxt in PREDICTION_TRANSITIONS.items() if not nxt)
+
 
 def is_terminal(table: dict[str, frozenset[str]], status: str) -> bool:
     """True when ``status`` has no outgoing transition in ``table``."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import httpx
 from pydantic import ValidationError
 
+from catalog.errors import code_for_status
 from catalog.schemas import ErrorBody, ErrorResponse
 
 
@@ -36,7 +37,7 @@ class GardenError(Exception):
         try:
             error = ErrorResponse.model_validate_json(response.content).error
         except ValidationError:
-            error = ErrorBody(code=_STATUS_CODES.get(response.status_code, "error"),
+            error = ErrorBody(code=code_for_status(response.status_code),
                               message=response.text[:500] or response.reason_phrase)
         kind = _BY_STATUS.get(response.status_code)
         if kind is None:
@@ -93,6 +94,3 @@ _BY_STATUS: dict[int, type[GardenError]] = {
     404: NotFoundError, 409: ConflictError, 413: PayloadTooLargeError,
     422: ValidationFailedError, 429: RateLimitError,
 }
-_STATUS_CODES = {400: "bad_request", 401: "unauthenticated", 403: "permission_denied",
-                 404: "not_found", 409: "conflict", 413: "payload_too_large",
-                 422: "invalid_argument", 429: "rate_limited", 503: "unavailable"}

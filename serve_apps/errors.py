@@ -2,8 +2,8 @@
 
 ``{"error": {"code", "message", "field", "details", "request_id"}}``
 (:class:`catalog.schemas.ErrorResponse`). Status codes come from
-:data:`catalog.errors.HTTP_STATUS`; request validation failures are 422 and name
-the first offending field (``body.lora.r``).
+:data:`catalog.errors.HTTP_STATUS` (both ways); request validation failures are 422 and
+name the first offending field (``body.lora.r``).
 """
 
 from __future__ import annotations
@@ -15,14 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from catalog.errors import HTTP_STATUS, CatalogError
+from catalog.errors import CatalogError, code_for_status, status_for_code
+from catalog.errors import PayloadTooLarge as PayloadTooLarge  # re-exported for the routes
 
 log = logging.getLogger(__name__)
-
-_HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "permission_denied",
-               404: "not_found", 405: "method_not_allowed", 409: "conflict",
-               413: "payload_too_large", 422: "invalid_argument", 429: "rate_limited",
-               503: "unavailable"}
 
 
 def error_response(
@@ -36,23 +32,8 @@ def error_response(
     return JSONResponse(status_code=status, content=body)
 
 
-class PayloadTooLarge(CatalogError):
-    """A request body over the route's size limit (413)."""
-
-    code = "payload_too_large"
-
-
-#: Gateway-only codes that :data:`catalog.errors.HTTP_STATUS` does not know.
-_EXTRA_STATUS = {PayloadTooLarge.code: 413}
-
-
-def status_of(exc: CatalogError) -> int:
-    """The HTTP status of a catalog (or gateway) error code; unknown codes are 500."""
-    return HTTP_STATUS.get(exc.code) or _EXTRA_STATUS.get(exc.code, 500)
-
-
 async def _catalog_error(request: Request, exc: CatalogError) -> JSONResponse:
-    status = status_of(exc)
+    status = status_for_code(exc.code)
     # Structured details (e.g. bad dataset lines) go to the caller; raw strings such as a
     # database driver's message stay in the server log.
     details = exc.details if isinstance(exc.details, list | dict) else None
@@ -75,7 +56,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = _HTTP_CODES.get(exc.status_code, "error")
+    code = code_for_status(exc.status_code)
     response = error_response(exc.status_code, code, str(exc.detail), request=request)
     if exc.headers:
         response.headers.update(exc.headers)
@@ -89,7 +70,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Make every error ``app`` raises answer in the ErrorResponse shape."""
-    app.add_exception_handler(CatalogError, _catalog_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    # FastAPI's decorator form: it types each handler by its own exception class.
+    app.exception_handler(CatalogError)(_catalog_error)
+    app.exception_handler(RequestValidationError)(_validation_error)
+    app.exception_handler(StarletteHTTPException)(_http_error)
+    app.exception_handler(Exception)(_unexpected)

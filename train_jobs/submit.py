@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-import time
 from typing import Any
 
 import ray
@@ -23,6 +22,7 @@ import ray
 from catalog import schemas as s
 from catalog.config import garden_home
 from catalog.errors import InvalidTransition, Unavailable
+from catalog.retry import Backoff, retrying
 
 #: Ray job statuses after which the driver no longer runs.
 RAY_TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
@@ -105,19 +105,15 @@ def submit_training_job(
     cat.transition_job(job_id, s.JobStatus.queued, ray_job_id=sub_id)
     try:
         client = job_client(address)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                return client.submit_job(
-                    entrypoint=entrypoint, submission_id=sub_id,
-                    runtime_env=job_runtime_env(runtime_env), metadata={"garden_job_id": job_id},
-                )
-            except RuntimeError as exc:
-                # A freshly started cluster answers 500 until its dashboard agent is up;
-                # nothing was submitted, so trying again is safe.
-                if NO_AGENT not in str(exc) or time.monotonic() + 2.0 > deadline:
-                    raise
-                time.sleep(2.0)
+        # A freshly started cluster answers 500 until its dashboard agent is up; nothing
+        # was submitted, so trying again is safe: every 2 s until ``timeout_s``.
+        waiting_for_agent = retrying(
+            Backoff(initial_s=2.0, max_delay_s=2.0, jitter=False, max_attempts=None,
+                    deadline_s=timeout_s),
+            retry_if=lambda e: isinstance(e, RuntimeError) and NO_AGENT in str(e))
+        return waiting_for_agent(
+            client.submit_job, entrypoint=entrypoint, submission_id=sub_id,
+            runtime_env=job_runtime_env(runtime_env), metadata={"garden_job_id": job_id})
     except Exception as exc:
         message = f"submission failed: {type(exc).__name__}: {exc}"
         cat.transition_job(job_id, s.JobStatus.failed, error_message=message[:4000])

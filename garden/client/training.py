@@ -3,17 +3,17 @@ methods (``wait``, ``reload``, ``cancel``, ``events``, ``metrics``, ...)."""
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import PrivateAttr
 
+from catalog.lifecycle import TERMINAL_JOB_STATUSES
 from catalog.schemas import Checkpoint, JobStatus, MetricPoint, Page, TrainingJob, TrainingJobCreate
 from garden.client.base import Namespace
 from garden.errors import JobFailedError
-
-TERMINAL = frozenset({JobStatus.completed, JobStatus.failed, JobStatus.cancelled})
 
 #: Called by :meth:`Job.wait` after each poll with the job and its metric points so far.
 ProgressCallback = Callable[["Job", list[MetricPoint]], None]
@@ -26,7 +26,7 @@ class Job(TrainingJob):
 
     @property
     def done(self) -> bool:
-        return self.status in TERMINAL
+        return self.status in TERMINAL_JOB_STATUSES
 
     def reload(self) -> Job:
         """Fetch the job again and update this object in place; returns it."""
@@ -128,11 +128,11 @@ class Training(Namespace):
         return self._client.request("GET", f"/v1/training/jobs/{job_id}/events",
                                     params={"after": after, "limit": limit}).json()
 
-    def metrics(self, job_id: str) -> list[MetricPoint]:
+    def metrics(self, job_id: str) -> builtins.list[MetricPoint]:
         data = self._client.request("GET", f"/v1/training/jobs/{job_id}/metrics").json()
         return [MetricPoint.model_validate(p) for p in data]
 
-    def checkpoints(self, job_id: str) -> list[Checkpoint]:
+    def checkpoints(self, job_id: str) -> builtins.list[Checkpoint]:
         data = self._client.request("GET", f"/v1/training/jobs/{job_id}/checkpoints").json()
         return [Checkpoint.model_validate(c) for c in data]
 

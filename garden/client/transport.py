@@ -1,86 +1,99 @@
-"""An httpx transport that retries idempotent requests (replicate-python's habit).
+"""An httpx transport that retries idempotent requests (replicate-python's habit), on
+``httpx-retries``.
 
 Only GET, HEAD, OPTIONS, PUT and DELETE are retried, on connection errors and on
-429/502/503/504. The wait honours ``Retry-After`` (seconds or an HTTP date) and
-otherwise backs off exponentially with full jitter ("Exponential Backoff And
-Jitter", AWS Architecture Blog, 2015), capped at ``max_backoff_s``.
+429/502/503/504. The wait honours ``Retry-After`` (read by
+:func:`catalog.retry.parse_retry_after`: seconds, fractional seconds or an HTTP date) and
+otherwise backs off exponentially with full jitter (:class:`catalog.retry.Backoff`,
+"Exponential Backoff And Jitter", AWS Architecture Blog, 2015); every wait is capped at
+``max_backoff_s``.
 """
 
 from __future__ import annotations
 
-import email.utils
-import random
+import asyncio
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from typing import Any, cast
 
 import httpx
+import httpx_retries
+
+from catalog.retry import Backoff, parse_retry_after
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUS = frozenset({429, 502, 503, 504})
+#: Errors after which the request certainly or harmlessly (idempotent) goes again.
+RETRY_ERRORS = (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
 
 
-def retry_after_s(response: httpx.Response) -> float | None:
-    """Seconds the server asked us to wait (``Retry-After``), or None."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    when = email.utils.parsedate_to_datetime(value) if value else None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+class GardenRetry(httpx_retries.Retry):
+    """``httpx_retries.Retry`` with our Retry-After parser, our backoff and an injectable
+    sleep. ``backoff`` gives the waits (``attempts_made`` 1 waits ``backoff.delay(0)``);
+    ``sleep`` (seconds) replaces ``time.sleep`` on the sync path."""
+
+    def __init__(self, *, backoff: Backoff | None = None,
+                 sleep: Callable[[float], None] = time.sleep, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.backoff = backoff or Backoff()
+        self.sleep_fn = sleep
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        """Seconds from a Retry-After value. Raises ValueError when it is unreadable (the
+        library then falls back to the backoff)."""
+        seconds = parse_retry_after(retry_after)
+        if seconds is None:
+            raise ValueError(f"invalid Retry-After: {retry_after!r}")
+        return seconds
+
+    def backoff_strategy(self) -> float:
+        """Full-jitter backoff before retry ``attempts_made`` (1-based), capped."""
+        return min(self.backoff.delay(max(0, self.attempts_made - 1)), self.max_backoff_wait)
+
+    def increment(self) -> GardenRetry:
+        """The next attempt's Retry: the library builds ``self.__class__`` from its own
+        fields (httpx-retries >= 0.4.6); ours are copied here."""
+        new = cast(GardenRetry, super().increment())
+        new.backoff, new.sleep_fn = self.backoff, self.sleep_fn
+        return new
+
+    def _seconds(self, response: httpx.Response | Exception) -> float:
+        headers = response.headers if isinstance(response, httpx.Response) else {}
+        return self._calculate_sleep(headers)
+
+    def sleep(self, response: httpx.Response | Exception) -> None:
+        self.sleep_fn(self._seconds(response))
+
+    async def asleep(self, response: httpx.Response | Exception) -> None:
+        await asyncio.sleep(self._seconds(response))
 
 
-class RetryTransport(httpx.BaseTransport):
-    """Wraps ``inner`` (default ``httpx.HTTPTransport()``); retries idempotent requests.
+class RetryTransport(httpx_retries.RetryTransport):
+    """Wraps ``inner`` (default: httpx's own sync and async transports); retries
+    idempotent requests.
 
     Args:
         max_attempts: tries per request, the first included.
-        backoff_s: first backoff in seconds; doubles each retry.
+        backoff_s: ceiling of the first backoff in seconds; doubles each retry.
         max_backoff_s: cap of one wait, Retry-After included, in seconds.
         sleep: the sleep function (tests pass a recorder).
+
+    Raises:
+        ValueError: ``max_attempts`` below 1.
     """
 
     def __init__(
         self, inner: httpx.BaseTransport | None = None, *, max_attempts: int = 4,
-        backoff_s: float = 0.5, max_backoff_s: float = 30.0, sleep=time.sleep,
+        backoff_s: float = 0.5, max_backoff_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        self.inner = inner or httpx.HTTPTransport()
-        self.max_attempts = max_attempts
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        self.sleep = sleep
-
-    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        asked = retry_after_s(response) if response is not None else None
-        if asked is not None:
-            return min(asked, self.max_backoff_s)
-        return random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2 ** attempt))
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        retryable = request.method in IDEMPOTENT_METHODS
-        for attempt in range(self.max_attempts):
-            last = attempt == self.max_attempts - 1
-            try:
-                response = self.inner.handle_request(request)
-            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
-                if not retryable or last:
-                    raise
-                self.sleep(self._delay(attempt, None))
-                continue
-            if not retryable or last or response.status_code not in RETRY_STATUS:
-                return response
-            response.read()
-            response.close()
-            self.sleep(self._delay(attempt, response))
-        raise AssertionError("unreachable")  # the loop returns or raises on its last try
-
-    def close(self) -> None:
-        self.inner.close()
+        retry = GardenRetry(
+            backoff=Backoff(initial_s=backoff_s, max_delay_s=max_backoff_s,
+                            max_attempts=max_attempts),
+            sleep=sleep, total=max_attempts - 1, max_backoff_wait=max_backoff_s,
+            allowed_methods=IDEMPOTENT_METHODS, status_forcelist=RETRY_STATUS,
+            retry_on_exceptions=RETRY_ERRORS,
+        )
+        super().__init__(transport=inner, retry=retry)

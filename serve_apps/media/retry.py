@@ -1,11 +1,12 @@
-"""Retries with exponential backoff and jitter, and per-provider cooldown.
+"""Provider retries on the server's one policy (:mod:`catalog.retry`), and per-provider
+cooldown.
 
-Backoff is "full jitter" (AWS Architecture Blog, "Exponential Backoff And Jitter",
-2015): before retry ``n`` (0-based) sleep ``uniform(0, min(cap, base * 2**n))``, raised
-to the provider's Retry-After when it sent one. A create is retried only when it
-certainly did not run: HTTP 429 (rejected before any work) or a connection that never
-opened; a 5xx or timeout on a create may have started a job, so the router falls back
-to the next provider instead (unless the provider de-duplicates creates).
+Backoff is :class:`catalog.retry.Backoff` (full jitter, raised to the provider's
+Retry-After; a Retry-After above ``max_retry_after_s`` gives up so the router falls back).
+A create is retried only when it certainly did not run: HTTP 429 (rejected before any
+work) or a connection that never opened; a 5xx or timeout on a create may have started a
+job, so the router falls back to the next provider instead (unless the provider
+de-duplicates creates).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import tenacity
+
+from catalog.retry import Backoff, async_retrying
 from serve_apps.media.config import CooldownPolicy, RetryPolicy
 from serve_apps.media.providers.base import ProviderError
 
@@ -25,14 +29,20 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def backoff_of(policy: RetryPolicy, *, give_up_above_retry_after: bool = True) -> Backoff:
+    """The :class:`catalog.retry.Backoff` of a media :class:`RetryPolicy`; without
+    ``give_up_above_retry_after`` any Retry-After is waited out."""
+    return Backoff(
+        initial_s=policy.base_delay_s, max_delay_s=policy.max_delay_s,
+        max_attempts=policy.max_attempts,
+        max_retry_after_s=policy.max_retry_after_s if give_up_above_retry_after else None,
+    )
+
+
 def backoff_delay(attempt: int, policy: RetryPolicy, retry_after_s: float | None,
                   rng: random.Random | None = None) -> float:
-    """Seconds to wait before retry ``attempt`` (0-based), per the module docstring."""
-    ceiling = min(policy.max_delay_s, policy.base_delay_s * 2**attempt)
-    delay = (rng or random).uniform(0, ceiling)
-    if retry_after_s is not None:
-        delay = max(delay, retry_after_s)
-    return delay
+    """Seconds to wait before retry ``attempt`` (0-based): :meth:`Backoff.delay`."""
+    return backoff_of(policy).delay(attempt, retry_after_s, rng)
 
 
 def may_retry(error: ProviderError, *, create: bool, idempotent_create: bool) -> bool:
@@ -44,6 +54,13 @@ def may_retry(error: ProviderError, *, create: bool, idempotent_create: bool) ->
     return error.status == 429 or not error.sent
 
 
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    if isinstance(exc, ProviderError):
+        log.info("%s failed (%s); retry %d in %.2fs", exc.provider, exc.status,
+                 state.attempt_number, state.upcoming_sleep)
+
+
 async def with_retries(
     call: Callable[[], Awaitable[T]], policy: RetryPolicy, *, create: bool,
     idempotent_create: bool = False, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -51,24 +68,18 @@ async def with_retries(
     """Run ``call`` until it succeeds or may not be retried; returns ``(result, attempts)``.
 
     Raises the last :class:`ProviderError` when attempts run out, when the error is not
-    retryable, or when Retry-After exceeds ``policy.max_retry_after_s``.
+    retryable (:func:`may_retry`), or when Retry-After exceeds ``policy.max_retry_after_s``;
+    any other exception at once.
     """
-    attempt = 0
-    while True:
-        try:
-            return await call(), attempt + 1
-        except ProviderError as exc:
-            attempt += 1
-            if attempt >= policy.max_attempts or not may_retry(
-                exc, create=create, idempotent_create=idempotent_create
-            ):
-                raise
-            if exc.retry_after_s is not None and exc.retry_after_s > policy.max_retry_after_s:
-                raise
-            delay = backoff_delay(attempt - 1, policy, exc.retry_after_s)
-            log.info("%s failed (%s); retry %d in %.2fs", exc.provider, exc.status, attempt,
-                     delay)
-            await sleep(delay)
+    retryer = async_retrying(
+        backoff_of(policy), sleep=sleep, before_sleep=_log_retry,
+        retry_if=lambda e: isinstance(e, ProviderError) and may_retry(
+            e, create=create, idempotent_create=idempotent_create),
+    )
+    async for attempt in retryer:
+        with attempt:
+            return await call(), attempt.retry_state.attempt_number
+    raise AssertionError("unreachable")  # tenacity re-raises the last error when it stops
 
 
 @dataclass

@@ -16,10 +16,11 @@ from pathlib import Path
 import httpx
 from PIL import Image, UnidentifiedImageError
 
+from catalog.retry import async_retrying, parse_retry_after
 from catalog.schemas import StoredFile
 from serve_apps.media.config import RetryPolicy
-from serve_apps.media.providers.base import Output, retry_after_seconds
-from serve_apps.media.retry import backoff_delay
+from serve_apps.media.providers.base import Output
+from serve_apps.media.retry import backoff_of
 
 MAX_BYTES = 512 * 1024 * 1024
 
@@ -55,20 +56,9 @@ class OutputStore:
         """The bytes at ``url`` and their Content-Type, retried (a GET is idempotent) on
         transport errors, 429 and 5xx per ``retry``. Raises httpx.HTTPError or ValueError
         (larger than MAX_BYTES)."""
-        attempt = 0
-        while True:
-            try:
-                return await self._fetch_once(url)
-            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
-                status = exc.response.status_code if isinstance(
-                    exc, httpx.HTTPStatusError) else None
-                attempt += 1
-                if attempt >= self.retry.max_attempts or (
-                        status is not None and status != 429 and status < 500):
-                    raise
-                retry_after = retry_after_seconds(
-                    exc.response.headers) if status is not None else None
-                await asyncio.sleep(backoff_delay(attempt - 1, self.retry, retry_after))
+        retryer = async_retrying(backoff_of(self.retry, give_up_above_retry_after=False),
+                                 retry_if=_retryable, retry_after_of=_retry_after)
+        return await retryer(self._fetch_once, url)
 
     async def _fetch_once(self, url: str) -> tuple[bytes, str | None]:
         async with self._limit, self._http.stream("GET", url) as response:
@@ -103,6 +93,21 @@ class OutputStore:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _retryable(exc: BaseException) -> bool:
+    """A transport error, 429 or 5xx: worth fetching again."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        status = exc.response.status_code
+        return status == 429 or status >= 500
+    return isinstance(exc, httpx.TransportError)
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """The Retry-After of an HTTP error answer, seconds."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return parse_retry_after(exc.response.headers.get("retry-after"))
+    return None
 
 
 def _write(path: Path, data: bytes) -> None:

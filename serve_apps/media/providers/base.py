@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
-from time import time
 from typing import Any, ClassVar
 
 import httpx
 
 from catalog.errors import NotFound
+from catalog.lifecycle import TERMINAL_PREDICTION_STATUSES
+from catalog.retry import parse_retry_after
 from catalog.schemas import Modality, PredictionStatus
 from serve_apps.media.config import ProviderSettings
 
@@ -42,9 +42,7 @@ class ProviderJob:
 
     @property
     def terminal(self) -> bool:
-        return self.status in (
-            PredictionStatus.succeeded, PredictionStatus.failed, PredictionStatus.canceled
-        )
+        return self.status in TERMINAL_PREDICTION_STATUSES
 
 
 @dataclass(frozen=True)
@@ -115,20 +113,11 @@ class ProviderError(Exception):
 
 
 def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date, RFC 9110 §10.2.3)."""
+    """Seconds from the ``Retry-After`` of ``headers`` (:func:`catalog.retry.parse_retry_after`);
+    plain dicts are looked up in both spellings."""
     if not headers:
         return None
-    value = (headers.get("retry-after") or headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time())
-    except (TypeError, ValueError):
-        return None
+    return parse_retry_after(headers.get("retry-after") or headers.get("Retry-After"))
 
 
 def data_uri(data: bytes, mime_type: str = "image/png") -> str:
