@@ -7,59 +7,42 @@ lock. The actor is ``lifetime="detached"`` and ``max_restarts=-1``: when it dies
 Ray starts it again, and since all state is in the database a restart loses
 nothing that was acknowledged.
 
-Callers use :class:`Catalog`, a thin facade with the store's method names::
+Callers hold a port (:mod:`catalog.port`) over the actor::
 
-    cat = Catalog()                      # sync, for jobs and scripts
+    cat = Catalog()                      # CatalogPort: blocking, for jobs and scripts
     job = cat.training_jobs.get(job_id)
-    job = await cat.aio.transition_job(job_id, "running")   # async, for replicas
+    acat = AsyncCatalog()                # AsyncCatalogPort: for Serve replicas
+    job = await acat.transition_job(job_id, "running")
 
-Per-request usage records go through :meth:`CatalogActor.record_usage`, which
-buffers them and writes each batch in one transaction when it reaches
-``flush_size`` records or ``flush_interval_s`` seconds; the call returns only
-after its batch has committed, so an acknowledged record is durable. Callers that
-must not wait (Serve replicas) fire the call and drop the reference.
+Each call ships an :class:`~catalog.port.Invocation` (a reference to the store
+method) to :meth:`CatalogActor.run`. Usage records (:meth:`CatalogStore.record_usage`)
+are buffered by the actor and written in one transaction per batch of
+``flush_size`` records or ``flush_interval_s`` seconds; the call returns only after
+its batch has committed, so an acknowledged record is durable.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import ray
+from ray.actor import ActorHandle
 from ray.exceptions import ActorUnavailableError, RayActorError
 
 from catalog import schemas as s
 from catalog.config import database_url
+from catalog.port import AsyncCatalogPort, CatalogPort, Invocation
+from catalog.retry import Backoff, async_retrying, retrying
 from catalog.store import CatalogStore
 
 NAMESPACE = "garden"
 ACTOR_NAME = "catalog"
 
-#: Operations that read, or whose writes are idempotent, so a caller may repeat
-#: them after the actor restarted mid-call.
-RETRYABLE = frozenset({
-    "get", "list", "find_model", "next_version", "list_metrics", "list_checkpoints",
-    "list_events", "carbon_summary", "get_prompt_helper_version",
-    "list_prompt_helper_versions", "authenticate", "ping", "record_usage",
-})
-
-
-def _public_ops(store: CatalogStore) -> dict[str, Any]:
-    """Map of ``"op"`` and ``"repo.op"`` names to the store's bound methods."""
-    ops: dict[str, Any] = {}
-    for name in dir(store):
-        if name.startswith("_") or name in ("open", "close", "session", "engine"):
-            continue
-        attr = getattr(store, name)
-        if callable(attr):
-            ops[name] = attr
-        elif hasattr(attr, "row") and hasattr(attr, "read"):  # a Repo
-            for op in ("create", "get", "list", "update", "delete"):
-                ops[f"{name}.{op}"] = getattr(attr, op)
-    return ops
+T = TypeVar("T")
 
 
 @ray.remote(num_cpus=0)
@@ -74,36 +57,33 @@ class CatalogActor:
 
     def __init__(self, url: str, flush_size: int = 256, flush_interval_s: float = 0.2):
         self._store = CatalogStore.open(url, migrate=True)
-        self._ops = _public_ops(self._store)
         # SQLite allows one writer at a time; more threads would only queue on its lock.
         workers = 1 if url.startswith("sqlite") else 8
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="catalog-db")
         self._flush_size = flush_size
         self._flush_interval_s = flush_interval_s
-        self._pending: list[tuple[list[s.UsageCreate], asyncio.Future]] = []
+        self._pending: list[tuple[list[s.UsageCreate], asyncio.Future[list[str]]]] = []
         self._pending_count = 0
-        self._timer: asyncio.Task | None = None
+        self._timer: asyncio.Future[Any] | None = None
         self._flush_lock: asyncio.Lock | None = None
 
-    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _in_pool(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, partial(fn, *args, **kwargs))
 
-    async def call(self, op: str, *args: Any, **kwargs: Any) -> Any:
-        """Run store operation ``op`` (e.g. ``"transition_job"``, ``"models.get"``).
+    async def run(self, call: Invocation, *args: Any, **kwargs: Any) -> Any:
+        """Run one store operation; usage records join the current batch.
 
         Raises:
-            AttributeError: ``op`` is not a public store operation.
             CatalogError: whatever the store raises, with its own class.
         """
-        fn = self._ops.get(op)
-        if fn is None:
-            raise AttributeError(f"catalog has no operation {op!r}")
-        return await self._run(fn, *args, **kwargs)
+        if call.fn is CatalogStore.record_usage:
+            return await self.record_usage(*args, **kwargs)
+        return await self._in_pool(call.apply, self._store, *args, **kwargs)
 
-    async def record_usage(self, records: list[s.UsageCreate]) -> list[str]:
+    async def record_usage(self, records: Sequence[s.UsageCreate]) -> list[str]:
         """Queue usage records; return their ids once their batch has committed."""
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         self._pending.append((list(records), future))
         self._pending_count += len(records)
         if self._pending_count >= self._flush_size:
@@ -126,7 +106,7 @@ class CatalogActor:
                 return 0
             records = [r for recs, _ in batch for r in recs]
             try:
-                ids = await self._run(self._store.record_usage, records)
+                ids = await self._in_pool(self._store.record_usage, records)
             except Exception as exc:
                 for _, fut in batch:
                     if not fut.done():
@@ -139,16 +119,8 @@ class CatalogActor:
                 i += len(recs)
             return len(records)
 
-    async def ping(self) -> bool:
-        """True when the actor and its database answer."""
-        return await self._run(self._store.ping)
 
-    async def database_dialect(self) -> str:
-        """``sqlite`` or ``postgresql``: the backend behind this catalog."""
-        return self._store.engine.dialect.name
-
-
-def get_catalog(url: str | None = None, *, name: str = ACTOR_NAME) -> ray.actor.ActorHandle:
+def get_catalog(url: str | None = None, *, name: str = ACTOR_NAME) -> ActorHandle:
     """The cluster's one catalog actor handle, created on first use (race-safe).
 
     Needs a connected Ray (``ray.init()`` or inside a job, task or replica).
@@ -160,7 +132,7 @@ def get_catalog(url: str | None = None, *, name: str = ACTOR_NAME) -> ray.actor.
         return ray.get_actor(name, namespace=NAMESPACE)
     except ValueError:
         pass
-    return CatalogActor.options(
+    return CatalogActor.options(  # type: ignore[attr-defined]
         name=name,
         namespace=NAMESPACE,
         lifetime="detached",
@@ -170,99 +142,75 @@ def get_catalog(url: str | None = None, *, name: str = ACTOR_NAME) -> ray.actor.
     ).remote(url or database_url())
 
 
-class _Op:
-    """One named store operation, callable sync (``op(...)``) or async (``await op.aio``)."""
+#: Errors of an actor that is restarting or unreachable: the call may be repeated
+#: when its operation is idempotent.
+ACTOR_DOWN = (ActorUnavailableError, RayActorError)
 
-    def __init__(self, catalog: Catalog, path: str):
-        self._catalog = catalog
-        self._path = path
-
-    def __getattr__(self, name: str) -> _Op:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return _Op(self._catalog, f"{self._path}.{name}")
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._catalog._call_sync(self._path, args, kwargs)
+#: Retries of idempotent calls while the actor restarts: full-jitter backoff from
+#: 0.1 s, capped at 2 s, for at most 60 s.
+RESTART_BACKOFF = Backoff(initial_s=0.1, max_delay_s=2.0, max_attempts=None, deadline_s=60.0)
 
 
-class _AsyncOps:
-    def __init__(self, catalog: Catalog, path: str = ""):
-        self._catalog = catalog
-        self._path = path
-
-    def __getattr__(self, name: str) -> _AsyncOps:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return _AsyncOps(self._catalog, f"{self._path}.{name}" if self._path else name)
-
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return await self._catalog._call_async(self._path, args, kwargs)
+def _retry_if(call: Invocation) -> Callable[[BaseException], bool]:
+    return lambda exc: call.idempotent and isinstance(exc, ACTOR_DOWN)
 
 
-class Catalog:
-    """Facade over the catalog actor with :class:`~catalog.store.CatalogStore`'s names.
+class Catalog(CatalogPort):
+    """:class:`~catalog.port.CatalogPort` over the catalog actor (blocking calls).
 
-    ``cat.models.get(id)`` blocks; ``await cat.aio.models.get(id)`` does not.
-    Reads and idempotent writes (:data:`RETRYABLE`) are retried while the actor
-    restarts, for up to ``retry_deadline_s``; other writes raise the Ray error,
-    since they may or may not have committed.
+    Idempotent operations (:func:`catalog.store.idempotent`) are retried while the
+    actor restarts, per ``backoff``; other writes raise the Ray error, since they may
+    or may not have committed.
 
     Args:
         handle: an actor handle (default :func:`get_catalog`).
-        timeout_s: longest one call may take, in seconds.
-        retry_deadline_s: how long retryable calls keep retrying a restarting actor.
+        timeout_s: longest one call may take, in seconds (``GetTimeoutError`` after).
+        backoff: retries while the actor restarts (default :data:`RESTART_BACKOFF`).
     """
 
-    def __init__(
-        self, handle: Any = None, *, timeout_s: float = 120.0, retry_deadline_s: float = 60.0
-    ):
+    def __init__(self, handle: ActorHandle | None = None, *, timeout_s: float = 120.0,
+                 backoff: Backoff = RESTART_BACKOFF):
         self.handle = handle if handle is not None else get_catalog()
         self.timeout_s = timeout_s
-        self.retry_deadline_s = retry_deadline_s
-        self.aio = _AsyncOps(self)
+        self.backoff = backoff
 
-    def __getattr__(self, name: str) -> _Op:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return _Op(self, name)
+    def _invoke(self, call: Invocation, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return retrying(self.backoff, retry_if=_retry_if(call))(
+            lambda: ray.get(self.handle.run.remote(call, *args, **kwargs), timeout=self.timeout_s))
 
-    def _remote(self, path: str, args: tuple, kwargs: dict) -> ray.ObjectRef:
-        if path == "record_usage":
-            return self.handle.record_usage.remote(*args, **kwargs)
-        if path in ("flush", "ping", "database_dialect"):
-            return getattr(self.handle, path).remote(*args, **kwargs)
-        return self.handle.call.remote(path, *args, **kwargs)
+    def flush(self) -> int:
+        """Write the actor's queued usage records now; returns how many."""
+        return ray.get(self.handle.flush.remote(), timeout=self.timeout_s)
 
-    def _retryable(self, path: str) -> bool:
-        return path.rpartition(".")[2] in RETRYABLE
+    def submit_usage(self, records: Sequence[s.UsageCreate]) -> ray.ObjectRef:
+        """Queue usage records without waiting; returns the call's reference."""
+        return self.handle.record_usage.remote(list(records))
 
-    def _call_sync(self, path: str, args: tuple, kwargs: dict) -> Any:
-        deadline = time.monotonic() + self.retry_deadline_s
-        delay = 0.1
-        while True:
-            try:
-                return ray.get(self._remote(path, args, kwargs), timeout=self.timeout_s)
-            except (ActorUnavailableError, RayActorError):
-                if not self._retryable(path) or time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
 
-    async def _call_async(self, path: str, args: tuple, kwargs: dict) -> Any:
-        deadline = time.monotonic() + self.retry_deadline_s
-        delay = 0.1
-        while True:
-            try:
-                return await asyncio.wait_for(
-                    self._remote(path, args, kwargs), timeout=self.timeout_s
-                )
-            except (ActorUnavailableError, RayActorError):
-                if not self._retryable(path) or time.monotonic() + delay > deadline:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+class AsyncCatalog(AsyncCatalogPort):
+    """:class:`~catalog.port.AsyncCatalogPort` over the catalog actor (Serve replicas).
 
-    def submit_usage(self, records: list[s.UsageCreate]) -> ray.ObjectRef:
-        """Queue usage records without waiting (fire and forget); returns the ref."""
-        return self.handle.record_usage.remote(records)
+    Same retry rule and arguments as :class:`Catalog`.
+    """
+
+    def __init__(self, handle: ActorHandle | None = None, *, timeout_s: float = 120.0,
+                 backoff: Backoff = RESTART_BACKOFF):
+        self.handle = handle if handle is not None else get_catalog()
+        self.timeout_s = timeout_s
+        self.backoff = backoff
+
+    def _invoke(
+        self, call: Invocation, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Awaitable[Any]:
+        return self._run(call, args, kwargs)
+
+    async def _run(self, call: Invocation, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        async def once() -> Any:
+            return await asyncio.wait_for(
+                self.handle.run.remote(call, *args, **kwargs), timeout=self.timeout_s)
+
+        return await async_retrying(self.backoff, retry_if=_retry_if(call))(once)
+
+    def submit_usage(self, records: Sequence[s.UsageCreate]) -> None:
+        """Queue usage records in the actor's batch; do not wait."""
+        self.handle.record_usage.remote(list(records))

@@ -31,8 +31,11 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 
 def head_revision() -> str:
-    """The newest migration's revision id."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    """The newest migration's revision id. Raises RuntimeError when none is packaged."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migrations under {MIGRATIONS}")
+    return head
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -16,15 +16,26 @@ import base64
 import hashlib
 import json
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Engine, and_, create_engine, event, func, literal, or_, select, update
+from sqlalchemy import (
+    Engine,
+    and_,
+    create_engine,
+    event,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import SQLCoreOperations
 
 from catalog import schemas as s
 from catalog import tables as t
@@ -100,6 +111,28 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidArgument("malformed pagination cursor", field="cursor") from exc
 
 
+# --------------------------------------------------------------------------- retry marks
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def idempotent(fn: F) -> F:
+    """Mark a store operation as safe to repeat: it only reads, or its write is keyed by
+    the caller's ids (a repeat writes nothing twice).
+
+    :class:`catalog.actor.Catalog` retries such operations while the catalog actor
+    restarts (:func:`is_idempotent`); any other write raises, since it may or may not
+    have committed.
+    """
+    fn.__catalog_idempotent__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def is_idempotent(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` was marked with :func:`idempotent`."""
+    return getattr(fn, "__catalog_idempotent__", False)
+
+
 # --------------------------------------------------------------------------- repositories
 
 
@@ -118,7 +151,7 @@ class Repo(Generic[R]):
     def __init__(
         self,
         store: CatalogStore,
-        row: type[t.Base],
+        row: type[t.Row],
         read: type[R],
         *,
         filters: Sequence[str] = (),
@@ -155,11 +188,13 @@ class Repo(Generic[R]):
         with self.store.session() as session:
             return self.read.model_validate(self._insert(session, request, **extra))
 
+    @idempotent
     def get(self, row_id: str) -> R:
         """The row with ``row_id``. Raises NotFound."""
         with self.store.session() as session:
             return self.read.model_validate(self._get_row(session, row_id))
 
+    @idempotent
     def list(
         self,
         *,
@@ -203,7 +238,8 @@ class Repo(Generic[R]):
             if len(rows) > page_size:
                 rows = rows[:page_size]
                 next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
-            return s.Page[self.read](
+            # pydantic parametrizes the generic page at run time, by this repo's schema
+            return s.Page[self.read](  # type: ignore[name-defined]
                 items=[self.read.model_validate(r) for r in rows],
                 total=total or 0,
                 page_size=page_size,
@@ -312,6 +348,16 @@ class CatalogStore:
             self, t.CarbonRow, s.CarbonRecord, filters=("source", "training_job_id", "model_id")
         )
         self.api_keys = Repo(self, t.ApiKeyRow, s.ApiKey, filters=("role",))
+        self._repos: dict[type[BaseModel], Repo[Any]] = {
+            repo.read: repo for repo in vars(self).values() if isinstance(repo, Repo)
+        }
+
+    def repo(self, read: type[R]) -> Repo[R]:
+        """The repository whose rows are returned as ``read`` (``s.Model`` -> ``models``).
+
+        Raises KeyError for a schema that is no table's read model.
+        """
+        return self._repos[read]
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -357,10 +403,16 @@ class CatalogStore:
         finally:
             session.close()
 
+    @idempotent
     def ping(self) -> bool:
         """True when the database answers a trivial query."""
         with self.engine.connect() as conn:
             return conn.exec_driver_sql("SELECT 1").scalar() == 1
+
+    @idempotent
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``: the database behind this store."""
+        return self.engine.dialect.name
 
     # ----------------------------------------------------------------- models and datasets
 
@@ -401,6 +453,7 @@ class CatalogStore:
                 job.output_model_id = row.id
             return s.Model.model_validate(row)
 
+    @idempotent
     def find_model(self, ref: str) -> s.Model:
         """A model by id, by ``name`` (latest version) or by ``name:version``.
 
@@ -419,9 +472,11 @@ class CatalogStore:
                 raise NotFound(f"model {ref!r} not found", field="model")
             return s.Model.model_validate(row)
 
-    def next_version(self, table: str, name: str) -> int:
+    @idempotent
+    def next_version(self, table: Literal["models", "datasets"], name: str) -> int:
         """1 + the highest version of ``name`` in ``models`` or ``datasets``."""
-        row_cls = {"models": t.ModelRow, "datasets": t.DatasetRow}[table]
+        row_cls: type[t.ModelRow] | type[t.DatasetRow] = (
+            t.ModelRow if table == "models" else t.DatasetRow)
         with self.session() as session:
             top = session.scalar(select(func.max(row_cls.version)).where(row_cls.name == name))
             return (top or 0) + 1
@@ -507,6 +562,7 @@ class CatalogStore:
                         setattr(row, key, value)
             return len(points)
 
+    @idempotent
     def list_metrics(self, job_id: str) -> list[s.MetricPoint]:
         """A job's metric points in step order. Raises NotFound."""
         with self.session() as session:
@@ -550,6 +606,7 @@ class CatalogStore:
                 rows = rows[:keep]
             return [s.Checkpoint.model_validate(r) for r in reversed(rows)]
 
+    @idempotent
     def list_checkpoints(self, job_id: str) -> list[s.Checkpoint]:
         """A job's recorded checkpoints, oldest first. Raises NotFound."""
         with self.session() as session:
@@ -567,6 +624,7 @@ class CatalogStore:
             self.training_jobs._get_row(session, job_id)
             session.add(t.JobEventRow(job_id=job_id, **event.model_dump(exclude_none=True)))
 
+    @idempotent
     def list_events(self, job_id: str, *, after: int = 0, limit: int = 1000) -> list[dict]:
         """Events with sequence number > ``after``.
 
@@ -619,6 +677,7 @@ class CatalogStore:
 
     # ----------------------------------------------------------------- usage and carbon
 
+    @idempotent
     def record_usage(self, records: Sequence[s.UsageCreate]) -> list[str]:
         """Insert a batch of usage records in one transaction; returns their ids.
 
@@ -652,6 +711,7 @@ class CatalogStore:
                 job.emissions_kg = (job.emissions_kg or 0.0) + request.emissions_kg
             return s.CarbonRecord.model_validate(self.carbon._insert(session, request))
 
+    @idempotent
     def carbon_summary(
         self, group_by: str = "model", *, since: datetime | None = None,
         until: datetime | None = None, user_id: str | None = None,
@@ -664,7 +724,8 @@ class CatalogStore:
         if group_by not in ("model", "job", "day", "month", "source"):
             raise InvalidArgument("group_by must be model, job, day, month or source",
                                   field="group_by")
-        sources = [(t.CarbonRow, {
+        sources: list[tuple[type[t.CarbonRow] | type[t.UsageRow],
+                            dict[str, SQLCoreOperations[Any]]]] = [(t.CarbonRow, {
             "model": t.CarbonRow.model_id, "job": t.CarbonRow.training_job_id,
             "source": t.CarbonRow.source,
         })]
@@ -675,7 +736,7 @@ class CatalogStore:
         totals: dict[str | None, list[float]] = {}
         with self.session() as session:
             for row_cls, keys in sources:
-                key = keys.get(group_by) if group_by in keys else self._period(
+                key = keys[group_by] if group_by in keys else self._period(
                     row_cls.created_at, group_by)
                 conds = []
                 if since is not None:
@@ -718,7 +779,7 @@ class CatalogStore:
                 id=t.new_id("phv"), helper_id=row.id, version=1,
                 text=request.text, placement=request.placement,
             ))
-            return s.PromptHelper.model_validate(row)
+            return _validated(s.PromptHelper, row)
 
     def add_prompt_helper_version(
         self, helper_id: str, text: str, placement: s.PromptPlacement | str | None = None
@@ -746,12 +807,13 @@ class CatalogStore:
                 )
             row = t.PromptHelperVersionRow(
                 id=t.new_id("phv"), helper_id=helper_id, version=version, text=text,
-                placement=s.PromptPlacement(placement),
+                placement=s.PromptPlacement(placement or s.PromptPlacement.append),
             )
             session.add(row)
             session.flush()
             return s.PromptHelperVersion.model_validate(row)
 
+    @idempotent
     def get_prompt_helper_version(
         self, helper_id: str, version: int | None = None
     ) -> s.PromptHelperVersion:
@@ -767,6 +829,7 @@ class CatalogStore:
                                field="version")
             return s.PromptHelperVersion.model_validate(row)
 
+    @idempotent
     def list_prompt_helper_versions(self, helper_id: str) -> list[s.PromptHelperVersion]:
         """Every version of a helper, oldest first. Raises NotFound."""
         with self.session() as session:
@@ -797,7 +860,7 @@ class CatalogStore:
                 id=t.new_id("phv"), helper_id=row.id, version=1, text=current.text,
                 placement=current.placement,
             ))
-            return s.PromptHelper.model_validate(row)
+            return _validated(s.PromptHelper, row)
 
     def fork_theme_helper(
         self, theme_id: str, *, name: str, user_id: str | None = None
@@ -812,7 +875,7 @@ class CatalogStore:
             )
             session.add(row)
             session.flush()
-            return s.ThemeHelper.model_validate(row)
+            return _validated(s.ThemeHelper, row)
 
     # ----------------------------------------------------------------- API keys
 
@@ -833,6 +896,7 @@ class CatalogStore:
             session.flush()
             return s.ApiKey.model_validate(row), secret
 
+    @idempotent
     def authenticate(self, secret: str) -> s.ApiKey | None:
         """The live key whose hash matches ``secret``, or None."""
         with self.session() as session:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -75,6 +75,21 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType}
 
 
+if TYPE_CHECKING:
+
+    class Row(Base):
+        """What the store relies on in every entity table: a string id with a prefix
+        for new ids, and a creation time. (For the type checker only: at run time
+        ``Row`` is ``Base``, so the mapped tables are exactly as declared.)"""
+
+        __abstract__ = True
+        id_prefix: ClassVar[str]
+        id: Mapped[str]
+        created_at: Mapped[datetime]
+else:
+    Row = Base
+
+
 class Timestamps:
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -91,7 +106,7 @@ def _id() -> Mapped[str]:
 # --------------------------------------------------------------------------- models, data
 
 
-class ModelRow(Owned, Base):
+class ModelRow(Owned, Row):
     __tablename__ = "models"
     __table_args__ = (UniqueConstraint("name", "version"),)
     id_prefix = "mdl"
@@ -117,7 +132,7 @@ class ModelRow(Owned, Base):
     published: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-class DatasetRow(Owned, Base):
+class DatasetRow(Owned, Row):
     __tablename__ = "datasets"
     __table_args__ = (UniqueConstraint("name", "version"),)
     id_prefix = "ds"
@@ -136,7 +151,7 @@ class DatasetRow(Owned, Base):
 # --------------------------------------------------------------------------- training
 
 
-class TrainingJobRow(Owned, Base):
+class TrainingJobRow(Owned, Row):
     __tablename__ = "training_jobs"
     id_prefix = "job"
 
@@ -215,7 +230,7 @@ class JobEventRow(Base):
 # --------------------------------------------------------------------------- media
 
 
-class PredictionRow(Owned, Base):
+class PredictionRow(Owned, Row):
     __tablename__ = "predictions"
     __table_args__ = (
         UniqueConstraint("provider", "provider_prediction_id"),
@@ -240,7 +255,7 @@ class PredictionRow(Owned, Base):
     cost_usd: Mapped[float | None] = mapped_column(Float)
 
 
-class ImageRow(Owned, Base):
+class ImageRow(Owned, Row):
     __tablename__ = "images"
     id_prefix = "img"
 
@@ -264,7 +279,7 @@ class ImageRow(Owned, Base):
     files: Mapped[list[Any]] = mapped_column(JSONType, default=list)
 
 
-class SourceImageRow(Owned, Base):
+class SourceImageRow(Owned, Row):
     __tablename__ = "source_images"
     id_prefix = "src"
 
@@ -276,7 +291,7 @@ class SourceImageRow(Owned, Base):
     height: Mapped[int | None] = mapped_column(Integer)
 
 
-class ImageEditRow(Owned, Base):
+class ImageEditRow(Owned, Row):
     __tablename__ = "image_edits"
     id_prefix = "edit"
 
@@ -297,7 +312,7 @@ class ImageEditRow(Owned, Base):
     files: Mapped[list[Any]] = mapped_column(JSONType, default=list)
 
 
-class VideoRow(Owned, Base):
+class VideoRow(Owned, Row):
     __tablename__ = "videos"
     id_prefix = "vid"
 
@@ -317,7 +332,7 @@ class VideoRow(Owned, Base):
 # --------------------------------------------------------------------------- prompt styles
 
 
-class PromptHelperRow(Owned, Base):
+class PromptHelperRow(Owned, Row):
     __tablename__ = "prompt_helpers"
     __table_args__ = (UniqueConstraint("user_id", "name"),)
     id_prefix = "ph"
@@ -331,7 +346,7 @@ class PromptHelperRow(Owned, Base):
     )
 
 
-class PromptHelperVersionRow(Base):
+class PromptHelperVersionRow(Row):
     __tablename__ = "prompt_helper_versions"
     __table_args__ = (UniqueConstraint("helper_id", "version"),)
     id_prefix = "phv"
@@ -346,7 +361,7 @@ class PromptHelperVersionRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class ThemeHelperRow(Owned, Base):
+class ThemeHelperRow(Owned, Row):
     __tablename__ = "theme_helpers"
     __table_args__ = (UniqueConstraint("user_id", "name"),)
     id_prefix = "th"
@@ -360,7 +375,7 @@ class ThemeHelperRow(Owned, Base):
     )
 
 
-class TagRow(Owned, Base):
+class TagRow(Owned, Row):
     __tablename__ = "tags"
     __table_args__ = (UniqueConstraint("user_id", "name"),)
     id_prefix = "tag"
@@ -369,7 +384,7 @@ class TagRow(Owned, Base):
     name: Mapped[str] = mapped_column(String(100))
 
 
-class ProjectImageRow(Owned, Base):
+class ProjectImageRow(Owned, Row):
     __tablename__ = "project_images"
     __table_args__ = (UniqueConstraint("project", "image_id"),)
     id_prefix = "pi"
@@ -383,7 +398,7 @@ class ProjectImageRow(Owned, Base):
 # --------------------------------------------------------------------------- usage, carbon, keys
 
 
-class UsageRow(Base):
+class UsageRow(Row):
     __tablename__ = "usage_records"
     __table_args__ = (Index("ix_usage_records_model_created", "model", "created_at"),)
     id_prefix = "use"
@@ -406,7 +421,7 @@ class UsageRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
-class CarbonRow(Base):
+class CarbonRow(Row):
     __tablename__ = "carbon_records"
     id_prefix = "co2"
 
@@ -425,7 +440,7 @@ class CarbonRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
-class ApiKeyRow(Timestamps, Base):
+class ApiKeyRow(Timestamps, Row):
     __tablename__ = "api_keys"
     id_prefix = "key"
 

@@ -41,6 +41,12 @@ class LocalCluster:
     apps: tuple[str, ...] = ()
 
 
+def home() -> Path:
+    """The storage root of local clusters (``$GARDEN_HOME``): the catalog database,
+    models, datasets, ``cluster.json`` and the files ``garden demo`` keeps."""
+    return garden_home()
+
+
 def state_path() -> Path:
     return garden_home() / STATE_FILE
 

@@ -59,9 +59,9 @@ async def current_principal(request: Request) -> Principal:
     if admin_key and hmac.compare_digest(token.encode(), admin_key.encode()):
         principal = Principal(ADMIN_USER, "admin")
     else:
-        from catalog.actor import Catalog
+        from catalog.actor import AsyncCatalog
 
-        key = await Catalog().aio.authenticate(token)
+        key = await AsyncCatalog().authenticate(token)
         if key is None:
             raise Unauthenticated("invalid or revoked API key")
         principal = Principal(key.user_id, str(key.role))

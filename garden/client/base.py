@@ -24,7 +24,8 @@ class Namespace:
     def _page(self, model: type[M], path: str, params: dict[str, Any]) -> Page[M]:
         params = {k: v for k, v in params.items() if v is not None}
         data = self._client.request("GET", path, params=params).json()
-        return Page[model].model_validate(data)
+        # pydantic parametrizes the generic page at run time, by the row model
+        return Page[model].model_validate(data)  # type: ignore[valid-type]
 
     def _iterate(self, model: type[M], path: str, params: dict[str, Any]) -> Iterator[M]:
         """Every row over all pages (follows ``next_cursor``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ class Datasets(Namespace):
         return Dataset.model_validate(self._client.request(
             "GET", f"/v1/datasets/{dataset_id}").json())
 
-    def preview(self, dataset_id: str, *, offset: int = 0, limit: int = 10) -> list[Any]:
+    def preview(self, dataset_id: str, *, offset: int = 0, limit: int = 10) -> builtins.list[Any]:
         """Rows ``offset..offset+limit`` of the dataset, as parsed JSON."""
         return self._client.request("GET", f"/v1/datasets/{dataset_id}/preview",
                                     params={"offset": offset, "limit": limit}).json()["rows"]

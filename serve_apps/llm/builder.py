@@ -7,16 +7,21 @@ config file (``import_path: serve_apps.llm:app_builder``, ``args:`` = an
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import serve
 from ray.serve import Application
 
+from catalog.port import AsyncCatalogPort
 from serve_apps.llm.config import LLMAppConfig
+
+if TYPE_CHECKING:
+    from serve_apps.llm.server import EngineClass
 
 
 def build_llm_app(
-    config: LLMAppConfig, *, engine_cls: type | None = None, catalog: Any = None
+    config: LLMAppConfig, *, engine_cls: EngineClass | None = None,
+    catalog: AsyncCatalogPort | None = None,
 ) -> Application:
     """The OpenAI-compatible LLM application for ``config``.
 
@@ -25,7 +30,7 @@ def build_llm_app(
     Args:
         config: which catalog base model and how to run it.
         engine_cls: vLLM engine class (default ``vllm.v1.engine.async_llm.AsyncLLM``).
-        catalog: :class:`catalog.actor.Catalog` passed to both deployments (default: each
+        catalog: the catalog port passed to both deployments (default: each
             replica opens the cluster's catalog actor).
     """
     from serve_apps.llm.ingress import LLMIngress

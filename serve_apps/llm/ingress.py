@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 from argparse import Namespace
 from http import HTTPStatus
-from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
+from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 from vllm.entrypoints.openai.completion.protocol import CompletionRequest
@@ -30,6 +30,7 @@ from vllm.entrypoints.serve.exception_handling.handlers.validation import (
 )
 
 from catalog.errors import Unauthenticated
+from catalog.port import AsyncCatalogPort
 from serve_apps.auth import current_principal
 from serve_apps.llm.config import LLMAppConfig
 from serve_apps.llm.models import Target, UnknownModel, adapter_served_name, list_adapters, resolve
@@ -81,16 +82,19 @@ class LLMIngress:
     Args:
         config: the application config (``config.model`` is the base model).
         engine: DeploymentHandle of :class:`serve_apps.llm.server.LLMServer`.
-        catalog: a :class:`catalog.actor.Catalog` (default: the cluster's actor).
+        catalog: the catalog port (default: the cluster's actor).
     """
 
-    async def __init__(self, config: LLMAppConfig, engine, catalog: Any = None):
-        from catalog.actor import Catalog
+    async def __init__(  # type: ignore[misc]  # Serve awaits an async __init__
+        self, config: LLMAppConfig, engine: DeploymentHandle,
+        catalog: AsyncCatalogPort | None = None,
+    ):
+        from catalog.actor import AsyncCatalog
 
         self.config = config
         self.engine = engine
-        self.catalog = catalog if catalog is not None else Catalog()
-        self.base = await self.catalog.aio.find_model(config.model)
+        self.catalog = catalog if catalog is not None else AsyncCatalog()
+        self.base = await self.catalog.find_model(config.model)
 
     async def _target(self, model: str | None) -> Target:
         return await resolve(self.catalog, self.base, model)

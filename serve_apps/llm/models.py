@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from catalog import schemas as s
 from catalog.config import garden_home
 from catalog.errors import NotFound
+from catalog.port import AsyncCatalogPort
 
 #: Path schemes fetched with pyarrow.fs (s3, gs, hdfs, abfs... and file URIs).
 REMOTE_SCHEMES = ("s3", "gs", "gcs", "hdfs", "abfs", "abfss", "file")
@@ -47,10 +48,9 @@ def adapter_served_name(base: s.Model, adapter: s.Model) -> str:
     return f"{base.name}:{adapter.name}:{adapter.version}"
 
 
-async def resolve(catalog, base: s.Model, ref: str | None) -> Target:
+async def resolve(catalog: AsyncCatalogPort, base: s.Model, ref: str | None) -> Target:
     """The :class:`Target` for ``ref`` (an OpenAI ``model`` value; None means the base).
 
-    ``catalog`` is a :class:`catalog.actor.Catalog`.
 
     Raises:
         UnknownModel: nothing matches, or the match is not this base or one of its adapters.
@@ -63,7 +63,7 @@ async def resolve(catalog, base: s.Model, ref: str | None) -> Target:
             adapter_ref = ref[len(prefix) + 1 :]
             break
     try:
-        model = await catalog.aio.find_model(adapter_ref)
+        model = await catalog.find_model(adapter_ref)
     except NotFound:
         raise UnknownModel(f"The model `{ref}` does not exist.") from None
     if model.id == base.id:
@@ -76,12 +76,14 @@ async def resolve(catalog, base: s.Model, ref: str | None) -> Target:
     return Target(base, model)
 
 
-async def list_adapters(catalog, base: s.Model, limit: int = 1000) -> list[s.Model]:
+async def list_adapters(
+    catalog: AsyncCatalogPort, base: s.Model, limit: int = 1000
+) -> list[s.Model]:
     """Every adapter of ``base`` in the catalog, newest first (at most ``limit``)."""
     out: list[s.Model] = []
     cursor = None
     while len(out) < limit:
-        page = await catalog.aio.models.list(
+        page = await catalog.models.list(
             kind="adapter", base_model_id=base.id, page_size=100, cursor=cursor
         )
         out.extend(page.items)

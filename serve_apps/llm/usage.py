@@ -3,7 +3,7 @@
 :meth:`RequestAccount.submit` sends a :class:`catalog.schemas.UsageCreate` to the
 catalog actor, which batches usage writes (``CatalogActor.record_usage``); the
 call is fire-and-forget so the response never waits on the database. It also
-publishes the request to the dashboard metrics (:func:`catalog.metrics.record_request`).
+publishes the request to the dashboard metrics (:func:`serve_apps.observability.record_request`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from catalog import metrics
 from catalog import schemas as s
+from catalog.port import AsyncCatalogPort
+from serve_apps import observability
 from serve_apps.llm.energy import EnergyShare
 
 
@@ -71,10 +72,10 @@ class RequestAccount:
                                     "requests (serve_apps.llm.energy)"},
         )
 
-    def submit(self, catalog) -> None:
+    def submit(self, catalog: AsyncCatalogPort) -> None:
         """Send the record to the catalog actor without waiting; publish metrics."""
         catalog.submit_usage([self.record()])
-        metrics.record_request(
+        observability.record_request(
             self.served, kind="llm", status=self.status, latency_s=self.latency_ms / 1000,
             prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens,
             ttft_s=self.ttft_s, emissions_kg=self.emissions_kg,

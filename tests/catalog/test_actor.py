@@ -10,11 +10,13 @@ import uuid
 import pytest
 import ray
 from ray.exceptions import ActorUnavailableError, RayActorError
+from ray.util.state import get_actor
 
 from catalog import schemas as s
-from catalog.actor import ACTOR_NAME, NAMESPACE, Catalog, get_catalog
-from catalog.errors import InvalidTransition, NotFound
+from catalog.actor import ACTOR_NAME, NAMESPACE, AsyncCatalog, Catalog, get_catalog
+from catalog.errors import Conflict, InvalidTransition, NotFound
 from catalog.store import CatalogStore
+from tests import factories
 
 pytestmark = pytest.mark.ray
 
@@ -53,11 +55,7 @@ def test_get_catalog_returns_one_actor_from_tasks_and_threads(catalog_handle):
 def test_errors_keep_their_class_across_the_actor(catalog):
     with pytest.raises(NotFound):
         catalog.models.get("mdl_missing")
-    base = catalog.register_model(s.ModelCreate(name="b", kind="base", path="/b"))
-    data = catalog.datasets.create(s.DatasetCreate(
-        name="d", format="alpaca", path="/d", num_rows=1, size_bytes=1))
-    job = catalog.create_training_job(s.TrainingJobCreate(
-        name="j", base_model_id=base.id, dataset_id=data.id))
+    job = factories.job(catalog)
     catalog.transition_job(job.id, "cancelled")
     with pytest.raises(InvalidTransition):
         catalog.transition_job(job.id, "running")
@@ -66,11 +64,13 @@ def test_errors_keep_their_class_across_the_actor(catalog):
 
 
 async def test_async_facade(catalog):
-    base = await catalog.aio.register_model(s.ModelCreate(name="b", kind="base", path="/b"))
-    got = await catalog.aio.models.get(base.id)
+    acat = AsyncCatalog(catalog.handle)
+    base = await acat.register_model(s.ModelCreate(name="b", kind="base", path="/b"))
+    got = await acat.models.get(base.id)
     assert got == base
-    page = await catalog.aio.models.list(kind="base")
+    page = await acat.models.list(kind="base")
     assert page.total == 1
+    assert catalog.find_model("b") == base  # the sync port sees the same catalog
 
 
 def test_eight_concurrent_writers(catalog, db_url):
@@ -116,7 +116,7 @@ def test_no_acknowledged_write_is_lost_when_the_actor_is_killed(catalog, db_url)
     stop = time.monotonic() + 60
 
     def writer(w: int) -> None:
-        cat = Catalog(catalog.handle, retry_deadline_s=60)
+        cat = Catalog(catalog.handle)  # retries idempotent calls for up to 60 s
         for i in range(40):
             rid = f"k{w}-{i}"
             cat.record_usage([s.UsageCreate(id=rid, model="m", completion_tokens=i)])
@@ -129,9 +129,7 @@ def test_no_acknowledged_write_is_lost_when_the_actor_is_killed(catalog, db_url)
                 except (ActorUnavailableError, RayActorError):
                     time.sleep(0.2)  # unknown outcome: a retry may hit Conflict
                     continue
-                except Exception as exc:  # Conflict: the lost reply had committed
-                    if type(exc).__name__ != "Conflict":
-                        raise
+                except Conflict:  # the lost reply had committed
                     break
                 with lock:
                     acked_datasets.append(ds.id)
@@ -140,15 +138,14 @@ def test_no_acknowledged_write_is_lost_when_the_actor_is_killed(catalog, db_url)
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
     for th in threads:
         th.start()
-    kills = 0
     for _ in range(3):
         time.sleep(1.5)
+        assert catalog.ping()  # alive again (restarted) before each kill
         ray.kill(catalog.handle, no_restart=False)
-        kills += 1
     for th in threads:
         th.join(timeout=120)
     assert not any(th.is_alive() for th in threads)
-    assert kills == 3
+    assert get_actor(catalog.handle._actor_id.hex()).num_restarts == 3
     assert len(acked_usage) == 8 * 40
 
     store = CatalogStore.open(db_url)

@@ -44,7 +44,7 @@ async def carbon_summary(
     until: Annotated[datetime | None, Query(description="Exclusive end (ISO 8601).")] = None,
 ) -> Any:
     """Totals grouped by ``group_by``: training and media records plus per-request usage."""
-    return await cat.aio.carbon_summary(group_by, since=since, until=until,
+    return await cat.carbon_summary(group_by, since=since, until=until,
                                         user_id=owner_filter(caller))
 
 
@@ -55,7 +55,7 @@ async def carbon_records(
     since: datetime | None = None, until: datetime | None = None,
 ) -> Any:
     """Measured records (training, media), newest first."""
-    return await cat.aio.carbon.list(
+    return await cat.carbon.list(
         page_size=paging.page_size, cursor=paging.cursor, source=source, model_id=model_id,
         created_after=since, created_before=until, user_id=owner_filter(caller),
     )
@@ -68,7 +68,7 @@ async def job_carbon(job_id: str, caller: Caller, cat: Cat) -> JobCarbon:
     records: list[s.CarbonRecord] = []
     cursor = None
     while True:
-        page = await cat.aio.carbon.list(page_size=1000, cursor=cursor, training_job_id=job_id)
+        page = await cat.carbon.list(page_size=1000, cursor=cursor, training_job_id=job_id)
         records.extend(page.items)
         cursor = page.next_cursor
         if cursor is None:
@@ -93,7 +93,7 @@ async def carbon_export(
         writer.writerow(CSV_COLUMNS)
         cursor = None
         while True:
-            page = await cat.aio.carbon.list(
+            page = await cat.carbon.list(
                 page_size=1000, cursor=cursor, source=source, created_after=since,
                 created_before=until, user_id=user_id,
             )

@@ -32,20 +32,20 @@ class CreatedKey(BaseModel):
 async def create_key(body: KeyCreate, caller: Caller, cat: Cat) -> CreatedKey:
     """Admin only: a new key for ``user_id``."""
     require_admin(caller)
-    record, secret = await cat.aio.create_api_key(body.user_id, body.name, body.role)
+    record, secret = await cat.create_api_key(body.user_id, body.name, body.role)
     return CreatedKey(key=record, secret=secret)
 
 
 @router.get("", response_model=s.Page[s.ApiKey])
 async def list_keys(caller: Caller, cat: Cat, paging: Paging) -> Any:
-    return await cat.aio.api_keys.list(page_size=paging.page_size, cursor=paging.cursor,
+    return await cat.api_keys.list(page_size=paging.page_size, cursor=paging.cursor,
                                        user_id=owner_filter(caller))
 
 
 @router.delete("/{key_id}", status_code=204)
 async def delete_key(key_id: str, caller: Caller, cat: Cat) -> Response:
     """Delete (revoke) a key: the caller's own, or any as an admin."""
-    key = await cat.aio.api_keys.get(key_id)
+    key = await cat.api_keys.get(key_id)
     check_owner(caller, key.user_id)
-    await cat.aio.api_keys.delete(key_id)
+    await cat.api_keys.delete(key_id)
     return Response(status_code=204)

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from catalog.config import garden_home
+from catalog.port import AsyncCatalogPort
 from serve_apps.gateway.deps import Caller, Cat, Settings
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,9 @@ class HealthReport(BaseModel):
     components: dict[str, ComponentHealth]
 
 
-async def _database(cat: Any, timeout_s: float) -> ComponentHealth:
+async def _database(cat: AsyncCatalogPort, timeout_s: float) -> ComponentHealth:
     try:
-        ok = await asyncio.wait_for(cat.aio.ping(), timeout=timeout_s)
+        ok = await asyncio.wait_for(cat.ping(), timeout=timeout_s)
     except Exception as exc:  # any failure of the probe is the answer, reported as such
         return ComponentHealth(status="unhealthy", detail=f"{type(exc).__name__}: {exc}")
     return ComponentHealth(status="healthy" if ok else "unhealthy")
@@ -143,5 +144,5 @@ async def system(caller: Caller, cat: Cat) -> dict[str, Any]:
     """Cluster GPUs and CPUs (Ray resources), the storage root's disk, package versions
     and the catalog's database backend."""
     info = await asyncio.to_thread(_system)
-    info["database"] = await cat.aio.database_dialect()
+    info["database"] = await cat.dialect()
     return info

@@ -11,9 +11,11 @@ router retries only what is safe.
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import openai
+from openai.types import ImagesResponse
 
 from catalog.schemas import PredictionStatus
 from serve_apps.media.providers.base import (
@@ -68,11 +70,12 @@ class OpenAIImagesProvider(Provider):
 
     async def submit(self, job: MediaJob) -> ProviderJob:
         params = self.params(job)
-        call = {
+        calls: dict[str, Callable[..., Awaitable[ImagesResponse]]] = {
             "generate": self.client.images.generate,
             "edit": self.client.images.edit,
             "variation": self.client.images.create_variation,
-        }[job.operation]
+        }
+        call = calls[job.operation]
         try:
             result = await call(**params)
         except openai.APIStatusError as exc:
