@@ -30,9 +30,9 @@ from pathlib import Path
 import httpx
 import openai
 
+from catalog.port import AsyncLocalCatalog
 from catalog.store import CatalogStore
 from serve_apps.auth import Principal
-from serve_apps.media.catalog_port import LocalCatalog
 from serve_apps.media.config import PROVIDER_ENV, MediaConfig, ProviderSettings
 from serve_apps.media.schemas import ImageGenerationRequest
 from serve_apps.media.service import MediaService
@@ -164,7 +164,7 @@ def _print_latency(label: float, direct: list[float], routed: list[float]) -> No
 async def run_in_process(args, oa, rep, tmp: Path) -> None:
     store = CatalogStore.open(f"sqlite:///{tmp / 'catalog.db'}")
     rep.state.job_s = args.job_s
-    service = MediaService(_config(oa.url, rep.url, tmp / "media"), LocalCatalog(store))
+    service = MediaService(_config(oa.url, rep.url, tmp / "media"), AsyncLocalCatalog(store))
     print("latency: router (MediaService in-process, SQLite catalog) vs openai client direct")
     for latency in args.latencies:
         oa.state.latency_s = latency

@@ -7,8 +7,9 @@ attempt keeps the request's input and the provider's error, and the next attempt
 ``input.previous_prediction_id`` points back to it. The Image, ImageEdit or Video row
 links the attempt that was accepted (or the last failed one).
 
-:class:`MediaService` is a plain class (tests and benchmarks drive it directly);
-:mod:`serve_apps.media.deployment` wraps it in a Serve deployment.
+:class:`MediaService` is the Serve deployment itself (:mod:`serve_apps.media.builder`
+applies ``serve.deployment`` and the routes call its methods through a handle) and a
+plain class that tests and benchmarks drive directly.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import random
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ import httpx
 
 from catalog import schemas as s
 from catalog.errors import Conflict, InvalidArgument, InvalidTransition, NotFound, Unavailable
+from catalog.port import AsyncCatalogPort, AsyncRepoPort
 from serve_apps.auth import Principal, check_owner, owner_filter
 from serve_apps.media.config import MediaConfig
 from serve_apps.media.pricing import estimate_cost
@@ -52,11 +55,14 @@ ACTIVE = (P.starting, P.processing)
 FALLBACK_STATUSES = frozenset({401, 403, 404, 408, 409, 429})
 
 
-def _target_repo(pred: s.Prediction) -> str:
-    """The catalog repo whose rows link ``pred``: videos, images or image_edits."""
+Target = AsyncRepoPort[s.Image] | AsyncRepoPort[s.ImageEdit] | AsyncRepoPort[s.Video]
+
+
+def _target_repo(cat: AsyncCatalogPort, pred: s.Prediction) -> Target:
+    """The catalog repository whose rows link ``pred``: videos, images or image edits."""
     if pred.modality == s.Modality.video:
-        return "videos"
-    return "images" if pred.operation == "generate" else "image_edits"
+        return cat.videos
+    return cat.images if pred.operation == "generate" else cat.image_edits
 
 
 def _falls_back(error: ProviderError) -> bool:
@@ -67,13 +73,23 @@ class MediaService:
     """Routes media requests to providers and keeps the catalog in step.
 
     Args:
-        config: settings (providers, policy, retries, cooldown, polling).
-        catalog: an :mod:`serve_apps.media.catalog_port` catalog.
+        config: settings (providers, policy, retries, cooldown, polling); None reads
+            :meth:`MediaConfig.from_env` (a Serve replica's environment).
+        catalog: the catalog port; None is the cluster's catalog actor.
         providers: adapters by name (default: :func:`build_providers`).
+        resume: start tracking every unfinished prediction again, as a task on the
+            running event loop (a Serve replica constructs its deployment inside its
+            loop); the builder sets it, so a restarted replica loses no prediction.
     """
 
-    def __init__(self, config: MediaConfig, catalog: Any,
-                 providers: dict[str, Provider] | None = None):
+    def __init__(self, config: MediaConfig | None = None,
+                 catalog: AsyncCatalogPort | None = None,
+                 providers: dict[str, Provider] | None = None, *, resume: bool = False):
+        if catalog is None:
+            from catalog.actor import AsyncCatalog
+
+            catalog = AsyncCatalog()
+        config = config or MediaConfig.from_env()
         self.config = config
         self.cat = catalog
         self.providers = providers if providers is not None else build_providers(config)
@@ -88,6 +104,9 @@ class MediaService:
         self._secrets = [p.token.get_secret_value() for p in config.providers.values()
                          if p.token] + [p.webhook_secret.get_secret_value()
                                         for p in config.providers.values() if p.webhook_secret]
+        self._resumed: asyncio.Task[int] | None = None
+        if resume:
+            self._resumed = asyncio.get_running_loop().create_task(self.resume())
 
     # ----------------------------------------------------------------- public operations
 
@@ -108,14 +127,13 @@ class MediaService:
             aspect_ratio=req.aspect_ratio, output_format=req.output_format,
             prediction_id=pred.id, user_id=who.user_id,
         ))
-        pred, updated = await self._advance(pred, pjob, ("images", image.id))
+        pred, updated = await self._advance(pred, pjob, image.id)
         return ImageResult(image=updated or image, prediction=pred)
 
     async def get_image(self, image_id: str, who: Principal) -> ImageResult:
         image = await self.cat.images.get(image_id)
         check_owner(who, image.user_id)
-        return ImageResult(image=image, prediction=await self.cat.predictions.get(
-            image.prediction_id))
+        return ImageResult(image=image, prediction=await self._linked(image.prediction_id))
 
     async def upscale_image(self, image_id: str, req: UpscaleRequest,
                             who: Principal) -> EditResult:
@@ -157,14 +175,13 @@ class MediaService:
             duration_s=req.duration_s, ratio=req.ratio, prediction_id=pred.id,
             user_id=who.user_id,
         ))
-        pred, updated = await self._advance(pred, pjob, ("videos", video.id))
+        pred, updated = await self._advance(pred, pjob, video.id)
         return VideoResult(video=updated or video, prediction=pred)
 
     async def get_video(self, video_id: str, who: Principal) -> VideoResult:
         video = await self.cat.videos.get(video_id)
         check_owner(who, video.user_id)
-        return VideoResult(video=video, prediction=await self.cat.predictions.get(
-            video.prediction_id))
+        return VideoResult(video=video, prediction=await self._linked(video.prediction_id))
 
     async def list_predictions(self, who: Principal, *, status: str | None = None,
                                provider: str | None = None, modality: str | None = None,
@@ -174,6 +191,12 @@ class MediaService:
         return await self.cat.predictions.list(
             page_size=page_size, cursor=cursor, status=status, provider=provider,
             modality=modality, user_id=owner_filter(who))
+
+    async def _linked(self, prediction_id: str | None) -> s.Prediction:
+        """The prediction a row links. Raises NotFound when it links none."""
+        if prediction_id is None:
+            raise NotFound("no prediction is linked to this row", field="prediction_id")
+        return await self.cat.predictions.get(prediction_id)
 
     async def get_prediction(self, prediction_id: str, who: Principal) -> s.Prediction:
         pred = await self.cat.predictions.get(prediction_id)
@@ -190,7 +213,7 @@ class MediaService:
         if pred.provider_prediction_id:
             try:
                 pjob, _ = await with_retries(
-                    lambda: provider.cancel(pred.provider_prediction_id), self.config.retry,
+                    partial(provider.cancel, pred.provider_prediction_id), self.config.retry,
                     create=False)
             except ProviderError as exc:
                 raise Unavailable(f"cancel failed: {self._redact(str(exc))}") from exc
@@ -325,7 +348,7 @@ class MediaService:
             started = time.monotonic()
             try:
                 pjob, calls = await with_retries(
-                    lambda p=provider, j=attempt_job: p.submit(j), self.config.retry,
+                    partial(provider.submit, attempt_job), self.config.retry,
                     create=True, idempotent_create=provider.idempotent_create)
             except ProviderError as exc:
                 self.cooldown.failure(name)
@@ -354,10 +377,10 @@ class MediaService:
         return previous, None
 
     async def _advance(self, pred: s.Prediction, pjob: ProviderJob | None,
-                       target: tuple[str, str]) -> tuple[s.Prediction, Any]:
-        """After the target row (``(repo, id)``) exists: finish a job the provider already
-        finished, or start tracking it. Returns the prediction and the target row when
-        it was updated (else None)."""
+                       target: str) -> tuple[s.Prediction, Any]:
+        """After the target row (the image, edit or video with id ``target``) exists:
+        finish a job the provider already finished, or start tracking it. Returns the
+        prediction and the target row when it was updated (else None)."""
         if pjob is None:
             return pred, None
         if pjob.terminal:
@@ -392,7 +415,7 @@ class MediaService:
         return pred, None
 
     async def _finalize(self, prediction_id: str, pjob: ProviderJob, *,
-                        target: tuple[str, str] | None = None,
+                        target: str | None = None,
                         current: s.Prediction | None = None) -> tuple[s.Prediction, Any]:
         """Copy outputs and close the prediction; idempotent (webhook and poller race).
         Returns the prediction and the target row if its files were just set."""
@@ -408,7 +431,7 @@ class MediaService:
         return pred, updated
 
     async def _close(self, pred: s.Prediction, pjob: ProviderJob,
-                     target: tuple[str, str] | None) -> tuple[s.Prediction, Any]:
+                     target: str | None) -> tuple[s.Prediction, Any]:
         """Terminal transition; on success copy outputs first, then write the target row
         (when known), then the prediction, so a succeeded prediction's row always has
         its files. Returns ``(prediction, target row or None)``."""
@@ -430,32 +453,31 @@ class MediaService:
         output = {"urls": [f.source_url for f in files if f.source_url]} | {
             k: v for k, v in pjob.raw.items() if k in ("seed", "revised_prompt", "metrics")}
         # The target row first: whoever reads "succeeded" must find its files there.
-        row = await self._update_rows(pred, files, [target[1]]) if target else None
+        row = await self._update_rows(pred, files, [target]) if target else None
         closed = await self.cat.transition_prediction(pred.id, P.succeeded, files=files,
                                                       output=output)
         return closed, row
 
     async def _sync_targets(self, pred: s.Prediction,
-                            target: tuple[str, str] | None = None) -> Any:
+                            target: str | None = None) -> Any:
         """Copy a finished prediction's files onto the row that links it (``target``, or
         found by ``prediction_id``). Returns the updated row, or None."""
         if not pred.files:
             return None
         if target is not None:
-            ids = [target[1]]
+            ids = [target]
         else:
-            page = await getattr(self.cat, _target_repo(pred)).list(
+            page = await _target_repo(self.cat, pred).list(
                 prediction_id=pred.id, page_size=10)
             ids = [row.id for row in page.items if not row.files]
         return await self._update_rows(pred, pred.files, ids)
 
     async def _update_rows(self, pred: s.Prediction, files: list[s.StoredFile],
                            ids: list[str]) -> Any:
-        repo_name = _target_repo(pred)
+        repo = _target_repo(self.cat, pred)
         fields: dict[str, Any] = {"files": files}
-        if repo_name == "images" and files[0].width:
+        if repo.read is s.Image and files[0].width:
             fields |= {"width": files[0].width, "height": files[0].height}
-        repo = getattr(self.cat, repo_name)
         rows = await asyncio.gather(*[repo.update(row_id, **fields) for row_id in ids])
         return rows[-1] if rows else None
 
@@ -463,8 +485,9 @@ class MediaService:
         if pred.id in self._tracking:
             return
         task = asyncio.get_running_loop().create_task(self._track(pred))
-        self._tracking[pred.id] = task
-        task.add_done_callback(lambda _t, pid=pred.id: self._tracking.pop(pid, None))
+        pid = pred.id
+        self._tracking[pid] = task
+        task.add_done_callback(lambda _task: self._tracking.pop(pid, None))
 
     def _stop_tracking(self, prediction_id: str) -> None:
         task = self._tracking.pop(prediction_id, None)
@@ -474,13 +497,16 @@ class MediaService:
     async def _track(self, pred: s.Prediction) -> None:
         """Poll the provider until the job is terminal or ``job_timeout_s`` passes."""
         provider = self.providers[pred.provider]
+        provider_id = pred.provider_prediction_id
+        if provider_id is None:  # never submitted: nothing to poll
+            return
         deadline = time.monotonic() + self.config.job_timeout_s
         failures = 0
         while time.monotonic() < deadline:
             # +-20 % jitter so jobs submitted together do not poll in lockstep
             await asyncio.sleep(self.config.poll_interval_s * random.uniform(0.8, 1.2))
             try:
-                pjob = await provider.get(pred.provider_prediction_id)
+                pjob = await provider.get(provider_id)
             except ProviderError as exc:
                 failures += 1
                 log.warning("poll %s failed (%d in a row): %s", pred.id, failures,
@@ -491,7 +517,7 @@ class MediaService:
             if pred.status not in ACTIVE:
                 return
         try:
-            await provider.cancel(pred.provider_prediction_id)
+            await provider.cancel(provider_id)
         except (ProviderError, NotFound) as exc:
             log.warning("cancel after timeout of %s failed: %s", pred.id, exc)
         await self.cat.transition_prediction(
@@ -528,7 +554,7 @@ class MediaService:
             prompt=job.prompt, params={k: v for k, v in record.items() if v is not None},
             prediction_id=pred.id, user_id=who.user_id,
         ))
-        pred, updated = await self._advance(pred, pjob, ("image_edits", edit.id))
+        pred, updated = await self._advance(pred, pjob, edit.id)
         return EditResult(edit=updated or edit, prediction=pred)
 
     def _redact(self, text: str) -> str:

@@ -10,9 +10,9 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
+from catalog.port import AsyncLocalCatalog
 from catalog.store import CatalogStore
 from serve_apps.auth import Principal
-from serve_apps.media.catalog_port import LocalCatalog
 from serve_apps.media.config import PROVIDER_ENV, MediaConfig, ProviderSettings
 from serve_apps.media.service import MediaService
 from tests.serve_apps.media.fakes import openai_api, replicate_api, runway_api, stability_api
@@ -100,7 +100,7 @@ def media_store(_migrated_db, tmp_path):
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def service(fakes, media_store, tmp_path):
-    svc = MediaService(make_config(fakes, tmp_path / "media"), LocalCatalog(media_store))
+    svc = MediaService(make_config(fakes, tmp_path / "media"), AsyncLocalCatalog(media_store))
     yield svc
     await svc.close()
     await svc.cat.drain()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from catalog.errors import InvalidArgument, InvalidTransition, PermissionDenied, Unavailable
-from serve_apps.media.catalog_port import LocalCatalog
+from catalog.port import AsyncLocalCatalog
 from serve_apps.media.schemas import (
     EditRequest,
     ImageGenerationRequest,
@@ -145,7 +145,7 @@ async def test_content_filtered_result_fails_the_prediction(service):
 
 async def test_missing_token_answers_503_naming_the_variable(fakes, media_store, tmp_path):
     svc = MediaService(make_config(fakes, tmp_path, missing=("replicate", "runway")),
-                       LocalCatalog(media_store))
+                       AsyncLocalCatalog(media_store))
     with pytest.raises(Unavailable, match="set REPLICATE_API_TOKEN"):
         await svc.generate_image(ImageGenerationRequest(prompt="x", provider="replicate"),
                                  ALICE)
@@ -270,12 +270,12 @@ async def test_replicate_429_retry_after_reaches_the_router(service, fakes):
 
 
 async def test_restarted_service_resumes_unfinished_jobs(fakes, media_store, tmp_path):
-    first = MediaService(make_config(fakes, tmp_path), LocalCatalog(media_store))
+    first = MediaService(make_config(fakes, tmp_path), AsyncLocalCatalog(media_store))
     fakes.replicate.state.job_s = 1.0
     result = await first.generate_image(ImageGenerationRequest(
         prompt="a barn", provider="replicate"), ALICE)
     await first.close()  # the replica goes away mid-job
-    second = MediaService(make_config(fakes, tmp_path), LocalCatalog(media_store))
+    second = MediaService(make_config(fakes, tmp_path), AsyncLocalCatalog(media_store))
     assert await second.resume() == 1
     pred = await second.wait(result.prediction.id, timeout_s=10)
     assert pred.status == "succeeded"

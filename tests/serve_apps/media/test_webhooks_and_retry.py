@@ -10,7 +10,7 @@ import time
 import pytest
 
 from catalog.errors import NotFound, Unauthenticated, Unavailable
-from serve_apps.media.catalog_port import LocalCatalog
+from catalog.port import AsyncLocalCatalog
 from serve_apps.media.config import RetryPolicy
 from serve_apps.media.providers.base import ProviderError, retry_after_seconds
 from serve_apps.media.retry import backoff_delay, may_retry, with_retries
@@ -31,7 +31,7 @@ def _signed(secret: str, body: dict, *, age_s: int = 0) -> tuple[dict, bytes]:
 @pytest.mark.asyncio(loop_scope="session")
 async def test_signed_webhook_completes_prediction(fakes, media_store, tmp_path):
     config = make_config(fakes, tmp_path, poll_interval_s=3600)  # only webhooks advance it
-    svc = MediaService(config, LocalCatalog(media_store))
+    svc = MediaService(config, AsyncLocalCatalog(media_store))
     result = await svc.generate_image(ImageGenerationRequest(
         prompt="a mill", provider="replicate"), ALICE)
     pid = result.prediction.provider_prediction_id
@@ -50,7 +50,7 @@ async def test_signed_webhook_completes_prediction(fakes, media_store, tmp_path)
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_bad_stale_or_unsigned_webhooks_are_rejected(fakes, media_store, tmp_path):
-    svc = MediaService(make_config(fakes, tmp_path), LocalCatalog(media_store))
+    svc = MediaService(make_config(fakes, tmp_path), AsyncLocalCatalog(media_store))
     body = {"id": "abc", "status": "succeeded", "output": []}
     headers, raw = _signed(fakes.replicate_secret, body)
     tampered = raw.replace(b"succeeded", b"failed\x20\x20\x20")
@@ -71,7 +71,7 @@ async def test_bad_stale_or_unsigned_webhooks_are_rejected(fakes, media_store, t
     await svc.close()
     unsigned = make_config(fakes, tmp_path)
     unsigned.providers["replicate"].webhook_secret = None
-    svc = MediaService(unsigned, LocalCatalog(media_store))
+    svc = MediaService(unsigned, AsyncLocalCatalog(media_store))
     with pytest.raises(Unavailable, match="REPLICATE_WEBHOOK_SECRET"):
         await svc.handle_webhook("replicate", headers, raw)
     await svc.close()
