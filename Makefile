@@ -15,6 +15,7 @@ test-fast: setup
 
 lint: setup
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 demo: setup
 	$(VENV)/bin/garden demo
