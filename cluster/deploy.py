@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ray import serve
 
+from cluster.work import RayWork
 from serve_apps.gateway import GatewayConfig, build_gateway_app
 from serve_apps.gateway.builder import replica_env
+
+if TYPE_CHECKING:
+    from serve_apps.llm import LLMAppConfig
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +49,9 @@ def deploy_apps(
     (:class:`serve_apps.llm.LLMAppConfig`) is given, the LLM app at ``/openai``. With
     ``media`` the MediaRouter app (no HTTP route of its own) is deployed first and the
     gateway mounts the media routes that call it. Provider tokens come from the
-    replicas' environment (``MediaConfig.from_env``).
+    replicas' environment (``MediaConfig.from_env``). The gateway's heavy work (model
+    import, dataset registration, job submission) runs as Ray tasks
+    (:class:`cluster.work.RayWork`).
 
     Needs a connected Ray (``ray.init(address=...)``) whose catalog actor exists.
     ``serve.run`` returns once each app is running and raises ``RuntimeError`` when
@@ -58,21 +66,43 @@ def deploy_apps(
         gateway = gateway.model_copy(update={"dashboard_url": dashboard_address()})
     apps = []
     if media:
-        from serve_apps.media.deployment import build_media_app
+        from serve_apps.media.builder import build_media_app
 
         env = replica_env(gateway)
         serve.run(build_media_app(http=False, runtime_env={"env_vars": env}), name=MEDIA_APP,
                   route_prefix=None)
         apps.append(MEDIA_APP)
         gateway = gateway.model_copy(update={"media_app": MEDIA_APP})
-    serve.run(build_gateway_app(gateway), name=GATEWAY_APP, route_prefix="/")
+    work = RayWork(dashboard_url=gateway.dashboard_url)
+    serve.run(build_gateway_app(gateway, work), name=GATEWAY_APP, route_prefix="/")
     apps.append(GATEWAY_APP)
     if llm_model or llm_config:
-        from serve_apps.llm import LLMAppConfig, build_llm_app
-
-        config = llm_config or LLMAppConfig(model=llm_model)
-        log.info("deploying the LLM app for %s (engine load takes about a minute)",
-                 config.model)
-        serve.run(build_llm_app(config), name=LLM_APP, route_prefix=config.route_prefix)
-        apps.append(LLM_APP)
+        apps.append(deploy_llm_app(llm_config or {"model": llm_model}))
     return Deployed(http_url=f"http://{http_host}:{http_port}", apps=tuple(apps))
+
+
+def deploy_llm_app(config: LLMAppConfig | Mapping[str, Any]) -> str:
+    """Deploy, or redeploy with a new config, the LLM app alone (name :data:`LLM_APP`, at
+    ``config.route_prefix``) on the connected cluster's running Serve; return its name.
+
+    ``config`` is a :class:`serve_apps.llm.LLMAppConfig` or the same as a mapping (the
+    ``args`` of ``serve_apps/llm/llm.yaml``), e.g. ``{"model": "SmolLM2-135M-Instruct",
+    "engine_args": {"max_model_len": 1024}}``. Blocks until the app runs (the engine loads
+    in about a minute on CPU).
+
+    Raises:
+        pydantic.ValidationError: ``config`` is not a valid LLMAppConfig.
+        RuntimeError: the app failed to deploy (``serve.run``).
+    """
+    from serve_apps.llm import LLMAppConfig, build_llm_app
+
+    config = LLMAppConfig.model_validate(config)
+    log.info("deploying the LLM app for %s (engine load takes about a minute)", config.model)
+    serve.run(build_llm_app(config), name=LLM_APP, route_prefix=config.route_prefix)
+    return LLM_APP
+
+
+def app_running(name: str) -> bool:
+    """True when the connected cluster's Serve runs application ``name`` (status RUNNING)."""
+    apps = serve.status().applications
+    return name in apps and apps[name].status == "RUNNING"

@@ -13,7 +13,9 @@
    inference usage and emissions, the URLs, and how to stop the cluster.
 
 Everything the user sees goes through the public faces: the ``garden.Client``
-(REST gateway), the ``openai`` client, and ``cluster.local`` for the cluster.
+(REST gateway), the ``openai`` client, and ``cluster`` for the cluster (``cluster.local``
+to start it, ``cluster.deploy`` to deploy the LLM app, ``cluster.corpora`` for the
+chatterbot pairs).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from catalog.config import garden_home
+from cluster.local import home as garden_home
 
 KEY_FILE = "admin.key"
 REPORT_FILE = "demo-report.json"
@@ -95,7 +97,7 @@ def split_chatterbot(seed: int, eval_fraction: float, eval_rows: int) -> tuple[l
     Returns ``(train_rows, eval_rows)``: training never sees a held-out pair; the
     eval set is the first ``eval_rows`` held-out pairs (evaluation on CPU is costly).
     """
-    from train_jobs.datasets import chatterbot_pairs
+    from cluster.corpora import chatterbot_pairs
 
     rows = chatterbot_pairs()
     random.Random(seed).shuffle(rows)
@@ -133,20 +135,18 @@ def _cluster(settings: DemoSettings, key: str, console: Console):
 
 
 def _serve_llm(cluster, base_name: str, console: Console) -> None:
-    """Deploy the LLM app for ``base_name`` on the running cluster (no-op when it runs)."""
+    """Deploy the LLM app for ``base_name`` on the running cluster through
+    :func:`cluster.deploy.deploy_llm_app` (no-op when it runs)."""
     import ray
-    from ray import serve
 
-    from serve_apps.llm import EngineArgs, LLMAppConfig, build_llm_app
+    from cluster.deploy import LLM_APP, app_running, deploy_llm_app
 
     ray.init(address=cluster.address, namespace="garden", log_to_driver=False)
     try:
-        apps = serve.status().applications
-        if "llm" in apps and apps["llm"].status == "RUNNING":
+        if app_running(LLM_APP):
             return
         with console.status("loading vLLM with the base model (about a minute)..."):
-            config = LLMAppConfig(model=base_name, engine_args=EngineArgs(max_model_len=1024))
-            serve.run(build_llm_app(config), name="llm", route_prefix="/openai")
+            deploy_llm_app({"model": base_name, "engine_args": {"max_model_len": 1024}})
     finally:
         ray.shutdown()
 
@@ -184,7 +184,7 @@ def run_demo(settings: DemoSettings | None = None, console: Console | None = Non
     """
     import openai
 
-    from garden import Client
+    from garden.client import Client
 
     # Ray 2.60 token auth: Ray reads RAY_AUTH_MODE once, when first imported.
     os.environ.setdefault("RAY_AUTH_MODE", "token")

@@ -12,7 +12,8 @@ from typing import Any
 from ray.train import UserCallback
 
 from catalog import schemas as s
-from catalog.metrics import record_training_step
+from catalog.port import CatalogPort
+from train_jobs.metrics import record_training_step
 
 #: Keys of a report that become a catalog MetricPoint.
 METRIC_KEYS = ("step", "epoch", "train_loss", "eval_loss", "perplexity", "learning_rate",
@@ -36,10 +37,10 @@ class CatalogCallback(UserCallback):
     def __init__(self, job_id: str, keep: int):
         self.job_id = job_id
         self.keep = keep
-        self._catalog = None
+        self._catalog: CatalogPort | None = None
         self._restarted = False
 
-    def _cat(self):
+    def _cat(self) -> CatalogPort:
         if self._catalog is None:
             from catalog.actor import Catalog
 

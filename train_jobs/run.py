@@ -22,13 +22,14 @@ import ray
 
 from catalog import schemas as s
 from catalog.errors import InvalidTransition
-from catalog.metrics import record_job_status, record_training_emissions
+from catalog.lifecycle import TERMINAL_JOB_STATUSES
+from catalog.port import CatalogPort
 from train_jobs.base_models import folder_size, models_root
 from train_jobs.carbon import CarbonTotals, NodeCarbon
 from train_jobs.loop import TRAINING_STATE
+from train_jobs.metrics import record_job_status, record_training_emissions
 
 log = logging.getLogger("train_jobs.run")
-TERMINAL = {s.JobStatus.completed, s.JobStatus.failed, s.JobStatus.cancelled}
 MAX_ERROR_CHARS = 4000
 
 
@@ -40,10 +41,12 @@ def _on_sigterm(signum, frame):
     raise JobCancelled("the job was stopped (SIGTERM)")
 
 
-def finish(cat, job_id: str, status: s.JobStatus, error: str | None = None) -> s.TrainingJob:
+def finish(
+    cat: CatalogPort, job_id: str, status: s.JobStatus, error: str | None = None
+) -> s.TrainingJob:
     """Move a job to a terminal status unless it already has one (e.g. cancelled first)."""
     job = cat.training_jobs.get(job_id)
-    if job.status in TERMINAL:
+    if job.status in TERMINAL_JOB_STATUSES:
         return job
     try:
         job = cat.transition_job(job_id, status, error_message=error)
@@ -53,7 +56,7 @@ def finish(cat, job_id: str, status: s.JobStatus, error: str | None = None) -> s
     return job
 
 
-def register_adapter(cat, job: s.TrainingJob, checkpoint_path: str, metrics: dict,
+def register_adapter(cat: CatalogPort, job: s.TrainingJob, checkpoint_path: str, metrics: dict,
                      carbon: CarbonTotals | None) -> s.Model:
     """Copy the final adapter (without optimizer state) into storage and register it."""
     name = job.output_model_name or f"{job.name}-lora"
@@ -79,7 +82,9 @@ def register_adapter(cat, job: s.TrainingJob, checkpoint_path: str, metrics: dic
     ))
 
 
-def _record_carbon(cat, job: s.TrainingJob, carbon: CarbonTotals, model_id: str | None) -> None:
+def _record_carbon(
+    cat: CatalogPort, job: s.TrainingJob, carbon: CarbonTotals, model_id: str | None
+) -> None:
     cat.record_carbon(s.CarbonCreate(
         source=s.CarbonSource.training, energy_kwh=carbon.energy_kwh,
         emissions_kg=carbon.emissions_kg, duration_s=carbon.duration_s,
@@ -90,7 +95,7 @@ def _record_carbon(cat, job: s.TrainingJob, carbon: CarbonTotals, model_id: str 
     record_training_emissions(carbon.emissions_kg)
 
 
-def run_job(job_id: str, cat=None) -> s.TrainingJob:
+def run_job(job_id: str, cat: CatalogPort | None = None) -> s.TrainingJob:
     """Run one catalog training job to a terminal status and return it.
 
     Needs a connected Ray. ``cat`` defaults to :class:`catalog.actor.Catalog`.
@@ -101,7 +106,7 @@ def run_job(job_id: str, cat=None) -> s.TrainingJob:
 
     cat = cat or Catalog()
     job = cat.training_jobs.get(job_id)
-    if job.status in TERMINAL:
+    if job.status in TERMINAL_JOB_STATUSES:
         raise InvalidTransition(f"job {job_id} is already {job.status}", field="status")
     job = cat.transition_job(job_id, s.JobStatus.running)
     record_job_status("running")

@@ -6,16 +6,20 @@ import time
 
 from fastapi import FastAPI, Request
 
-from catalog.metrics import record_request
 from serve_apps.errors import install_error_handlers
 from serve_apps.gateway.config import GatewayConfig
 from serve_apps.gateway.routes import carbon, datasets, keys, models, system, training
+from serve_apps.gateway.work import Work
+from serve_apps.observability import record_request
 
 API_VERSION = "v1"
 
 
-def create_app(config: GatewayConfig | None = None) -> FastAPI:
+def create_app(config: GatewayConfig | None = None, work: Work | None = None) -> FastAPI:
     """Build the gateway app. OpenAPI at ``/openapi.json``, docs at ``/docs``.
+
+    ``work`` runs model imports, dataset registrations and job submissions (see
+    :mod:`serve_apps.gateway.work`); without it those routes answer 503.
 
     Every route but ``/health`` needs ``Authorization: Bearer <key>``. Each request is
     counted in the Ray metrics ``garden_requests_total`` / ``garden_request_latency_seconds``
@@ -27,6 +31,7 @@ def create_app(config: GatewayConfig | None = None) -> FastAPI:
         "generation on Ray. OpenAI-compatible inference lives under /openai/v1.",
     )
     app.state.config = config or GatewayConfig()
+    app.state.work = work
     install_error_handlers(app)
     for module in (system, datasets, models, training, carbon, keys):
         app.include_router(module.router)

@@ -3,23 +3,36 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from ray import serve
 from ray.serve import Application
 
 from serve_apps.gateway.config import FORWARDED_ENV, GatewayConfig
+from serve_apps.gateway.work import Work
 
 
 class Gateway:
-    """Serve ingress replica; its ASGI app is built on the replica (never pickled)."""
+    """Serve ingress replica; its ASGI app is built on the replica (never pickled).
 
-    def __init__(self, config: GatewayConfig):
+    ``work`` runs the heavy operations (model import, dataset registration, job
+    submission) outside the replica; see :mod:`serve_apps.gateway.work`.
+    """
+
+    def __init__(self, config: GatewayConfig, work: Work):
         self.config = config
+        self.work = work
 
     def __serve_build_asgi_app__(self):
         from serve_apps.gateway.app import create_app
 
-        return create_app(self.config)
+        return create_app(self.config, self.work)
+
+    def loaded_modules(self) -> list[str]:
+        """Diagnostics: the sorted top-level names of the modules this replica has
+        imported (``sys.modules``), through a handle call (not an HTTP route); the tests
+        check that torch and transformers are absent."""
+        return sorted({name.partition(".")[0] for name in sys.modules})
 
 
 def replica_env(config: GatewayConfig) -> dict[str, str]:
@@ -30,9 +43,12 @@ def replica_env(config: GatewayConfig) -> dict[str, str]:
     return env
 
 
-def build_gateway_app(config: GatewayConfig | None = None) -> Application:
+def build_gateway_app(config: GatewayConfig | None, work: Work) -> Application:
     """The gateway as a Serve application; run it with
     ``serve.run(app, name="gateway", route_prefix="/")``.
+
+    ``work`` (pickled into each replica) runs model imports, dataset registrations and
+    job submissions; the cluster passes :class:`cluster.work.RayWork`.
 
     Replicas get ``config.env_vars`` plus the deployer's ``GARDEN_HOME``,
     ``GARDEN_DATABASE_URL`` and ``RAY_AUTH_MODE`` when set and not overridden, so the
@@ -48,4 +64,4 @@ def build_gateway_app(config: GatewayConfig | None = None) -> Application:
         num_replicas=config.num_replicas,
         ray_actor_options={"num_cpus": config.num_cpus, "runtime_env": {"env_vars": env}},
     )
-    return deployment.bind(config)
+    return deployment.bind(config, work)

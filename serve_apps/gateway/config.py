@@ -20,8 +20,10 @@ class GatewayConfig(BaseModel):
     num_cpus: float = Field(0.1, ge=0, description="Logical CPUs reserved per replica.")
     dashboard_url: str | None = Field(
         None,
-        description="Ray dashboard / job API address (http://host:8265) used to submit, "
-        "cancel and read logs of training jobs; None lets Ray discover it.",
+        description="Ray dashboard / job API address (http://host:8265) from which the "
+        "gateway reads training jobs' Ray logs (submission and cancellation go through "
+        "the Work port, which cluster.deploy gives the same address); None lets Ray "
+        "discover it.",
     )
     llm_apps: list[str] = Field(
         default_factory=list,
@@ -31,7 +33,7 @@ class GatewayConfig(BaseModel):
     media_app: str | None = Field(
         None,
         description="Serve application name of the MediaRouter deployment "
-        "(serve_apps.media.deployment.build_media_app(http=False)); when set, the media "
+        "(serve_apps.media.builder.build_media_app(http=False)); when set, the media "
         "routes (/v1/images, /v1/videos, /v1/predictions, /v1/webhooks) are mounted and "
         "call it. None leaves them out.",
     )

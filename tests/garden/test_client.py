@@ -18,6 +18,7 @@ from garden.errors import (
     PermissionDeniedError,
     ValidationFailedError,
 )
+from tests import factories
 
 ROWS = [{"instruction": f"say {i}", "input": "", "output": f"{i}"} for i in range(4)]
 
@@ -59,13 +60,10 @@ def test_errors_are_typed_and_carry_the_error_response(gateway_url, keys, client
 @pytest.mark.ray
 def test_training_job_wait_reports_progress(client, catalog_store):
     tag = uuid.uuid4().hex[:6]
-    base = catalog_store.register_model(s.ModelCreate(
-        name=f"wbase-{tag}", kind="base", path="/m", published=True))
-    data = catalog_store.datasets.create(s.DatasetCreate(
-        name=f"wdata-{tag}", format="alpaca", path="/d", num_rows=1, size_bytes=1,
-        user_id="alice"))
-    seeded = catalog_store.create_training_job(s.TrainingJobCreate(
-        name="w", base_model_id=base.id, dataset_id=data.id, user_id="alice"))
+    base = factories.base_model(catalog_store, f"wbase-{tag}", path="/m", published=True)
+    data = factories.dataset(catalog_store, f"wdata-{tag}", rows=1, format="alpaca", path="/d",
+                             size_bytes=1, user_id="alice")
+    seeded = factories.job(catalog_store, base=base, data=data, name="w", user_id="alice")
     catalog_store.transition_job(seeded.id, "queued")
     catalog_store.transition_job(seeded.id, "running")
     catalog_store.append_metrics(seeded.id, [s.MetricPoint(step=1, train_loss=1.5)])
@@ -85,13 +83,11 @@ def test_training_job_wait_reports_progress(client, catalog_store):
         "status -> completed")
     assert [p.train_loss for p in job.metrics()] == [1.5]
 
-    failing = catalog_store.create_training_job(s.TrainingJobCreate(
-        name="f", base_model_id=base.id, dataset_id=data.id, user_id="alice"))
+    failing = factories.job(catalog_store, base=base, data=data, name="f", user_id="alice")
     catalog_store.transition_job(failing.id, "failed", error_message="out of memory")
     with pytest.raises(JobFailedError, match="out of memory"):
         client.training.get(failing.id).wait(timeout_s=10)
-    pending = catalog_store.create_training_job(s.TrainingJobCreate(
-        name="p", base_model_id=base.id, dataset_id=data.id, user_id="alice"))
+    pending = factories.job(catalog_store, base=base, data=data, name="p", user_id="alice")
     with pytest.raises(TimeoutError):
         client.training.get(pending.id).wait(timeout_s=0.5, poll_interval_s=0.2)
     assert client.training.list(dataset_id=data.id).total == 3

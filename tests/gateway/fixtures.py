@@ -21,14 +21,18 @@ class Keys:
 
 @pytest.fixture(scope="session")
 def gateway_url(serve_url, catalog_handle, ray_job_address) -> str:
-    """Base URL of the gateway app (route prefix ``/``) on the shared Serve instance."""
+    """Base URL of the gateway app (route prefix ``/``) on the shared Serve instance; its
+    heavy work runs as Ray tasks (:class:`cluster.work.RayWork`), as ``cluster.deploy``
+    deploys it."""
     from ray import serve
 
+    from cluster.work import RayWork
     from serve_apps.gateway import GatewayConfig, build_gateway_app
 
     config = GatewayConfig(max_upload_bytes=64 * 1024, dashboard_url=ray_job_address,
                            env_vars={"GARDEN_ADMIN_KEY": ADMIN_KEY})
-    serve.run(build_gateway_app(config), name="gateway", route_prefix="/")
+    work = RayWork(dashboard_url=ray_job_address)
+    serve.run(build_gateway_app(config, work), name="gateway", route_prefix="/")
     return serve_url
 
 

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from catalog import schemas as s
+from tests import factories
 from tests.gateway.fixtures import assert_error
 
 pytestmark = pytest.mark.ray
@@ -18,13 +19,10 @@ pytestmark = pytest.mark.ray
 def footprint(catalog_store):
     """A job of alice's with two training measurements, and one media record of bob's."""
     tag = uuid.uuid4().hex[:6]
-    base = catalog_store.register_model(s.ModelCreate(
-        name=f"cbase-{tag}", kind="base", path="/m", published=True))
-    data = catalog_store.datasets.create(s.DatasetCreate(
-        name=f"cdata-{tag}", format="openai", path="/d", num_rows=1, size_bytes=1,
-        user_id="alice"))
-    job = catalog_store.create_training_job(s.TrainingJobCreate(
-        name="c", base_model_id=base.id, dataset_id=data.id, user_id="alice"))
+    base = factories.base_model(catalog_store, f"cbase-{tag}", path="/m", published=True)
+    data = factories.dataset(catalog_store, f"cdata-{tag}", rows=1, path="/d", size_bytes=1,
+                             user_id="alice")
+    job = factories.job(catalog_store, base=base, data=data, name="c", user_id="alice")
     for kwh in (0.5, 0.25):
         catalog_store.record_carbon(s.CarbonCreate(
             source="training", energy_kwh=kwh, emissions_kg=kwh / 2, training_job_id=job.id,

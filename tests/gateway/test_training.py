@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from catalog import schemas as s
+from tests import factories
 from tests.gateway.fixtures import assert_error
 
 pytestmark = pytest.mark.ray
@@ -19,11 +20,9 @@ pytestmark = pytest.mark.ray
 @pytest.fixture
 def refs(catalog_store):
     tag = uuid.uuid4().hex[:6]
-    base = catalog_store.register_model(s.ModelCreate(
-        name=f"tbase-{tag}", kind="base", path="/models/x", published=True))
-    data = catalog_store.datasets.create(s.DatasetCreate(
-        name=f"tdata-{tag}", format="openai", path="/data/x.jsonl", num_rows=3, size_bytes=9,
-        user_id="alice"))
+    base = factories.base_model(catalog_store, f"tbase-{tag}", path="/models/x", published=True)
+    data = factories.dataset(catalog_store, f"tdata-{tag}", rows=3, path="/data/x.jsonl",
+                             size_bytes=9, user_id="alice")
     return base, data
 
 
@@ -31,8 +30,7 @@ def refs(catalog_store):
 def job(catalog_store, refs):
     """A job of alice's with metrics, a checkpoint and events, as a running job leaves them."""
     base, data = refs
-    job = catalog_store.create_training_job(s.TrainingJobCreate(
-        name="seeded", base_model_id=base.id, dataset_id=data.id, user_id="alice"))
+    job = factories.job(catalog_store, base=base, data=data, name="seeded", user_id="alice")
     catalog_store.transition_job(job.id, "queued")
     catalog_store.transition_job(job.id, "running")
     catalog_store.append_metrics(job.id, [s.MetricPoint(step=1, train_loss=2.5),

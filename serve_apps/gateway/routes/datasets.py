@@ -14,9 +14,10 @@ from starlette.concurrency import run_in_threadpool
 from catalog import schemas as s
 from catalog.config import garden_home
 from catalog.errors import InvalidArgument, NotFound
-from serve_apps.auth import check_owner, owner_filter
+from catalog.port import AsyncCatalogPort
+from serve_apps.auth import Principal, check_owner, owner_filter
 from serve_apps.errors import PayloadTooLarge
-from serve_apps.gateway.deps import Caller, Cat, Paging, Settings
+from serve_apps.gateway.deps import Caller, Cat, Paging, Settings, Worker
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
@@ -72,18 +73,17 @@ async def _read_upload(request: Request, limit: int) -> tuple[bytes, dict[str, s
 
 @router.post("", status_code=201, response_model=s.Dataset, openapi_extra=_UPLOAD_BODY)
 async def upload_dataset(
-    request: Request, caller: Caller, cat: Cat, config: Settings,
+    request: Request, caller: Caller, config: Settings, work: Worker,
     name: Annotated[str | None, Query(max_length=200)] = None,
     description: Annotated[str | None, Query()] = None,
 ) -> s.Dataset:
     """Store an uploaded JSONL file and register it (format detected and every row checked
-    by ``train_jobs.datasets.register_dataset``; bad rows are 422 with their line numbers).
+    outside the gateway by :meth:`serve_apps.gateway.work.Work.register_dataset`; bad rows
+    are 422 with their line numbers).
 
     The name comes from the form field ``name``, the query parameter ``name``, or the
     uploaded file's name, in that order; raw bodies need the query parameter.
     """
-    from train_jobs.datasets import register_dataset
-
     data, fields = await _read_upload(request, config.max_upload_bytes)
     if len(data) > config.max_upload_bytes:
         raise PayloadTooLarge(f"upload larger than {config.max_upload_bytes} bytes",
@@ -96,8 +96,8 @@ async def upload_dataset(
     path = uploads_root() / f"{uuid.uuid4().hex}.jsonl"
     await run_in_threadpool(path.write_bytes, data)
     try:
-        return await run_in_threadpool(
-            register_dataset, cat, path, name, user_id=caller.user_id,
+        return await work.register_dataset(
+            str(path), name, user_id=caller.user_id,
             description=fields.get("description") or description, source="upload",
         )
     finally:
@@ -111,15 +111,15 @@ async def list_datasets(
     name: str | None = None, format: s.DatasetFormat | None = None,
 ) -> Any:
     """The caller's datasets (an admin's: everyone's), newest first."""
-    return await cat.aio.datasets.list(
+    return await cat.datasets.list(
         page_size=paging.page_size, cursor=paging.cursor, name=name, format=format,
         user_id=owner_filter(caller),
     )
 
 
-async def owned_dataset(cat: Any, caller: Any, dataset_id: str) -> s.Dataset:
+async def owned_dataset(cat: AsyncCatalogPort, caller: Principal, dataset_id: str) -> s.Dataset:
     """The dataset, if the caller may see it. Raises NotFound (404), PermissionDenied (403)."""
-    dataset = await cat.aio.datasets.get(dataset_id)
+    dataset = await cat.datasets.get(dataset_id)
     check_owner(caller, dataset.user_id)
     return dataset
 
@@ -170,7 +170,7 @@ async def delete_dataset(dataset_id: str, caller: Caller, cat: Cat) -> Response:
     """Delete the catalog row (409 while a job or model references it), then its file
     when it lives under the storage root."""
     dataset = await owned_dataset(cat, caller, dataset_id)
-    await cat.aio.datasets.delete(dataset_id)
+    await cat.datasets.delete(dataset_id)
     path = Path(dataset.path)
     if path.is_file() and path.resolve().is_relative_to(garden_home().resolve()):
         path.unlink()

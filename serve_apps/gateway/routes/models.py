@@ -12,13 +12,12 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from catalog import schemas as s
 from catalog.errors import InvalidArgument
+from catalog.port import AsyncCatalogPort
 from serve_apps.auth import Principal, check_owner, owner_filter, require_admin
-from serve_apps.gateway.deps import Caller, Cat, Paging
-from train_jobs.base_models import ModelImportError, import_base_model
+from serve_apps.gateway.deps import Caller, Cat, Paging, Worker
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -39,9 +38,9 @@ def check_visible(caller: Principal, model: s.Model) -> None:
         check_owner(caller, model.user_id)
 
 
-async def visible_model(cat: Any, caller: Principal, model_id: str) -> s.Model:
+async def visible_model(cat: AsyncCatalogPort, caller: Principal, model_id: str) -> s.Model:
     """A model the caller may read, by id, name or ``name:version``. Raises NotFound, 403."""
-    model = await cat.aio.find_model(model_id)
+    model = await cat.find_model(model_id)
     check_visible(caller, model)
     return model
 
@@ -55,26 +54,25 @@ async def list_models(
     """Models newest first. Users get their own rows, or with ``published=true`` every
     published model; admins get every row."""
     user_id = None if published else owner_filter(caller)
-    return await cat.aio.models.list(
+    return await cat.models.list(
         page_size=paging.page_size, cursor=paging.cursor, kind=kind, name=name,
         base_model_id=base_model_id, published=published, user_id=user_id,
     )
 
 
 @router.post("/import", status_code=201, response_model=s.Model)
-async def import_model(body: ModelImport, caller: Caller, cat: Cat) -> s.Model:
+async def import_model(body: ModelImport, caller: Caller, cat: Cat, work: Worker) -> s.Model:
     """Admin only: import (convert or copy) a base model into storage, register it and
-    publish it. Idempotent by name (``train_jobs.base_models.import_base_model``)."""
+    publish it. Idempotent by name. The conversion runs outside the gateway
+    (:meth:`serve_apps.gateway.work.Work.import_base_model`); an unusable source is 422
+    naming ``source``."""
     require_admin(caller)
-    source = Path(body.source) if body.source else None
-    if source is not None and not source.exists():
+    source = body.source or None
+    if source is not None and not Path(source).exists():
         raise InvalidArgument(f"{body.source} does not exist on the cluster", field="source")
-    try:
-        model = await run_in_threadpool(import_base_model, cat, source, body.name)
-    except ModelImportError as exc:
-        raise InvalidArgument(str(exc), field="source") from exc
+    model = await work.import_base_model(source, body.name)
     if not model.published:
-        model = await cat.aio.models.update(model.id, published=True)
+        model = await cat.models.update(model.id, published=True)
     return model
 
 
@@ -87,16 +85,16 @@ async def get_model(model_id: str, caller: Caller, cat: Cat) -> s.Model:
 @router.post("/{model_id}/publish", response_model=s.Model)
 async def publish_model(model_id: str, caller: Caller, cat: Cat, published: bool = True) -> Any:
     """Publish (or, with ``published=false``, unpublish) the caller's model."""
-    model = await cat.aio.find_model(model_id)
+    model = await cat.find_model(model_id)
     check_owner(caller, model.user_id)
-    return await cat.aio.models.update(model.id, published=published)
+    return await cat.models.update(model.id, published=published)
 
 
 @router.delete("/{model_id}", status_code=204)
 async def delete_model(model_id: str, caller: Caller, cat: Cat) -> Response:
     """Delete the catalog row (409 while adapters or jobs reference it). Weights on disk
     are kept: other registrations may share the folder."""
-    model = await cat.aio.find_model(model_id)
+    model = await cat.find_model(model_id)
     check_owner(caller, model.user_id)
-    await cat.aio.models.delete(model.id)
+    await cat.models.delete(model.id)
     return Response(status_code=204)

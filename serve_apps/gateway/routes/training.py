@@ -13,8 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from catalog import schemas as s
 from catalog.errors import InvalidArgument, NotFound, Unavailable
+from catalog.port import AsyncCatalogPort
 from serve_apps.auth import Principal, check_owner, owner_filter
-from serve_apps.gateway.deps import Caller, Cat, Paging, Settings
+from serve_apps.gateway.deps import Caller, Cat, Paging, Settings, Worker
 from serve_apps.gateway.routes.datasets import owned_dataset
 from serve_apps.gateway.routes.models import check_visible
 
@@ -37,14 +38,14 @@ class JobLogs(BaseModel):
     logs: str
 
 
-async def owned_job(cat: Any, caller: Principal, job_id: str) -> s.TrainingJob:
+async def owned_job(cat: AsyncCatalogPort, caller: Principal, job_id: str) -> s.TrainingJob:
     """The job, if the caller may see it. Raises NotFound (404), PermissionDenied (403)."""
-    job = await cat.aio.training_jobs.get(job_id)
+    job = await cat.training_jobs.get(job_id)
     check_owner(caller, job.user_id)
     return job
 
 
-async def _check_refs(cat: Any, caller: Principal, body: s.TrainingJobCreate) -> None:
+async def _check_refs(cat: AsyncCatalogPort, caller: Principal, body: s.TrainingJobCreate) -> None:
     """The caller must own the datasets and be able to read the base model.
 
     Raises InvalidArgument (422) naming the field of a missing reference, or
@@ -56,7 +57,7 @@ async def _check_refs(cat: Any, caller: Principal, body: s.TrainingJobCreate) ->
             continue
         try:
             if field == "base_model_id":
-                check_visible(caller, await cat.aio.models.get(ref))
+                check_visible(caller, await cat.models.get(ref))
             else:
                 await owned_dataset(cat, caller, ref)
         except NotFound as exc:
@@ -65,41 +66,39 @@ async def _check_refs(cat: Any, caller: Principal, body: s.TrainingJobCreate) ->
 
 @router.post("", status_code=201, response_model=s.TrainingJob)
 async def create_job(
-    body: s.TrainingJobCreate, caller: Caller, cat: Cat, config: Settings
+    body: s.TrainingJobCreate, caller: Caller, cat: Cat, config: Settings, work: Worker,
 ) -> Any:
     """Register a pending job owned by the caller and submit its Ray job
     (``python -m train_jobs.run --job-id ID``).
 
     A job this cluster cannot run (GPU-only options on CPUs) is marked failed and
     answered 422; a submission the job API refuses is marked failed (by
-    ``submit_training_job``) and answered 503. Both errors carry ``details.job_id``.
+    ``Work.submit_training_job``) and answered 503. Both errors carry ``details.job_id``.
+    The submission runs outside the gateway (:mod:`serve_apps.gateway.work`).
     """
-    from train_jobs.submit import submit_training_job
-
     owner = body.user_id if caller.is_admin and body.user_id else caller.user_id
     body = body.model_copy(update={"user_id": owner})
     await _check_refs(cat, caller, body)
-    job = await cat.aio.create_training_job(body)
+    job = await cat.create_training_job(body)
     details = {"job_id": job.id}
     try:
         await asyncio.wait_for(
-            run_in_threadpool(submit_training_job, job.id, address=config.dashboard_url,
-                              timeout_s=config.submit_timeout_s),
+            work.submit_training_job(job.id, timeout_s=config.submit_timeout_s),
             # a safety net over submit_training_job's own retry deadline
             timeout=config.submit_timeout_s + config.request_timeout_s,
         )
     except InvalidArgument as exc:
-        await cat.aio.transition_job(job.id, "failed", error_message=f"rejected: {exc.message}")
+        await cat.transition_job(job.id, "failed", error_message=f"rejected: {exc.message}")
         raise InvalidArgument(exc.message, field=exc.field, details=details) from exc
     except Unavailable as exc:
         raise Unavailable(f"training job {job.id} could not be submitted: {exc.message}",
                           details=details) from exc
     except (RuntimeError, OSError) as exc:  # OSError: network errors and the timeout
         log.warning("submitting training job %s failed: %s", job.id, exc)
-        await cat.aio.transition_job(job.id, "failed", error_message=f"submission failed: {exc}")
+        await cat.transition_job(job.id, "failed", error_message=f"submission failed: {exc}")
         raise Unavailable(f"training job {job.id} could not be submitted: {exc}",
                           details=details) from exc
-    return await cat.aio.training_jobs.get(job.id)
+    return await cat.training_jobs.get(job.id)
 
 
 @router.get("", response_model=s.Page[s.TrainingJob])
@@ -109,7 +108,7 @@ async def list_jobs(
     dataset_id: str | None = None,
 ) -> Any:
     """The caller's jobs (an admin's: everyone's), newest first."""
-    return await cat.aio.training_jobs.list(
+    return await cat.training_jobs.list(
         page_size=paging.page_size, cursor=paging.cursor, status=status,
         base_model_id=base_model_id, dataset_id=dataset_id, user_id=owner_filter(caller),
     )
@@ -121,15 +120,13 @@ async def get_job(job_id: str, caller: Caller, cat: Cat) -> Any:
 
 
 @router.post("/{job_id}/cancel", response_model=s.TrainingJob)
-async def cancel_job(job_id: str, caller: Caller, cat: Cat, config: Settings) -> Any:
+async def cancel_job(
+    job_id: str, caller: Caller, cat: Cat, config: Settings, work: Worker,
+) -> Any:
     """Stop the job's Ray job and mark it cancelled (409 if it already finished)."""
-    from train_jobs.submit import cancel_training_job
-
     await owned_job(cat, caller, job_id)
-    return await asyncio.wait_for(
-        run_in_threadpool(cancel_training_job, job_id, address=config.dashboard_url),
-        timeout=config.request_timeout_s,
-    )
+    return await asyncio.wait_for(work.cancel_training_job(job_id),
+                                  timeout=config.request_timeout_s)
 
 
 @router.get("/{job_id}/events", response_model=JobEvents)
@@ -140,7 +137,7 @@ async def job_events(
 ) -> JobEvents:
     """The job's events with sequence number above ``after``, oldest first."""
     await owned_job(cat, caller, job_id)
-    items = await cat.aio.list_events(job_id, after=after, limit=limit)
+    items = await cat.list_events(job_id, after=after, limit=limit)
     return JobEvents(job_id=job_id, items=items,
                      next_after=items[-1]["seq"] if items else after)
 
@@ -149,13 +146,13 @@ async def job_events(
 async def job_metrics(job_id: str, caller: Caller, cat: Cat) -> Any:
     """Metric points (loss, learning rate, tokens/s) in step order."""
     await owned_job(cat, caller, job_id)
-    return await cat.aio.list_metrics(job_id)
+    return await cat.list_metrics(job_id)
 
 
 @router.get("/{job_id}/checkpoints", response_model=list[s.Checkpoint])
 async def job_checkpoints(job_id: str, caller: Caller, cat: Cat) -> Any:
     await owned_job(cat, caller, job_id)
-    return await cat.aio.list_checkpoints(job_id)
+    return await cat.list_checkpoints(job_id)
 
 
 def _ray_job_logs(address: str | None, ray_job_id: str) -> str:

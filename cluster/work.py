@@ -1,0 +1,160 @@
+"""The gateway's heavy work as Ray tasks: :class:`RayWork` implements
+:class:`serve_apps.gateway.work.Work`.
+
+``cluster/deploy.py`` binds a ``RayWork`` into the gateway deployment, so the object is
+pickled into each gateway replica and this module is imported there: it must never import
+``train_jobs``, torch or transformers at module level. Each operation is a Ray task whose
+body imports ``train_jobs`` and runs in a Ray worker process, never in the replica (a
+replica reserves 0.1 CPU; a GGUF conversion loads the model with torch).
+
+Tasks that read files the gateway wrote (an upload under ``$GARDEN_HOME``) or that the
+caller named by a path on the gateway's node (a model ``source``) run on the replica's
+node (``NodeAffinitySchedulingStrategy(node_id, soft=False)``). Tasks inherit the
+replica's runtime_env, so ``GARDEN_HOME`` and the database URL match the gateway's.
+
+Errors: a task raises only classes the replica can unpickle without ``train_jobs``
+(catalog errors rebuilt as their :mod:`catalog.errors` class, builtin exceptions, or
+``RuntimeError``); the replica side unwraps Ray's ``RayTaskError`` to that exception in
+:func:`_result`.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.exceptions import RayError, RayTaskError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from catalog import errors
+from catalog import schemas as s
+from serve_apps.remote import unwrapped
+
+#: Logical CPUs reserved by a model import (a GGUF conversion) or a dataset validation.
+HEAVY_NUM_CPUS = 1.0
+#: Logical CPUs of a job submission or cancellation (they wait on the job API).
+LIGHT_NUM_CPUS = 0.0
+
+
+def portable_error(exc: BaseException) -> Exception:
+    """``exc`` as an exception a process without ``train_jobs`` can unpickle.
+
+    A :class:`catalog.errors.CatalogError` subclass defined elsewhere (e.g.
+    ``train_jobs.datasets.DatasetError``, or Ray's wrapper around an error of the catalog
+    actor) becomes its nearest :mod:`catalog.errors` class with the same message, field
+    and details; builtin exceptions stay as they are; anything else becomes
+    ``RuntimeError("<class name>: <message>")``.
+    """
+    if isinstance(exc, errors.CatalogError):
+        cls = next(c for c in type(exc).__mro__ if c.__module__ == errors.__name__)
+        return cls(exc.message, field=exc.field, details=exc.details)
+    if isinstance(exc, Exception) and type(exc).__module__ == builtins.__name__:
+        return exc
+    return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def _portable_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        raise portable_error(exc) from exc
+
+
+@ray.remote(num_cpus=HEAVY_NUM_CPUS, max_retries=0)
+def _import_base_model(source: str | None, name: str | None) -> s.Model:
+    from pathlib import Path
+
+    from catalog.actor import Catalog
+    from train_jobs.base_models import ModelImportError, import_base_model
+
+    with _portable_errors():
+        try:
+            return import_base_model(Catalog(), Path(source) if source else None, name)
+        except ModelImportError as exc:
+            raise errors.InvalidArgument(str(exc), field="source") from exc
+
+
+@ray.remote(num_cpus=HEAVY_NUM_CPUS, max_retries=0)
+def _register_dataset(
+    path: str, name: str, user_id: str | None, description: str | None, source: str | None,
+) -> s.Dataset:
+    from catalog.actor import Catalog
+    from train_jobs.datasets import register_dataset
+
+    with _portable_errors():
+        return register_dataset(Catalog(), path, name, user_id=user_id,
+                                description=description, source=source)
+
+
+@ray.remote(num_cpus=LIGHT_NUM_CPUS, max_retries=0)
+def _submit_training_job(job_id: str, address: str | None, timeout_s: float) -> str:
+    from train_jobs.submit import submit_training_job
+
+    with _portable_errors():
+        return submit_training_job(job_id, address=address, timeout_s=timeout_s)
+
+
+@ray.remote(num_cpus=LIGHT_NUM_CPUS, max_retries=0)
+def _cancel_training_job(job_id: str, address: str | None) -> s.TrainingJob:
+    from train_jobs.submit import cancel_training_job
+
+    with _portable_errors():
+        return cancel_training_job(job_id, address=address)
+
+
+def _on_this_node() -> NodeAffinitySchedulingStrategy:
+    """Schedule on the caller's node only (where the files it names are)."""
+    return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+
+
+async def _result(ref: ray.ObjectRef) -> Any:
+    """The task's return value.
+
+    Raises:
+        CatalogError: the task's catalog error, with its own class
+            (:func:`serve_apps.remote.unwrapped`).
+        Exception: the task's other (builtin, see :func:`portable_error`) exception.
+        RuntimeError: Ray could not run the task (worker crash, node death,
+            unschedulable); the Ray error is chained.
+    """
+    try:
+        return await unwrapped(ref)
+    except RayTaskError as exc:
+        raise exc.cause from exc
+    except RayError as exc:
+        raise RuntimeError(f"{type(exc).__name__}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class RayWork:
+    """:class:`serve_apps.gateway.work.Work` on Ray tasks (see the module docstring).
+
+    Args:
+        dashboard_url: the Ray job API (dashboard) address the submission and cancel
+            tasks use, e.g. ``http://127.0.0.1:8265``; None lets the task discover it
+            (``train_jobs.submit.dashboard_address``).
+    """
+
+    dashboard_url: str | None = None
+
+    async def import_base_model(self, source: str | None, name: str | None) -> s.Model:
+        task = _import_base_model.options(scheduling_strategy=_on_this_node())
+        return await _result(task.remote(source, name))
+
+    async def register_dataset(
+        self, path: str, name: str, *, user_id: str | None, description: str | None,
+        source: str | None,
+    ) -> s.Dataset:
+        task = _register_dataset.options(scheduling_strategy=_on_this_node())
+        return await _result(task.remote(path, name, user_id, description, source))
+
+    async def submit_training_job(self, job_id: str, *, timeout_s: float) -> str:
+        return await _result(_submit_training_job.remote(job_id, self.dashboard_url, timeout_s))
+
+    async def cancel_training_job(self, job_id: str) -> s.TrainingJob:
+        return await _result(_cancel_training_job.remote(job_id, self.dashboard_url))

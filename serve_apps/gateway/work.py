@@ -1,0 +1,68 @@
+"""The gateway's port to heavy work: base-model import, dataset registration and training
+job submission, which never run inside a gateway replica.
+
+The gateway owns this :class:`Work` protocol and receives an implementation by injection
+(``build_gateway_app(config, work)``); the cluster provides one that runs each operation
+as a Ray task (:class:`cluster.work.RayWork`), tests may pass a fake. The gateway imports
+neither ``train_jobs`` nor torch: DESIGN.md's layering, ``serve_apps -> catalog`` only.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from catalog import schemas as s
+
+
+class Work(Protocol):
+    """Heavy operations a route asks for and awaits.
+
+    Errors: :class:`catalog.errors.CatalogError` subclasses with their own class (for
+    example InvalidArgument with ``field`` and ``details``, NotFound, InvalidTransition,
+    Unavailable); any other failure of the work itself (a crashed worker, an unreachable
+    job API) as ``RuntimeError`` or ``OSError``.
+    """
+
+    async def import_base_model(self, source: str | None, name: str | None) -> s.Model:
+        """Convert or copy a base model into storage and register it (kind ``base``).
+
+        Args:
+            source: path, on the gateway's node, of a ``.gguf`` file or a Hugging Face
+                model folder; None imports the bundled SmolLM2-135M-Instruct.
+            name: catalog name; None derives it from the source.
+
+        Returns the registered model; a name already registered as a base model with its
+        weights in place is returned as is (idempotent). Raises InvalidArgument naming
+        ``source`` for a source that cannot be imported.
+        """
+        ...
+
+    async def register_dataset(
+        self, path: str, name: str, *, user_id: str | None, description: str | None,
+        source: str | None,
+    ) -> s.Dataset:
+        """Validate every row of the JSONL file ``path`` (on the gateway's node), copy it into
+        storage and register it as the next version of ``name``.
+
+        Raises InvalidArgument (``field="file"``, ``details`` listing each bad line as
+        ``{"line", "field", "message"}``) for an invalid file, Conflict for a concurrent
+        registration of the same version.
+        """
+        ...
+
+    async def submit_training_job(self, job_id: str, *, timeout_s: float) -> str:
+        """Submit the pending catalog job ``job_id`` as a Ray job; return its submission id.
+
+        ``timeout_s``: how long to retry while the cluster's job agent is not up yet, s.
+        Raises NotFound, InvalidTransition (not pending), InvalidArgument (the cluster
+        cannot run it; the job is left pending) or Unavailable (the job API refused it;
+        the job is marked failed).
+        """
+        ...
+
+    async def cancel_training_job(self, job_id: str) -> s.TrainingJob:
+        """Mark the job cancelled and stop its Ray job; return the job.
+
+        Raises NotFound, or InvalidTransition when the job already ended.
+        """
+        ...
