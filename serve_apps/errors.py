@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from catalog.errors import CatalogError, code_for_status, status_for_code
-from catalog.errors import PayloadTooLarge as PayloadTooLarge  # re-exported for the routes
 
 log = logging.getLogger(__name__)
 

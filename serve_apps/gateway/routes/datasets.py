@@ -13,10 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from catalog import schemas as s
 from catalog.config import garden_home
-from catalog.errors import InvalidArgument, NotFound
+from catalog.errors import InvalidArgument, NotFound, PayloadTooLarge
 from catalog.port import AsyncCatalogPort
 from serve_apps.auth import Principal, check_owner, owner_filter
-from serve_apps.errors import PayloadTooLarge
 from serve_apps.gateway.deps import Caller, Cat, Paging, Settings, Worker
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
