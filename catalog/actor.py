@@ -24,7 +24,7 @@ its batch has committed, so an acknowledged record is durable.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
@@ -155,8 +155,8 @@ def _retry_if(call: Invocation) -> Callable[[BaseException], bool]:
     return lambda exc: call.idempotent and isinstance(exc, ACTOR_DOWN)
 
 
-class Catalog(CatalogPort):
-    """:class:`~catalog.port.CatalogPort` over the catalog actor (blocking calls).
+class _OnActor:
+    """What both actor ports hold: the handle, the per-call timeout and the retry policy.
 
     Idempotent operations (:func:`catalog.store.idempotent`) are retried while the
     actor restarts, per ``backoff``; other writes raise the Ray error, since they may
@@ -164,7 +164,7 @@ class Catalog(CatalogPort):
 
     Args:
         handle: an actor handle (default :func:`get_catalog`).
-        timeout_s: longest one call may take, in seconds (``GetTimeoutError`` after).
+        timeout_s: longest one call may take, in seconds (a timeout error after).
         backoff: retries while the actor restarts (default :data:`RESTART_BACKOFF`).
     """
 
@@ -173,6 +173,11 @@ class Catalog(CatalogPort):
         self.handle = handle if handle is not None else get_catalog()
         self.timeout_s = timeout_s
         self.backoff = backoff
+
+
+class Catalog(_OnActor, CatalogPort):
+    """:class:`~catalog.port.CatalogPort` over the catalog actor (blocking calls); the
+    arguments and retry rule are :class:`_OnActor`'s."""
 
     def _invoke(self, call: Invocation, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return retrying(self.backoff, retry_if=_retry_if(call))(
@@ -187,24 +192,13 @@ class Catalog(CatalogPort):
         return self.handle.record_usage.remote(list(records))
 
 
-class AsyncCatalog(AsyncCatalogPort):
-    """:class:`~catalog.port.AsyncCatalogPort` over the catalog actor (Serve replicas).
+class AsyncCatalog(_OnActor, AsyncCatalogPort):
+    """:class:`~catalog.port.AsyncCatalogPort` over the catalog actor (Serve replicas);
+    the arguments and retry rule are :class:`_OnActor`'s."""
 
-    Same retry rule and arguments as :class:`Catalog`.
-    """
-
-    def __init__(self, handle: ActorHandle | None = None, *, timeout_s: float = 120.0,
-                 backoff: Backoff = RESTART_BACKOFF):
-        self.handle = handle if handle is not None else get_catalog()
-        self.timeout_s = timeout_s
-        self.backoff = backoff
-
-    def _invoke(
+    async def _invoke(
         self, call: Invocation, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Awaitable[Any]:
-        return self._run(call, args, kwargs)
-
-    async def _run(self, call: Invocation, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    ) -> Any:
         async def once() -> Any:
             return await asyncio.wait_for(
                 self.handle.run.remote(call, *args, **kwargs), timeout=self.timeout_s)

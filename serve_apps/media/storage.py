@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 from PIL import Image, UnidentifiedImageError
 
-from catalog.retry import async_retrying, parse_retry_after
+from catalog.retry import async_retrying
 from catalog.schemas import StoredFile
 from serve_apps.media.config import RetryPolicy
-from serve_apps.media.providers.base import Output
+from serve_apps.media.providers.base import Output, retry_after_seconds
 from serve_apps.media.retry import backoff_of
 
 MAX_BYTES = 512 * 1024 * 1024
@@ -106,7 +106,7 @@ def _retryable(exc: BaseException) -> bool:
 def _retry_after(exc: BaseException) -> float | None:
     """The Retry-After of an HTTP error answer, seconds."""
     if isinstance(exc, httpx.HTTPStatusError):
-        return parse_retry_after(exc.response.headers.get("retry-after"))
+        return retry_after_seconds(exc.response.headers)
     return None
 
 
