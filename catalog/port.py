@@ -237,6 +237,7 @@ class _Operations(_Invoker):
     # training jobs
     create_training_job = Operation(CatalogStore.create_training_job)
     transition_job = Operation(CatalogStore.transition_job)
+    claim_job = Operation(CatalogStore.claim_job)
     append_metrics = Operation(CatalogStore.append_metrics)
     list_metrics = Operation(CatalogStore.list_metrics)
     add_checkpoint = Operation(CatalogStore.add_checkpoint)

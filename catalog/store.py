@@ -44,6 +44,7 @@ from catalog.errors import (
     CatalogError,
     Conflict,
     InvalidArgument,
+    InvalidTransition,
     NotFound,
     SchemaOutOfDate,
     Unavailable,
@@ -310,6 +311,7 @@ class CatalogStore:
             updatable=(
                 "ray_job_id", "error_message", "energy_kwh", "emissions_kg",
                 "eval_loss_before", "eval_loss_after", "output_model_id",
+                "progress", "current_step", "total_steps", "current_epoch", "total_epochs",
             ),
         )
         self.predictions = Repo(
@@ -484,9 +486,14 @@ class CatalogStore:
     # ----------------------------------------------------------------- training jobs
 
     def create_training_job(self, request: s.TrainingJobCreate) -> s.TrainingJob:
-        """Insert a pending job after checking its base model and datasets exist.
+        """Insert a pending job after checking its base model and datasets exist and that
+        the datasets' format suits its method: dpo trains on preference pairs
+        (:data:`catalog.schemas.PREFERENCE_FORMATS`), sft on chats (the other formats).
 
-        Raises InvalidArgument naming the missing reference.
+        Raises:
+            InvalidArgument: a missing reference (``field`` names it), or a dataset or eval
+                dataset whose format the method cannot train on (``field="method"``, the
+                message names the formats the method needs). Nothing is written.
         """
         with self.session() as session:
             base = session.get(t.ModelRow, request.base_model_id)
@@ -496,8 +503,12 @@ class CatalogStore:
                 )
             for field in ("dataset_id", "eval_dataset_id"):
                 ref = getattr(request, field)
-                if ref and session.get(t.DatasetRow, ref) is None:
+                if not ref:
+                    continue
+                data = session.get(t.DatasetRow, ref)
+                if data is None:
                     raise InvalidArgument(f"dataset {ref!r} not found", field=field)
+                _check_method_format(request.method, field, data)
             row = self.training_jobs._insert(session, request, status=s.JobStatus.pending)
             session.add(t.JobEventRow(job_id=row.id, message="job created"))
             return s.TrainingJob.model_validate(row)
@@ -515,32 +526,78 @@ class CatalogStore:
         status = s.JobStatus(status)
         with self.session() as session:
             row = self.training_jobs._get_row(session, job_id, lock=True)
-            if not check_transition(JOB_TRANSITIONS, row.status, status):
-                return s.TrainingJob.model_validate(row)
-            now = t.utcnow()
-            row.status = status
-            if status == s.JobStatus.running and row.started_at is None:
-                row.started_at = now
-            if is_terminal(JOB_TRANSITIONS, status):
-                row.completed_at = now
-            if error_message is not None:
-                row.error_message = error_message
-            for key, value in fields.items():
-                if key not in self.training_jobs.updatable:
-                    raise InvalidArgument(f"training_jobs.{key} cannot be updated", field=key)
-                setattr(row, key, value)
-            level = "error" if status == s.JobStatus.failed else "info"
-            message = f"status -> {status}" + (f": {error_message}" if error_message else "")
-            session.add(t.JobEventRow(job_id=job_id, level=level, message=message))
-            session.flush()
+            self._move_job(session, row, status, error_message=error_message, fields=fields)
+            return s.TrainingJob.model_validate(row)
+
+    def _move_job(
+        self, session: Session, row: t.TrainingJobRow, status: s.JobStatus, *,
+        error_message: str | None, fields: dict[str, Any],
+    ) -> None:
+        """:meth:`transition_job` on a row locked in ``session``: check the transition, set
+        the status, its timestamps and ``fields``, log the event. A move to the current
+        status writes nothing. Raises InvalidTransition, InvalidArgument (a field that is
+        not updatable), both before anything is written."""
+        if not check_transition(JOB_TRANSITIONS, row.status, status):
+            return
+        for key in fields:
+            if key not in self.training_jobs.updatable:
+                raise InvalidArgument(f"training_jobs.{key} cannot be updated", field=key)
+        now = t.utcnow()
+        row.status = status
+        if status == s.JobStatus.running and row.started_at is None:
+            row.started_at = now
+        if is_terminal(JOB_TRANSITIONS, status):
+            row.completed_at = now
+        if error_message is not None:
+            row.error_message = error_message
+        for key, value in fields.items():
+            setattr(row, key, value)
+        level = "error" if status == s.JobStatus.failed else "info"
+        message = f"status -> {status}" + (f": {error_message}" if error_message else "")
+        session.add(t.JobEventRow(job_id=row.id, level=level, message=message))
+        session.flush()
+
+    def claim_job(self, job_id: str, ray_job_id: str | None) -> s.TrainingJob:
+        """Take a ``pending`` or ``queued`` job to ``running`` for the caller, atomically
+        (the row is locked, as in :meth:`transition_job`, whose move and event this is).
+
+        A catalog job runs at most once: of two processes claiming it, one wins. When the
+        job records no Ray job yet, ``ray_job_id`` (the caller's Ray job submission id,
+        None outside a Ray job) is recorded; when it records one, the caller must present
+        the same id.
+
+        Returns:
+            The job, now running, with ``started_at`` set.
+
+        Raises:
+            NotFound: no such job.
+            InvalidTransition: the job is already running or has ended
+                (``field="status"``), or another Ray job owns it (``field="ray_job_id"``).
+                Nothing is written.
+        """
+        with self.session() as session:
+            row = self.training_jobs._get_row(session, job_id, lock=True)
+            if row.status not in (s.JobStatus.pending, s.JobStatus.queued):
+                raise InvalidTransition(
+                    f"job {job_id} is already {row.status}: a catalog job runs at most once",
+                    field="status",
+                )
+            if row.ray_job_id is not None and row.ray_job_id != ray_job_id:
+                raise InvalidTransition(
+                    f"job {job_id} belongs to Ray job {row.ray_job_id}, not {ray_job_id}",
+                    field="ray_job_id",
+                )
+            fields = {"ray_job_id": ray_job_id} if ray_job_id is not None else {}
+            self._move_job(session, row, s.JobStatus.running, error_message=None, fields=fields)
             return s.TrainingJob.model_validate(row)
 
     def append_metrics(self, job_id: str, points: Sequence[s.MetricPoint]) -> int:
         """Record metric points of a job; one row per step. Returns how many points.
 
         A point at a step already recorded merges into that row (its non-null fields
-        overwrite): the eval loss of step N joins step N's train loss, and a run resumed
-        from a checkpoint replaces the steps it trains again instead of repeating them.
+        overwrite; ``extra`` merges key by key, new keys overwriting): the eval loss of
+        step N joins step N's train loss, and a run resumed from a checkpoint replaces the
+        steps it trains again instead of repeating them.
 
         Raises:
             NotFound: no such job.
@@ -558,6 +615,8 @@ class CatalogStore:
                     session.add(t.JobMetricRow(job_id=job_id, **values))
                     session.flush()  # a later point of this batch at the same step merges
                 else:
+                    if "extra" in values:  # a new dict: JSON columns track assignment only
+                        values["extra"] = {**(row.extra or {}), **values["extra"]}
                     for key, value in values.items():
                         setattr(row, key, value)
             return len(points)
@@ -577,11 +636,26 @@ class CatalogStore:
     def add_checkpoint(
         self, job_id: str, checkpoint: s.Checkpoint, *, keep: int | None = None
     ) -> list[s.Checkpoint]:
-        """Record a checkpoint; with ``keep``, forget all but the newest ``keep`` (by step).
+        """Record a checkpoint (its eval and train loss, in nats, and size in bytes when
+        given); with ``keep``, forget the others as Ray Train's ``CheckpointConfig(
+        num_to_keep=keep, checkpoint_score_attribute="eval_loss",
+        checkpoint_score_order="min")`` deletes them: kept are the ``keep`` best by eval loss
+        (lowest first; equal losses: newest first; checkpoints without one rank below all
+        with one, newest first among them) plus always the newest (highest step), which Ray
+        never deletes, so up to ``keep + 1``.
 
-        Returns the job's recorded checkpoints. A checkpoint at an already
-        recorded step replaces it (a resumed run saves the same step again).
+        A checkpoint at an already recorded step replaces it (a resumed run saves the same
+        step again).
+
+        Returns:
+            The job's recorded checkpoints, oldest (lowest step) first.
+
+        Raises:
+            NotFound: no such job.
+            InvalidArgument: ``keep`` below 1.
         """
+        if keep is not None and keep < 1:
+            raise InvalidArgument("keep must be at least 1", field="keep")
         with self.session() as session:
             self.training_jobs._get_row(session, job_id, lock=True)
             existing = session.scalars(
@@ -598,13 +672,15 @@ class CatalogStore:
             rows = list(session.scalars(
                 select(t.JobCheckpointRow)
                 .where(t.JobCheckpointRow.job_id == job_id)
-                .order_by(t.JobCheckpointRow.step.desc())
+                .order_by(t.JobCheckpointRow.step)
             ))
             if keep is not None:
-                for old in rows[keep:]:
-                    session.delete(old)
-                rows = rows[:keep]
-            return [s.Checkpoint.model_validate(r) for r in reversed(rows)]
+                kept = _best_checkpoints(rows, keep)
+                for old in rows:
+                    if old not in kept:
+                        session.delete(old)
+                rows = [r for r in rows if r in kept]
+            return [s.Checkpoint.model_validate(r) for r in rows]
 
     @idempotent
     def list_checkpoints(self, job_id: str) -> list[s.Checkpoint]:
@@ -906,6 +982,40 @@ class CatalogStore:
             if row is None or row.revoked:
                 return None
             return s.ApiKey.model_validate(row)
+
+
+def _check_method_format(
+    method: s.TrainingMethod, field: str, data: t.DatasetRow
+) -> None:
+    """Raise InvalidArgument (``field="method"``) when ``method`` cannot train on the
+    format of dataset ``data`` (given as the job's ``field``)."""
+    preference = data.format in s.PREFERENCE_FORMATS
+    if method == s.TrainingMethod.dpo and not preference:
+        needs = sorted(s.PREFERENCE_FORMATS)
+        what = "preference pairs"
+    elif method == s.TrainingMethod.sft and preference:
+        needs = sorted(set(s.DatasetFormat) - s.PREFERENCE_FORMATS)
+        what = "chats (dpo trains on preference pairs)"
+    else:
+        return
+    raise InvalidArgument(
+        f"method {method} trains on {what}: {field} {data.id!r} has format {data.format}, "
+        f"{method} needs one of {', '.join(needs)}",
+        field="method",
+    )
+
+
+def _best_checkpoints(
+    rows: Sequence[t.JobCheckpointRow], keep: int
+) -> list[t.JobCheckpointRow]:
+    """The ``keep`` best of ``rows`` by eval loss (lowest first; ties and rows without a
+    loss, which rank last, newest first) plus the newest row (highest step)."""
+    ranked = sorted(rows, key=lambda r: (r.eval_loss is None, r.eval_loss or 0.0, -r.step))
+    kept = ranked[:keep]
+    newest = max(rows, key=lambda r: r.step, default=None)
+    if newest is not None and newest not in kept:
+        kept.append(newest)
+    return kept
 
 
 def hash_key(secret: str) -> str:

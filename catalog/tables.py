@@ -140,7 +140,7 @@ class DatasetRow(Owned, Row):
     id: Mapped[str] = _id()
     name: Mapped[str] = mapped_column(String(200), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    format: Mapped[str] = mapped_column(String(16))
+    format: Mapped[str] = mapped_column(String(32))
     path: Mapped[str] = mapped_column(Text)
     num_rows: Mapped[int] = mapped_column(Integer)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -158,6 +158,7 @@ class TrainingJobRow(Owned, Row):
     id: Mapped[str] = _id()
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16), index=True, default="pending")
+    method: Mapped[str] = mapped_column(String(16), default="sft", server_default="sft")
     base_model_id: Mapped[str] = mapped_column(
         ForeignKey("models.id", ondelete="RESTRICT"), index=True
     )
@@ -175,6 +176,7 @@ class TrainingJobRow(Owned, Row):
     resume_from_checkpoint: Mapped[str | None] = mapped_column(Text)
     country_iso_code: Mapped[str] = mapped_column(String(3), default="USA")
     output_model_name: Mapped[str | None] = mapped_column(String(200))
+    report_to: Mapped[list[Any]] = mapped_column(JSONType, default=list, server_default="[]")
     ray_job_id: Mapped[str | None] = mapped_column(String(128), index=True)
     output_model_id: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
@@ -182,6 +184,12 @@ class TrainingJobRow(Owned, Row):
     emissions_kg: Mapped[float | None] = mapped_column(Float)
     eval_loss_before: Mapped[float | None] = mapped_column(Float)
     eval_loss_after: Mapped[float | None] = mapped_column(Float)
+    # progress of a running job (the trainer's state), 0 until it is sized
+    progress: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    current_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    total_steps: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    current_epoch: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    total_epochs: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     started_at: Mapped[datetime | None] = mapped_column()
     completed_at: Mapped[datetime | None] = mapped_column()
 
@@ -200,6 +208,7 @@ class JobMetricRow(Base):
     learning_rate: Mapped[float | None] = mapped_column(Float)
     tokens_per_second: Mapped[float | None] = mapped_column(Float)
     memory_mb: Mapped[float | None] = mapped_column(Float)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -212,6 +221,8 @@ class JobCheckpointRow(Base):
     step: Mapped[int] = mapped_column(Integer)
     path: Mapped[str] = mapped_column(Text)
     eval_loss: Mapped[float | None] = mapped_column(Float)
+    train_loss: Mapped[float | None] = mapped_column(Float)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -33,7 +33,12 @@ from catalog.schemas.common import (
     UpdatedAt,
     UserId,
 )
-from catalog.schemas.datasets import Dataset, DatasetCreate, DatasetFormat
+from catalog.schemas.datasets import (
+    PREFERENCE_FORMATS,
+    Dataset,
+    DatasetCreate,
+    DatasetFormat,
+)
 from catalog.schemas.keys import ApiKey, Role
 from catalog.schemas.media import (
     EditKind,
@@ -80,6 +85,7 @@ from catalog.schemas.training import (
     TrainingJob,
     TrainingJobCreate,
     TrainingJobSpec,
+    TrainingMethod,
 )
 from catalog.schemas.usage import (
     CarbonCreate,
@@ -93,6 +99,7 @@ from catalog.schemas.usage import (
 )
 
 __all__ = [
+    "PREFERENCE_FORMATS",
     "ApiKey",
     "CarbonCreate",
     "CarbonRecord",
@@ -151,6 +158,7 @@ __all__ = [
     "TrainingJob",
     "TrainingJobCreate",
     "TrainingJobSpec",
+    "TrainingMethod",
     "UpdatedAt",
     "UsageCreate",
     "UsageRecord",

@@ -11,13 +11,24 @@ from catalog.schemas.common import CreatedAt, Row, Schema, UpdatedAt, UserId
 
 
 class DatasetFormat(enum.StrEnum):
-    """Row formats (``train_jobs.formats``): alpaca ``{"instruction", "input"?, "output"}``,
-    sharegpt ``{"conversations": [{"from", "value"}]}``, openai ``{"messages": [{"role",
-    "content"}]}``."""
+    """Row formats (``train_jobs.formats``).
+
+    Chats, for sft: alpaca ``{"instruction", "input"?, "output"}``, sharegpt
+    ``{"conversations": [{"from", "value"}]}``, openai ``{"messages": [{"role",
+    "content"}]}``. Preference pairs, for dpo: preference (TRL's) ``{"prompt", "chosen",
+    "rejected"}`` (strings or message lists), openai_preference (OpenAI's DPO format)
+    ``{"input": {"messages"}, "preferred_output", "non_preferred_output"}``.
+    """
 
     alpaca = "alpaca"
     sharegpt = "sharegpt"
     openai = "openai"
+    preference = "preference"
+    openai_preference = "openai_preference"
+
+
+#: Formats of preference pairs (what method=dpo trains on); the others are chats (sft).
+PREFERENCE_FORMATS = frozenset({DatasetFormat.preference, DatasetFormat.openai_preference})
 
 
 class DatasetCreate(Schema):

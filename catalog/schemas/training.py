@@ -13,9 +13,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from catalog.schemas.common import CreatedAt, Row, Schema, UpdatedAt, UserId
 
@@ -32,17 +32,20 @@ class JobStatus(enum.StrEnum):
 
 
 class LoraConfig(Schema):
-    """PEFT LoRA settings (https://huggingface.co/docs/peft/package_reference/lora)."""
+    """PEFT LoRA settings (https://huggingface.co/docs/peft/package_reference/lora), named as
+    PEFT's ``LoraConfig`` names them; bounds from seed 002's LoRAConfig."""
 
     r: int = Field(
         16, ge=1, le=256,
         description="PEFT r: rank of the update matrices B (out x r) and A (r x in).",
     )
-    alpha: int = Field(
-        32, ge=1, le=512, description="PEFT lora_alpha: scaling numerator, scale = alpha / r."
+    lora_alpha: int = Field(
+        32, ge=1, le=512, validation_alias=AliasChoices("lora_alpha", "alpha"),
+        description="PEFT lora_alpha: scaling numerator, scale = lora_alpha / r.",
     )
-    dropout: float = Field(
-        0.05, ge=0.0, le=0.5, description="PEFT lora_dropout: dropout probability on the input."
+    lora_dropout: float = Field(
+        0.05, ge=0.0, le=0.5, validation_alias=AliasChoices("lora_dropout", "dropout"),
+        description="PEFT lora_dropout: dropout probability on the adapter's input.",
     )
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
@@ -51,63 +54,83 @@ class LoraConfig(Schema):
         "linear layer but the output head.",
     )
     use_rslora: bool = Field(
-        False, description="PEFT use_rslora: rank-stabilised scale alpha / sqrt(r)."
+        False, description="PEFT use_rslora: rank-stabilised scale lora_alpha / sqrt(r)."
     )
 
 
 class QuantizationConfig(Schema):
-    """Weight quantization while training (QLoRA). Needs bitsandbytes and a GPU."""
+    """Weight quantization while training (QLoRA), as transformers' ``BitsAndBytesConfig``
+    names it (seed 002's QuantizationConfig). Needs bitsandbytes and a GPU."""
 
     bits: Literal[4, 8] | None = Field(
         None,
-        description="Load the base weights in 4 or 8 bits with bitsandbytes (transformers' "
-        "BitsAndBytesConfig load_in_4bit / load_in_8bit); null trains in full precision. "
+        description="Load the base weights in 4 or 8 bits with bitsandbytes "
+        "(BitsAndBytesConfig load_in_4bit / load_in_8bit); null trains in full precision. "
         "GPU only.",
     )
-    quant_type: Literal["nf4", "fp4"] = Field(
-        "nf4", description="4-bit data type (bnb_4bit_quant_type): NormalFloat4 or FP4."
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = Field(
+        "nf4", validation_alias=AliasChoices("bnb_4bit_quant_type", "quant_type"),
+        description="4-bit data type: NormalFloat4 or FP4.",
     )
-    double_quant: bool = Field(
-        True,
-        description="Quantize the quantization constants too (bnb_4bit_use_double_quant).",
+    bnb_4bit_use_double_quant: bool = Field(
+        True, validation_alias=AliasChoices("bnb_4bit_use_double_quant", "double_quant"),
+        description="Quantize the quantization constants too (about 0.4 bits per weight "
+        "saved, QLoRA paper section 3).",
     )
+    bnb_4bit_compute_dtype: Literal["float16", "bfloat16", "float32"] = Field(
+        "bfloat16", description="dtype of the matrix multiplications on dequantized weights."
+    )
+
+
+#: Old spellings of ``optim`` (before the TrainingArguments names), accepted on input.
+_OPTIM_ALIASES = {"adamw": "adamw_torch", "adamw_8bit": "adamw_bnb_8bit"}
 
 
 class Hyperparameters(Schema):
-    """Optimization settings; each names its ``TrainingArguments`` counterpart."""
+    """Optimization settings, named as transformers' ``TrainingArguments`` names them
+    (https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments);
+    bounds from seed 002's TrainingHyperparameters. Earlier spellings (``num_epochs``,
+    ``per_device_batch_size``, ``lr_scheduler``, ``optimizer``) are accepted on input."""
 
     learning_rate: float = Field(
         2e-4, gt=0, le=1e-2, description="Peak learning rate (TrainingArguments.learning_rate)."
     )
-    num_epochs: float = Field(
-        1.0, gt=0, le=100,
+    num_train_epochs: float = Field(
+        1.0, gt=0, le=100, validation_alias=AliasChoices("num_train_epochs", "num_epochs"),
         description="Passes over the training rows (TrainingArguments.num_train_epochs); a "
         "fraction stops mid-epoch.",
     )
     max_steps: int | None = Field(
         None, ge=1,
-        description="Optimizer steps to run; overrides num_epochs when set "
+        description="Optimizer steps to run; overrides num_train_epochs when set "
         "(TrainingArguments.max_steps).",
     )
-    per_device_batch_size: int = Field(
-        4, ge=1, le=1024,
+    per_device_train_batch_size: int = Field(
+        4, ge=1, le=128,
+        validation_alias=AliasChoices("per_device_train_batch_size", "per_device_batch_size"),
         description="Examples per worker per micro-batch "
-        "(TrainingArguments.per_device_train_batch_size).",
+        "(TrainingArguments.per_device_train_batch_size; evaluation uses the same).",
     )
     gradient_accumulation_steps: int = Field(
-        1, ge=1, le=1024,
+        1, ge=1, le=256,
         description="Micro-batches per optimizer step "
         "(TrainingArguments.gradient_accumulation_steps); examples per step = "
-        "per_device_batch_size x gradient_accumulation_steps x scaling.num_workers.",
+        "per_device_train_batch_size x gradient_accumulation_steps x scaling.num_workers.",
     )
     max_seq_length: int = Field(
-        512, ge=16, le=131072,
-        description="Tokens per example after the chat template; longer ones are truncated.",
+        512, ge=16, le=32768,
+        description="Tokens per example after the chat template; longer ones are truncated "
+        "(TRL SFTConfig/DPOConfig.max_length).",
+    )
+    warmup_steps: int = Field(
+        0, ge=0,
+        description="Optimizer steps that warm the learning rate up linearly from 0 "
+        "(TrainingArguments.warmup_steps); overrides warmup_ratio when above 0.",
     )
     warmup_ratio: float = Field(
         0.0, ge=0.0, le=0.5,
         description="Fraction of the optimizer steps that warm the learning rate up "
-        "linearly from 0 (TrainingArguments.warmup_ratio).",
+        "(TrainingArguments.warmup_steps given as a fraction below 1).",
     )
     weight_decay: float = Field(
         0.0, ge=0.0, le=1.0, description="AdamW weight decay (TrainingArguments.weight_decay)."
@@ -116,14 +139,32 @@ class Hyperparameters(Schema):
         1.0, gt=0.0,
         description="Clip gradients to this global L2 norm (TrainingArguments.max_grad_norm).",
     )
-    lr_scheduler: Literal["linear", "cosine", "constant"] = Field(
-        "linear",
-        description="Learning-rate schedule after warmup (TrainingArguments.lr_scheduler_type).",
+    lr_scheduler_type: Literal["linear", "cosine", "constant"] = Field(
+        "linear", validation_alias=AliasChoices("lr_scheduler_type", "lr_scheduler"),
+        description="Learning-rate schedule after warmup (TrainingArguments.lr_scheduler_type; "
+        "constant is transformers' constant_with_warmup).",
     )
-    optimizer: Literal["adamw", "adamw_8bit"] = Field(
-        "adamw",
-        description="torch AdamW, or bitsandbytes' 8-bit AdamW (TrainingArguments.optim "
-        "adamw_torch / adamw_bnb_8bit); adamw_8bit is GPU only.",
+    optim: Literal["adamw_torch", "adamw_bnb_8bit", "sgd"] = Field(
+        "adamw_torch", validation_alias=AliasChoices("optim", "optimizer"),
+        description="Optimizer as TrainingArguments.optim names it: torch AdamW, "
+        "bitsandbytes' 8-bit AdamW (GPU only) or torch SGD.",
+    )
+    bf16: bool = Field(
+        False,
+        description="Mixed precision in bfloat16 (TrainingArguments.bf16). GPU only.",
+    )
+    fp16: bool = Field(
+        False, description="Mixed precision in float16 (TrainingArguments.fp16). GPU only."
+    )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute activations in the backward pass to save memory "
+        "(TrainingArguments.gradient_checkpointing).",
+    )
+    beta: float = Field(
+        0.1, gt=0.0, le=10.0,
+        description="DPO only: strength of the KL penalty towards the base model "
+        "(TRL DPOConfig.beta; Rafailov et al. 2023, eq. 7). Ignored by sft.",
     )
     logging_steps: int = Field(
         10, ge=1,
@@ -131,8 +172,8 @@ class Hyperparameters(Schema):
     )
     eval_steps: int | None = Field(
         None, ge=1,
-        description="Optimizer steps between evaluations; null evaluates only at the end "
-        "(TrainingArguments.eval_steps).",
+        description="Optimizer steps between evaluations; null evaluates only before the "
+        "first and after the last step (TrainingArguments.eval_steps).",
     )
     save_steps: int | None = Field(
         None, ge=1,
@@ -141,13 +182,24 @@ class Hyperparameters(Schema):
     )
     save_total_limit: int = Field(
         2, ge=1,
-        description="Checkpoints kept; older ones are deleted "
-        "(TrainingArguments.save_total_limit).",
+        description="Checkpoints kept: the best by eval loss (the newest without "
+        "evaluation) (TrainingArguments.save_total_limit).",
     )
     seed: int = Field(
         42,
         description="Seed of weight init, shuffling and the eval split (TrainingArguments.seed).",
     )
+
+    @field_validator("optim", mode="before")
+    @classmethod
+    def _old_optim_names(cls, value: Any) -> Any:
+        return _OPTIM_ALIASES.get(value, value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_precision(self) -> Hyperparameters:
+        if self.bf16 and self.fp16:
+            raise ValueError("bf16 and fp16 are exclusive: choose one")
+        return self
 
 
 class ScalingSpec(Schema):
@@ -159,7 +211,8 @@ class ScalingSpec(Schema):
     use_gpu: bool = Field(
         False,
         description="One GPU per worker (ScalingConfig.use_gpu); required by quantization.bits, "
-        "hyperparameters.optimizer=adamw_8bit and scaling.deepspeed_stage.",
+        "hyperparameters.optim=adamw_bnb_8bit, hyperparameters.bf16/fp16 and "
+        "scaling.deepspeed_stage.",
     )
     cpus_per_worker: float = Field(
         1.0, gt=0, description="CPUs reserved per worker (ScalingConfig.resources_per_worker)."
@@ -167,7 +220,8 @@ class ScalingSpec(Schema):
     deepspeed_stage: Literal[2, 3] | None = Field(
         None,
         description="DeepSpeed ZeRO stage (2: optimizer state and gradients sharded, 3: "
-        "parameters too); null trains with DDP. GPU only.",
+        "parameters too), given to TrainingArguments.deepspeed; null trains with DDP. "
+        "GPU only.",
     )
     max_failures: int = Field(
         2, ge=0,
@@ -196,21 +250,71 @@ class GpuOnlyOption:
 
 #: bitsandbytes' quantized layers and 8-bit optimizers are CUDA kernels
 #: (https://huggingface.co/docs/bitsandbytes); DeepSpeed ZeRO shards state across GPUs
-#: (https://www.deepspeed.ai/tutorials/zero/).
+#: (https://www.deepspeed.ai/tutorials/zero/); TrainingArguments refuses bf16/fp16 mixed
+#: precision without an accelerator.
 _QUANTIZATION = GpuOnlyOption("quantization.bits", "quantization.bits", "bitsandbytes")
 _ADAMW_8BIT = GpuOnlyOption(
-    "hyperparameters.optimizer", "hyperparameters.optimizer=adamw_8bit", "bitsandbytes"
+    "hyperparameters.optim", "hyperparameters.optim=adamw_bnb_8bit", "bitsandbytes"
 )
+_BF16 = GpuOnlyOption("hyperparameters.bf16", "hyperparameters.bf16", "torch")
+_FP16 = GpuOnlyOption("hyperparameters.fp16", "hyperparameters.fp16", "torch")
 _DEEPSPEED = GpuOnlyOption("scaling.deepspeed_stage", "scaling.deepspeed_stage", "deepspeed")
 
 
 # --------------------------------------------------------------------------- the job
 
 
+class TrainingMethod(enum.StrEnum):
+    """How the adapter learns: supervised fine-tuning on chats (TRL ``SFTTrainer``) or
+    Direct Preference Optimization on chosen/rejected pairs (TRL ``DPOTrainer``)."""
+
+    sft = "sft"
+    dpo = "dpo"
+
+
+#: OpenAI fine-tuning's method types (https://platform.openai.com/docs/api-reference/
+#: fine-tuning/create, ``method.type``) and ours.
+_OPENAI_METHODS = {"supervised": TrainingMethod.sft, "dpo": TrainingMethod.dpo}
+#: OpenAI's ``method.<type>.hyperparameters`` names and ours.
+_OPENAI_HYPERPARAMETERS = {"n_epochs": "num_train_epochs",
+                           "batch_size": "per_device_train_batch_size", "beta": "beta"}
+
+
+def _openai_method(data: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite OpenAI's ``method`` object (``{"type": "dpo", "dpo": {"hyperparameters":
+    {"beta": 0.1}}}``) into ``method`` plus ``hyperparameters``; other inputs unchanged.
+
+    Raises:
+        ValueError: an unknown type or a hyperparameter with no counterpart here
+            (``learning_rate_multiplier``: set ``hyperparameters.learning_rate``).
+    """
+    method = data.get("method")
+    if not isinstance(method, dict):
+        return data
+    kind = method.get("type")
+    if kind not in _OPENAI_METHODS:
+        raise ValueError(f"method.type must be one of {sorted(_OPENAI_METHODS)}, got {kind!r}")
+    given = dict((method.get(kind) or {}).get("hyperparameters") or {})
+    unknown = sorted(set(given) - set(_OPENAI_HYPERPARAMETERS))
+    if unknown:
+        raise ValueError(
+            f"method.{kind}.hyperparameters: {unknown} not supported here; known: "
+            f"{sorted(_OPENAI_HYPERPARAMETERS)} (set hyperparameters.learning_rate directly)")
+    hp = dict(data.get("hyperparameters") or {})
+    hp.update({_OPENAI_HYPERPARAMETERS[k]: v for k, v in given.items() if v != "auto"})
+    return {**data, "method": _OPENAI_METHODS[kind], "hyperparameters": hp}
+
+
 class TrainingJobSpec(Schema):
     """What a job trains, shared by the request and the row (constraints live here)."""
 
     name: str = Field(min_length=1, max_length=200, description="Job name.")
+    method: TrainingMethod = Field(
+        TrainingMethod.sft,
+        description="sft (TRL SFTTrainer, loss on the assistant's reply only) or dpo (TRL "
+        "DPOTrainer on prompt/chosen/rejected rows). OpenAI's method object "
+        '({"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}}) is accepted too.',
+    )
     base_model_id: str = Field(description="Catalog id of the base Model to fine-tune.")
     dataset_id: str = Field(description="Catalog id of the training Dataset.")
     eval_dataset_id: str | None = Field(
@@ -243,7 +347,18 @@ class TrainingJobSpec(Schema):
         None, max_length=200,
         description="Name of the adapter Model registered on success; null: '<name>-lora'.",
     )
+    report_to: list[Literal["mlflow", "tensorboard"]] = Field(
+        default_factory=list,
+        description="Trackers that receive the metrics too (TrainingArguments.report_to): "
+        "mlflow at MLFLOW_TRACKING_URI, tensorboard under GARDEN_TENSORBOARD_DIR/<job id> "
+        "(default <storage root>/tensorboard/<job id>). The catalog always does.",
+    )
     user_id: UserId = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_openai_method(cls, data: Any) -> Any:
+        return _openai_method(data) if isinstance(data, dict) else data
 
     def gpu_only_options(self) -> list[GpuOnlyOption]:
         """The options set on this job that run only on GPUs, in a fixed order.
@@ -255,8 +370,12 @@ class TrainingJobSpec(Schema):
         found: list[GpuOnlyOption] = []
         if self.quantization.bits is not None:
             found.append(_QUANTIZATION)
-        if self.hyperparameters.optimizer == "adamw_8bit":
+        if self.hyperparameters.optim == "adamw_bnb_8bit":
             found.append(_ADAMW_8BIT)
+        if self.hyperparameters.bf16:
+            found.append(_BF16)
+        if self.hyperparameters.fp16:
+            found.append(_FP16)
         if self.scaling.deepspeed_stage is not None:
             found.append(_DEEPSPEED)
         return found
@@ -295,6 +414,19 @@ class TrainingJob(TrainingJobSpec, Row):
     eval_loss_after: float | None = Field(
         description="Eval loss (mean token cross-entropy, nats) after the last step."
     )
+    progress: float = Field(
+        ge=0.0, le=1.0, description="Fraction of the optimizer steps done: current_step / "
+        "total_steps (seed 002); 1.0 once the last step ran.",
+    )
+    current_step: int = Field(ge=0, description="Optimizer steps done so far.")
+    total_steps: int = Field(
+        ge=0, description="Optimizer steps the run will take (0 until the trainer has sized it)."
+    )
+    current_epoch: float = Field(ge=0.0, description="Epochs done so far, fractional.")
+    total_epochs: float = Field(
+        ge=0.0, description="Epochs the run will take (num_train_epochs, or what max_steps "
+        "amounts to); 0 until sized.",
+    )
     created_at: CreatedAt
     updated_at: UpdatedAt
     started_at: datetime | None = Field(description="When it started running (UTC).")
@@ -331,17 +463,28 @@ class MetricPoint(Schema):
         description="Peak GPU memory, or the process's resident memory on CPU, of rank 0, "
         "MiB.",
     )
+    extra: dict[str, float] | None = Field(
+        None,
+        description="Other numbers the trainer logged at this step, by TRL's names: "
+        "grad_norm, and for dpo rewards/chosen, rewards/rejected, rewards/accuracies, "
+        "rewards/margins, logps/chosen, logps/rejected (eval ones prefixed eval_).",
+    )
     created_at: datetime | None = Field(None, description="When it was recorded (UTC).")
 
 
 class Checkpoint(Schema):
-    """One saved checkpoint: a PEFT adapter folder plus training state."""
+    """One saved checkpoint (seed 002's TrainingCheckpoint): a transformers Trainer
+    checkpoint folder (PEFT adapter, optimizer, scheduler and trainer state)."""
 
     step: int = Field(ge=0, description="Optimizer step it was saved at.")
     path: str = Field(description="Checkpoint folder (local path or storage URI).")
     eval_loss: float | None = Field(
         None, description="Eval loss (nats) at that step, if evaluated."
     )
+    train_loss: float | None = Field(
+        None, description="Train loss (nats) of the last metric point at or before that step."
+    )
+    size_bytes: int | None = Field(None, ge=0, description="Bytes of the checkpoint's files.")
     created_at: datetime | None = Field(None, description="When it was recorded (UTC).")
 
 

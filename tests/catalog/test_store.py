@@ -295,3 +295,180 @@ def test_delete_referenced_row_is_conflict_and_keeps_it(store):
     with pytest.raises(Conflict):
         store.models.delete(j.base_model_id)
     assert store.models.get(j.base_model_id).id == j.base_model_id
+
+
+# --------------------------------------------------------------------------- training engine
+
+
+def test_claim_job_moves_a_pending_job_to_running_once(store):
+    j = job(store)
+    claimed = store.claim_job(j.id, "raysubmit_1")
+    assert (claimed.status, claimed.ray_job_id) == ("running", "raysubmit_1")
+    assert claimed.started_at is not None
+    events = store.list_events(j.id)
+    assert [e["message"] for e in events] == ["job created", "status -> running"]
+    for ray_job_id in ("raysubmit_1", "raysubmit_2", None):
+        with pytest.raises(InvalidTransition, match="already running") as err:
+            store.claim_job(j.id, ray_job_id)
+        assert err.value.field == "status"
+    after = store.training_jobs.get(j.id)
+    assert after.updated_at == claimed.updated_at and after.started_at == claimed.started_at
+    assert after.ray_job_id == "raysubmit_1"
+    assert store.list_events(j.id) == events
+
+
+def test_claim_job_takes_a_queued_job_only_for_its_ray_job(store):
+    j = job(store)
+    store.transition_job(j.id, "queued", ray_job_id="raysubmit_a")
+    for other in ("raysubmit_b", None):
+        with pytest.raises(InvalidTransition, match="raysubmit_a") as err:
+            store.claim_job(j.id, other)
+        assert err.value.field == "ray_job_id"
+    assert store.training_jobs.get(j.id).status == "queued"
+    claimed = store.claim_job(j.id, "raysubmit_a")
+    assert (claimed.status, claimed.ray_job_id) == ("running", "raysubmit_a")
+    assert [e["message"] for e in store.list_events(j.id)] == [
+        "job created", "status -> queued", "status -> running"]
+
+
+def test_claim_job_without_a_ray_job_leaves_it_unset(store):
+    claimed = store.claim_job(job(store).id, None)
+    assert (claimed.status, claimed.ray_job_id) == ("running", None)
+
+
+@pytest.mark.parametrize("end", ["completed", "failed", "cancelled"])
+def test_claim_job_refuses_an_ended_job(store, end):
+    j = job(store)
+    if end == "completed":
+        store.transition_job(j.id, "running")
+    store.transition_job(j.id, end)
+    with pytest.raises(InvalidTransition, match=f"already {end}") as err:
+        store.claim_job(j.id, "raysubmit_1")
+    assert err.value.field == "status"
+    after = store.training_jobs.get(j.id)
+    assert (after.status, after.ray_job_id) == (end, None)
+
+
+def test_claim_job_races_have_one_winner(store):
+    """Claims from many threads at once (each its own transaction): exactly one wins."""
+    import threading
+
+    j = job(store)
+    barrier = threading.Barrier(6)
+    outcomes: list[str] = []
+
+    def claim(n: int) -> None:
+        barrier.wait()
+        try:
+            store.claim_job(j.id, None)
+            outcomes.append("won")
+        except InvalidTransition as exc:
+            outcomes.append(exc.field or "")
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["status"] * 5 + ["won"]
+    assert [e["message"] for e in store.list_events(j.id)].count("status -> running") == 1
+
+
+def test_claim_job_unknown_id_is_not_found(store):
+    with pytest.raises(NotFound):
+        store.claim_job("job_missing", None)
+
+
+def test_job_method_must_suit_the_dataset_format(store):
+    base = base_model(store)
+    chats = dataset(store, name="chats", format="sharegpt")
+    pairs = dataset(store, name="pairs", format="preference")
+    oa_pairs = dataset(store, name="oa-pairs", format="openai_preference")
+    refused = [
+        ({"method": "dpo", "data": chats}, "dpo needs one of openai_preference, preference"),
+        ({"data": pairs}, "sft needs one of alpaca, openai, sharegpt"),
+        ({"method": "dpo", "data": pairs, "eval_dataset_id": chats.id},
+         f"eval_dataset_id {chats.id!r} has format sharegpt"),
+        ({"data": chats, "eval_dataset_id": oa_pairs.id}, "sft needs one of"),
+    ]
+    for overrides, message in refused:
+        with pytest.raises(InvalidArgument, match=message) as err:
+            job(store, base=base, **overrides)
+        assert err.value.field == "method"
+    assert store.training_jobs.list().total == 0
+    dpo = job(store, base=base, method="dpo", data=pairs, eval_dataset_id=oa_pairs.id,
+              report_to=["tensorboard"])
+    assert (dpo.method, dpo.report_to) == ("dpo", ["tensorboard"])
+    sft = job(store, base=base, data=chats)
+    assert (sft.method, sft.report_to, sft.progress, sft.total_steps) == ("sft", [], 0.0, 0)
+    assert store.training_jobs.get(dpo.id).method == "dpo"
+
+
+def test_job_progress_is_updatable(store):
+    j = job(store)
+    j = store.training_jobs.update(j.id, total_steps=40, total_epochs=2.0)
+    j = store.transition_job(j.id, "running", progress=0.25, current_step=10,
+                             current_epoch=0.5)
+    again = store.training_jobs.get(j.id)
+    assert (again.progress, again.current_step, again.total_steps) == (0.25, 10, 40)
+    assert (again.current_epoch, again.total_epochs) == (0.5, 2.0)
+    with pytest.raises(InvalidArgument):
+        store.training_jobs.update(j.id, progress=1.5)  # the schema bounds it to 0..1
+    with pytest.raises(InvalidArgument) as err:
+        store.training_jobs.update(j.id, method="dpo")
+    assert err.value.field == "method"
+
+
+def test_checkpoints_keep_the_best_by_eval_loss_and_the_newest(store):
+    j = job(store)
+
+    def add(step: int, eval_loss: float | None, **fields) -> list[int]:
+        kept = store.add_checkpoint(
+            j.id, s.Checkpoint(step=step, path=f"/c/{step}", eval_loss=eval_loss, **fields),
+            keep=2)
+        assert store.list_checkpoints(j.id) == kept
+        return [c.step for c in kept]
+
+    assert add(1, 3.0) == [1]
+    assert add(2, 1.0) == [1, 2]
+    assert add(3, 2.0) == [2, 3]  # best two, the newest among them
+    assert add(4, 2.5) == [2, 3, 4]  # newest-k would keep 3, 4
+    assert add(5, 0.5) == [2, 5]  # step 5 is both best and newest
+    assert add(6, None) == [2, 5, 6]  # without a loss: ranks last, kept only as the newest
+    assert add(7, None) == [2, 5, 7]
+    # equal losses rank the newest first: 8 (1.0) before 2 (1.0)
+    assert add(8, 1.0, train_loss=0.9, size_bytes=4096) == [5, 8]
+    [newest] = [c for c in store.list_checkpoints(j.id) if c.step == 8]
+    assert (newest.eval_loss, newest.train_loss, newest.size_bytes) == (1.0, 0.9, 4096)
+
+
+def test_checkpoints_without_eval_loss_keep_the_newest(store):
+    j = job(store)
+    for step in (1, 2, 3, 4):
+        kept = store.add_checkpoint(
+            j.id, s.Checkpoint(step=step, path=f"/c/{step}",
+                               eval_loss=2.0 if step == 1 else None), keep=1)
+    assert [c.step for c in kept] == [1, 4]
+    with pytest.raises(InvalidArgument) as err:
+        store.add_checkpoint(j.id, s.Checkpoint(step=5, path="/c/5"), keep=0)
+    assert err.value.field == "keep"
+    assert [c.step for c in store.list_checkpoints(j.id)] == [1, 4]
+
+
+def test_metric_extra_merges_by_key(store):
+    j = job(store)
+    store.append_metrics(j.id, [
+        s.MetricPoint(step=10, train_loss=0.7, extra={"grad_norm": 1.0, "rewards/chosen": 0.2}),
+        s.MetricPoint(step=20, train_loss=0.6),
+    ])
+    store.append_metrics(j.id, [
+        s.MetricPoint(step=10, extra={"grad_norm": 0.5, "rewards/margins": 0.1}),
+        s.MetricPoint(step=10, eval_loss=0.8),  # no extra: the row's stays
+        s.MetricPoint(step=30, extra={"grad_norm": 2.0}),
+        s.MetricPoint(step=30, extra={"eval_rewards/accuracies": 0.75}),  # same batch
+    ])
+    points = {p.step: p for p in store.list_metrics(j.id)}
+    assert points[10].extra == {"grad_norm": 0.5, "rewards/chosen": 0.2, "rewards/margins": 0.1}
+    assert (points[10].train_loss, points[10].eval_loss) == (0.7, 0.8)
+    assert points[20].extra is None
+    assert points[30].extra == {"grad_norm": 2.0, "eval_rewards/accuracies": 0.75}
