@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.metadata
 import itertools
 import json
+import random
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from catalog import schemas as s
 from catalog.config import garden_home
 from catalog.errors import InvalidArgument
 from catalog.port import CatalogPort
-from train_jobs.formats import CONVERTERS, detect_format, to_messages
+from train_jobs.formats import CONVERTERS, detect_format
 
 #: At most this many problems are listed in a DatasetError (the first ones by line).
 MAX_REPORTED_ERRORS = 100
@@ -81,9 +82,10 @@ def validate_jsonl(path: Path) -> tuple[s.DatasetFormat, int]:
             continue
         row_fmt = detect_format(row)
         if row_fmt is None:
-            expected = ", ".join(f"{c.marker!r} ({n})" for n, c in CONVERTERS.items())
+            expected = "; ".join(f"{n}: {', '.join(c.needs)}" for n, c in CONVERTERS.items())
             problems.append({"line": lineno, "field": "format",
-                             "message": f"not a known format: needs one of {expected}"})
+                             "message": f"not a known format: needs the keys of one of "
+                                        f"{expected}"})
             continue
         if fmt is None:
             fmt = row_fmt
@@ -102,6 +104,7 @@ def validate_jsonl(path: Path) -> tuple[s.DatasetFormat, int]:
             f"field {first['field']!r}: {first['message']}",
             details=problems[:MAX_REPORTED_ERRORS],
         )
+    assert fmt is not None  # rows were read, and each has a known format
     return fmt, rows
 
 
@@ -179,6 +182,50 @@ def chatterbot_pairs(categories: list[str] | None = None) -> list[dict[str, Any]
     return rows
 
 
+def preference_pairs_from_chatterbot(
+    rows: list[dict[str, Any]], seed: int = 0
+) -> list[dict[str, str]]:
+    """Preference rows made from chat pairs, for a DPO dataset of the chatterbot corpus.
+
+    ``rows`` are OpenAI-format rows ``{"messages": [user, assistant]}`` (what
+    :func:`chatterbot_pairs` returns). Row ``i`` gives ``{"prompt": <its user text>,
+    "chosen": <its assistant reply>, "rejected": <the reply of another row, drawn at
+    random among the rows whose reply differs>}`` (TRL's preference format, in the
+    order of ``rows``). The draws use ``random.Random(seed)``: the same rows and seed
+    give the same result.
+
+    Raises:
+        DatasetError: a row is not a ``[user, assistant]`` chat (``field`` names it), or
+            all rows have the same reply (no rejected reply can be drawn).
+    """
+    prompts: list[str] = []
+    replies: list[str] = []
+    for i, row in enumerate(rows):
+        messages = row.get("messages") if isinstance(row, dict) else None
+        if not isinstance(messages, list) or [
+            (m.get("role"), isinstance(m.get("content"), str)) if isinstance(m, dict) else None
+            for m in messages
+        ] != [("user", True), ("assistant", True)]:
+            raise DatasetError(f"row {i} is not a [user, assistant] chat with string contents",
+                               field=f"rows.{i}")
+        prompts.append(messages[0]["content"])
+        replies.append(messages[1]["content"])
+    if len(set(replies)) < 2:
+        raise DatasetError("preference pairs need at least two different replies",
+                           field="rows")
+    rng = random.Random(seed)
+    pairs = []
+    for prompt, chosen in zip(prompts, replies, strict=True):
+        for _ in range(32):  # rejection sampling: fast unless one reply dominates
+            rejected = replies[rng.randrange(len(replies))]
+            if rejected != chosen:
+                break
+        else:
+            rejected = rng.choice([r for r in replies if r != chosen])
+        pairs.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
+    return pairs
+
+
 def import_chatterbot(
     catalog: CatalogPort, name: str = "chatterbot-corpus", *, categories: list[str] | None = None
 ) -> s.Dataset:
@@ -204,9 +251,3 @@ def import_chatterbot(
         )
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def read_messages(path: str | Path, fmt: s.DatasetFormat | str) -> list[dict[str, Any]]:
-    """All rows of a registered dataset file as internal chat records (small files only)."""
-    with Path(path).open(encoding="utf-8") as fh:
-        return [to_messages(json.loads(line), fmt) for line in fh if line.strip()]

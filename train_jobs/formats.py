@@ -1,18 +1,31 @@
 """Dataset formats: one converter class per format, registered by name.
 
-Every row of every format becomes one internal record, a chat::
+Every row of a chat format (for sft) becomes one internal record, a chat::
 
     {"messages": [{"role": "system"|"user"|"assistant", "content": str}, ...]}
 
-ending with an assistant turn (the tokens the model learns). The converters
-follow LLaMA-Factory's ``data/converter.py`` (Alpaca, ShareGPT, OpenAI) and the
-formats' own definitions:
+ending with an assistant turn (the tokens the model learns). Every row of a
+preference format (for dpo, :data:`catalog.schemas.PREFERENCE_FORMATS`) becomes
+TRL's conversational preference record::
+
+    {"prompt": [{"role": "system"|"user"|"assistant", "content": str}, ..., user turn],
+     "chosen": [{"role": "assistant", "content": str}],
+     "rejected": [{"role": "assistant", "content": str}]}
+
+with ``chosen`` and ``rejected`` different. The converters follow LLaMA-Factory's
+``data/converter.py`` (Alpaca, ShareGPT, OpenAI) and the formats' own definitions:
 
 - alpaca: ``{"instruction", "input"?, "output", "system"?}``
   (https://github.com/tatsu-lab/stanford_alpaca#data-release)
 - sharegpt: ``{"conversations": [{"from": "human"|"gpt"|"system", "value"}]}``
 - openai: ``{"messages": [{"role": "system"|"user"|"assistant", "content"}]}``
   (https://platform.openai.com/docs/guides/supervised-fine-tuning)
+- preference: ``{"prompt", "chosen", "rejected"}``, each a string or a list of
+  ``{"role", "content"}`` messages (TRL's explicit-prompt preference format,
+  https://huggingface.co/docs/trl/dataset_formats#preference)
+- openai_preference: ``{"input": {"messages": [...]}, "preferred_output": [assistant
+  message], "non_preferred_output": [assistant message]}``
+  (https://platform.openai.com/docs/guides/direct-preference-optimization)
 """
 
 from __future__ import annotations
@@ -20,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from catalog.schemas import DatasetFormat
+from catalog.schemas import PREFERENCE_FORMATS, DatasetFormat
 
 
 @dataclass(frozen=True)
@@ -32,18 +45,22 @@ class RowError:
 
 
 class Converter:
-    """Validates and converts rows of one format. Subclasses set ``name`` and ``keys``."""
+    """Validates and converts rows of one format. Subclasses set ``name``, ``markers``
+    and ``needs``."""
 
     name: ClassVar[DatasetFormat]
-    #: The top-level key whose presence identifies the format.
-    marker: ClassVar[str]
+    #: Top-level keys, any one of which identifies the format (see :func:`detect_format`).
+    markers: ClassVar[tuple[str, ...]]
+    #: The top-level keys a row of the format must have (for "not a known format" errors).
+    needs: ClassVar[tuple[str, ...]]
 
     def validate(self, row: dict[str, Any]) -> list[RowError]:
         """Every problem of ``row`` (empty when it converts cleanly)."""
         raise NotImplementedError
 
     def convert(self, row: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
-        """The internal ``{"messages": [...]}`` record of a valid row."""
+        """The internal record of a valid row: ``{"messages": [...]}`` for a chat format,
+        ``{"prompt", "chosen", "rejected"}`` for a preference format."""
         raise NotImplementedError
 
 
@@ -62,6 +79,20 @@ def _turns_errors(
     turns: Any, field: str, role_key: str, text_key: str, roles: dict[str, str]
 ) -> list[RowError]:
     """Check a list of chat turns: known roles, string texts, ends with an assistant turn."""
+    errors = _structure_errors(turns, field, role_key, text_key, roles)
+    if not errors:
+        mapped = [roles[t[role_key]] for t in turns]
+        if "assistant" not in mapped:
+            errors.append(RowError(field, "needs at least one assistant turn"))
+        elif mapped[-1] != "assistant":
+            errors.append(RowError(f"{field}.{len(turns) - 1}", "last turn must be the assistant"))
+    return errors
+
+
+def _structure_errors(
+    turns: Any, field: str, role_key: str, text_key: str, roles: dict[str, str]
+) -> list[RowError]:
+    """Check a list of chat turns: a non-empty list of objects with known roles and texts."""
     if not isinstance(turns, list) or not turns:
         return [RowError(field, "must be a non-empty list")]
     errors: list[RowError] = []
@@ -76,12 +107,6 @@ def _turns_errors(
         err = _text_error(turn, text_key)
         if err is not None:
             errors.append(RowError(f"{where}.{err.field}", err.message))
-    if not errors:
-        mapped = [roles[t[role_key]] for t in turns]
-        if "assistant" not in mapped:
-            errors.append(RowError(field, "needs at least one assistant turn"))
-        elif mapped[-1] != "assistant":
-            errors.append(RowError(f"{field}.{len(turns) - 1}", "last turn must be the assistant"))
     return errors
 
 
@@ -90,7 +115,8 @@ class AlpacaConverter(Converter):
     -> assistant; optional ``system``."""
 
     name = DatasetFormat.alpaca
-    marker = "instruction"
+    markers = ("instruction",)
+    needs = ("instruction", "output")
 
     def validate(self, row):
         errors = [_text_error(row, "instruction"), _text_error(row, "output"),
@@ -113,7 +139,8 @@ class ShareGPTConverter(Converter):
     ``gpt``/``assistant`` -> assistant, ``system`` -> system."""
 
     name = DatasetFormat.sharegpt
-    marker = "conversations"
+    markers = ("conversations",)
+    needs = ("conversations",)
     roles: ClassVar[dict[str, str]] = {
         "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
         "system": "system",
@@ -132,7 +159,8 @@ class OpenAIConverter(Converter):
     """OpenAI chat fine-tuning rows: ``messages`` of ``{"role", "content"}``."""
 
     name = DatasetFormat.openai
-    marker = "messages"
+    markers = ("messages",)
+    needs = ("messages",)
     roles: ClassVar[dict[str, str]] = {"system": "system", "user": "user",
                                        "assistant": "assistant"}
 
@@ -144,21 +172,188 @@ class OpenAIConverter(Converter):
                              for t in row["messages"]]}
 
 
+_CHAT_ROLES: dict[str, str] = {"system": "system", "user": "user", "assistant": "assistant"}
+
+
+def _prompt_errors(value: Any, field: str) -> list[RowError]:
+    """A preference prompt: a non-empty string, or chat messages ending with a user turn."""
+    if isinstance(value, str):
+        return [] if value.strip() else [RowError(field, "must not be empty")]
+    if value is None:
+        return [RowError(field, "is required")]
+    if not isinstance(value, list):
+        return [RowError(field, "must be a string or a list of messages, "
+                                f"got {type(value).__name__}")]
+    errors = _structure_errors(value, field, "role", "content", _CHAT_ROLES)
+    if not errors and value[-1]["role"] != "user":
+        errors.append(RowError(f"{field}.{len(value) - 1}", "last turn must be the user"))
+    return errors
+
+
+def _reply_errors(value: Any, field: str, *, allow_string: bool) -> list[RowError]:
+    """A preference reply: one assistant message (``[{"role": "assistant", "content"}]``),
+    or, when ``allow_string``, a non-empty string."""
+    if allow_string and isinstance(value, str):
+        return [] if value.strip() else [RowError(field, "must not be empty")]
+    if value is None:
+        return [RowError(field, "is required")]
+    shape = ("a string or " if allow_string else "") + "a list of one assistant message"
+    if not isinstance(value, list):
+        return [RowError(field, f"must be {shape}, got {type(value).__name__}")]
+    if len(value) != 1:
+        return [RowError(field, f"must be {shape}, got {len(value)} messages")]
+    message = value[0]
+    if not isinstance(message, dict):
+        return [RowError(f"{field}.0", "must be an object")]
+    errors = []
+    if message.get("role") != "assistant":
+        errors.append(RowError(f"{field}.0.role", "must be 'assistant'"))
+    err = _text_error(message, "content")
+    if err is not None:
+        errors.append(RowError(f"{field}.0.{err.field}", err.message))
+    return errors
+
+
+def _chat(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def _reply(value: str | list[dict[str, Any]]) -> list[dict[str, str]]:
+    if isinstance(value, str):
+        return [{"role": "assistant", "content": value}]
+    return _chat(value)
+
+
+def _pair_errors(row: dict[str, Any], chosen: str, rejected: str) -> list[RowError]:
+    """``rejected`` must not equal ``chosen`` (checked once both are valid)."""
+    if _reply(row[chosen]) == _reply(row[rejected]):
+        return [RowError(rejected, f"must differ from {chosen}")]
+    return []
+
+
+class PreferenceConverter(Converter):
+    """TRL's preference rows ``{"prompt", "chosen", "rejected"}`` (explicit prompt).
+
+    Each field is a string or a list of ``{"role", "content"}`` messages: a string
+    prompt becomes one user turn, a string reply one assistant turn. A prompt list
+    may hold system, user and assistant turns and must end with a user turn;
+    ``chosen`` and ``rejected`` lists must hold exactly one assistant message.
+    """
+
+    name = DatasetFormat.preference
+    markers = ("chosen", "rejected")
+    needs = ("prompt", "chosen", "rejected")
+
+    def validate(self, row):
+        errors = _prompt_errors(row.get("prompt"), "prompt")
+        replies = [_reply_errors(row.get(f), f, allow_string=True) for f in ("chosen", "rejected")]
+        errors += replies[0] + replies[1]
+        if not replies[0] and not replies[1]:
+            errors += _pair_errors(row, "chosen", "rejected")
+        return errors
+
+    def convert(self, row):
+        prompt = row["prompt"]
+        return {
+            "prompt": [{"role": "user", "content": prompt}] if isinstance(prompt, str)
+            else _chat(prompt),
+            "chosen": _reply(row["chosen"]),
+            "rejected": _reply(row["rejected"]),
+        }
+
+
+class OpenAIPreferenceConverter(Converter):
+    """OpenAI's DPO rows: ``{"input": {"messages": [...], ...}, "preferred_output":
+    [{"role": "assistant", "content"}], "non_preferred_output": [same]}``.
+
+    ``input.messages`` is the prompt (must end with a user turn; other keys of
+    ``input``, such as ``tools``, are ignored); the outputs become ``chosen`` and
+    ``rejected``.
+    """
+
+    name = DatasetFormat.openai_preference
+    markers = ("preferred_output", "non_preferred_output")
+    needs = ("input", "preferred_output", "non_preferred_output")
+
+    def validate(self, row):
+        source = row.get("input")
+        if source is None:
+            errors = [RowError("input", "is required")]
+        elif not isinstance(source, dict):
+            errors = [RowError("input", f"must be an object, got {type(source).__name__}")]
+        elif not isinstance(source.get("messages"), list):
+            errors = [RowError("input.messages", "must be a non-empty list")]
+        else:
+            errors = _prompt_errors(source["messages"], "input.messages")
+        replies = [_reply_errors(row.get(f), f, allow_string=False)
+                   for f in ("preferred_output", "non_preferred_output")]
+        errors += replies[0] + replies[1]
+        if not replies[0] and not replies[1]:
+            errors += _pair_errors(row, "preferred_output", "non_preferred_output")
+        return errors
+
+    def convert(self, row):
+        return {
+            "prompt": _chat(row["input"]["messages"]),
+            "chosen": _chat(row["preferred_output"]),
+            "rejected": _chat(row["non_preferred_output"]),
+        }
+
+
+#: Every converter, by format. Preference formats come first: their markers are the
+#: more specific ones when a row has keys of several formats.
 CONVERTERS: dict[DatasetFormat, Converter] = {
-    c.name: c for c in (AlpacaConverter(), ShareGPTConverter(), OpenAIConverter())
+    c.name: c for c in (OpenAIPreferenceConverter(), PreferenceConverter(), AlpacaConverter(),
+                        ShareGPTConverter(), OpenAIConverter())
 }
 
 
 def detect_format(row: Any) -> DatasetFormat | None:
-    """The format whose marker key (instruction, conversations, messages) ``row`` has, or None."""
+    """The format of ``row`` by its top-level keys, or None when no format matches.
+
+    ``preferred_output``/``non_preferred_output`` -> openai_preference;
+    ``chosen``/``rejected`` -> preference; ``instruction`` -> alpaca;
+    ``conversations`` -> sharegpt; ``messages`` -> openai (first match in that order).
+    A row with only some of its format's keys is still detected, so that validation
+    names the missing ones.
+    """
     if not isinstance(row, dict):
         return None
     for name, converter in CONVERTERS.items():
-        if converter.marker in row:
+        if any(key in row for key in converter.markers):
             return name
     return None
 
 
-def to_messages(row: dict[str, Any], fmt: DatasetFormat | str) -> dict[str, list[dict]]:
-    """Convert one valid row of format ``fmt`` to the internal chat record."""
+def is_preference(fmt: DatasetFormat | str) -> bool:
+    """Whether ``fmt`` is a preference format (rows of prompt, chosen, rejected; for dpo).
+
+    Raises:
+        ValueError: ``fmt`` is not a :class:`DatasetFormat`.
+    """
+    return DatasetFormat(fmt) in PREFERENCE_FORMATS
+
+
+def to_record(row: dict[str, Any], fmt: DatasetFormat | str) -> dict[str, list[dict[str, str]]]:
+    """Convert one valid row of format ``fmt`` to its internal record.
+
+    Returns ``{"messages": [...]}`` for a chat format and ``{"prompt": [...],
+    "chosen": [assistant message], "rejected": [assistant message]}`` for a preference
+    format (see the module docstring). ``row`` must pass the converter's ``validate``.
+
+    Raises:
+        ValueError: ``fmt`` is not a :class:`DatasetFormat`.
+    """
     return CONVERTERS[DatasetFormat(fmt)].convert(row)
+
+
+def to_messages(row: dict[str, Any], fmt: DatasetFormat | str) -> dict[str, list[dict]]:
+    """Convert one valid row of chat format ``fmt`` to the internal chat record
+    ``{"messages": [...]}``.
+
+    Raises:
+        ValueError: ``fmt`` is not a format, or is a preference format (use :func:`to_record`).
+    """
+    if is_preference(fmt):
+        raise ValueError(f"{fmt} rows are preference pairs, not chats: use to_record")
+    return to_record(row, fmt)

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from catalog.errors import InvalidArgument
-from train_jobs.datasets import DatasetError, import_chatterbot, register_dataset
+from train_jobs.datasets import (
+    DatasetError,
+    chatterbot_pairs,
+    import_chatterbot,
+    preference_pairs_from_chatterbot,
+    register_dataset,
+    validate_jsonl,
+)
+from train_jobs.formats import CONVERTERS, to_record
 
 
 @pytest.fixture
@@ -102,3 +110,103 @@ def test_chatterbot_import_is_idempotent(store, home):
 def test_chatterbot_unknown_category(store, home):
     with pytest.raises(DatasetError, match="unknown chatterbot categories"):
         import_chatterbot(store, categories=["klingon"])
+
+
+PREFS = [{"prompt": f"Say {i}", "chosen": str(i), "rejected": str(i + 1)} for i in range(4)]
+OPENAI_PREFS = [{"input": {"messages": [{"role": "user", "content": f"Say {i}"}]},
+                 "preferred_output": [{"role": "assistant", "content": str(i)}],
+                 "non_preferred_output": [{"role": "assistant", "content": "no"}]}
+                for i in range(3)]
+
+
+def test_preference_files_are_detected_and_registered(store, home, tmp_path):
+    prefs = write_jsonl(tmp_path / "p.jsonl", PREFS)
+    openai_prefs = write_jsonl(tmp_path / "op.jsonl", OPENAI_PREFS)
+    assert validate_jsonl(prefs) == ("preference", 4)
+    assert validate_jsonl(openai_prefs) == ("openai_preference", 3)
+    ds = register_dataset(store, openai_prefs, "dpo")
+    assert (ds.format, ds.num_rows) == ("openai_preference", 3)
+
+
+def test_bad_preference_lines_are_numbered(tmp_path):
+    rows = [
+        PREFS[0],
+        {"prompt": "q", "chosen": "a"},
+        PREFS[1],
+        "",
+        {"prompt": "q", "chosen": "same", "rejected": "same"},
+        {"prompt": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+         "chosen": [{"role": "user", "content": "b"}], "rejected": "c"},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
+        {**OPENAI_PREFS[0], "preferred_output": "0"},
+    ]
+    with pytest.raises(DatasetError) as info:
+        validate_jsonl(write_jsonl(tmp_path / "bad.jsonl", rows))
+    assert [(d["line"], d["field"]) for d in info.value.details] == [
+        (2, "rejected"), (5, "rejected"), (6, "prompt.1"), (6, "chosen.0.role"),
+        (7, "format"), (8, "format")]
+    assert "line 2" in info.value.message and "'rejected'" in info.value.message
+    assert info.value.details[1]["message"] == "must differ from chosen"
+    assert info.value.details[4]["message"] == "row is openai, the file is preference"
+
+
+def test_openai_preference_bad_line_names_the_nested_field(tmp_path):
+    bad = {**OPENAI_PREFS[1], "input": {"messages": [{"role": "user", "content": "q"},
+                                                     {"role": "robot", "content": "x"}]}}
+    src = write_jsonl(tmp_path / "bad.jsonl", [OPENAI_PREFS[0], OPENAI_PREFS[2], bad])
+    with pytest.raises(DatasetError) as info:
+        validate_jsonl(src)
+    assert info.value.details == [{"line": 3, "field": "input.messages.1.role",
+                                   "message": "must be one of ['assistant', 'system', 'user']"}]
+
+
+def test_unknown_format_message_lists_what_each_format_needs(tmp_path):
+    with pytest.raises(DatasetError) as info:
+        validate_jsonl(write_jsonl(tmp_path / "x.jsonl", [{"text": "hello"}]))
+    message = info.value.details[0]["message"]
+    for needed in ("alpaca: instruction, output", "sharegpt: conversations",
+                   "openai: messages", "preference: prompt, chosen, rejected",
+                   "openai_preference: input, preferred_output, non_preferred_output"):
+        assert needed in message
+
+
+def test_preference_pairs_from_chatterbot_are_valid_deterministic_and_differ():
+    rows = chatterbot_pairs(["ai", "greetings"])
+    pairs = preference_pairs_from_chatterbot(rows, seed=7)
+    assert len(pairs) == len(rows)
+    assert pairs == preference_pairs_from_chatterbot(rows, seed=7)
+    assert pairs != preference_pairs_from_chatterbot(rows, seed=8)
+    replies = {r["messages"][1]["content"] for r in rows}
+    for row, pair in zip(rows, pairs, strict=True):
+        assert set(pair) == {"prompt", "chosen", "rejected"}
+        assert pair["prompt"] == row["messages"][0]["content"]
+        assert pair["chosen"] == row["messages"][1]["content"]
+        assert pair["rejected"] != pair["chosen"] and pair["rejected"] in replies
+        assert CONVERTERS["preference"].validate(pair) == []
+    assert len({p["rejected"] for p in pairs}) > 10  # drawn from many rows, not one
+    assert to_record(pairs[0], "preference")["prompt"] == [
+        {"role": "user", "content": "What is AI?"}]
+
+
+def test_preference_pairs_skip_rows_with_the_same_reply():
+    def chat(q, a):
+        return {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+
+    rows = [chat("a", "same"), chat("b", "same"), chat("c", "same"), chat("d", "other")]
+    for seed in range(5):
+        pairs = preference_pairs_from_chatterbot(rows, seed=seed)
+        assert [p["rejected"] for p in pairs] == ["other", "other", "other", "same"]
+
+
+@pytest.mark.parametrize(("rows", "field"), [
+    ([{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
+      {"messages": [{"role": "assistant", "content": "a"}]}], "rows.1"),
+    ([{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
+      {"messages": [{"role": "user", "content": "r"}, {"role": "assistant", "content": "a"}]}],
+     "rows"),
+    ([], "rows"),
+])
+def test_preference_pairs_reject_unusable_rows(rows, field):
+    with pytest.raises(DatasetError) as info:
+        preference_pairs_from_chatterbot(rows)
+    assert info.value.field == field
