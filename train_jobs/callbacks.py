@@ -2,7 +2,8 @@
 
 Runs in the Ray Train controller (``UserCallback.after_report``), so metrics and
 checkpoints are recorded once per report, from rank 0's metrics, with the
-checkpoint's persisted path, whatever worker group produced them.
+checkpoint's persisted path, whatever worker group produced them. The reports are
+the ones :class:`train_jobs.engine.ReportCallback` makes.
 """
 
 from __future__ import annotations
@@ -13,30 +14,57 @@ from ray.train import UserCallback
 
 from catalog import schemas as s
 from catalog.port import CatalogPort
+from train_jobs.engine import REPORT_KIND, perplexity
 from train_jobs.metrics import record_training_step
 
-#: Keys of a report that become a catalog MetricPoint.
-METRIC_KEYS = ("step", "epoch", "train_loss", "eval_loss", "perplexity", "learning_rate",
-               "tokens_per_second", "memory_mb")
+#: Keys of a report that become fields of a catalog MetricPoint.
+METRIC_KEYS = ("step", "epoch", "train_loss", "eval_loss", "learning_rate",
+               "tokens_per_second", "memory_mb", "extra")
 
 
-def metric_point(metrics: dict[str, Any]) -> s.MetricPoint:
-    """The catalog MetricPoint of one worker report (``step`` and optional metrics)."""
-    return s.MetricPoint(**{k: metrics[k] for k in METRIC_KEYS if metrics.get(k) is not None})
+def metric_point(metrics: dict[str, Any], method: str = "sft") -> s.MetricPoint:
+    """The catalog MetricPoint of one worker report; perplexity = exp(eval loss) for sft
+    (dpo's eval loss is a preference loss, not a cross-entropy)."""
+    values = {k: metrics[k] for k in METRIC_KEYS if metrics.get(k) is not None}
+    if method == s.TrainingMethod.sft and values.get("eval_loss") is not None:
+        values["perplexity"] = perplexity(values["eval_loss"])
+    return s.MetricPoint(**values)
+
+
+def progress_fields(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The job's progress columns from a metric report (seed 002's TrainingJob)."""
+    total = int(metrics.get("total_steps") or 0)
+    step = int(metrics["step"])
+    return {"current_step": step, "total_steps": total,
+            "progress": min(1.0, step / total) if total else 0.0,
+            "current_epoch": float(metrics.get("epoch") or 0.0),
+            "total_epochs": float(metrics.get("total_epochs") or 0.0)}
+
+
+def folder_bytes(checkpoint) -> int:
+    """Bytes of a persisted Ray checkpoint's files, on whatever filesystem holds it."""
+    import pyarrow.fs as pafs
+
+    infos = checkpoint.filesystem.get_file_info(
+        pafs.FileSelector(checkpoint.path, recursive=True))
+    return sum(i.size or 0 for i in infos if i.type == pafs.FileType.File)
 
 
 class CatalogCallback(UserCallback):
-    """Record metrics, eval loss before training and checkpoints (keeping ``keep``), and
-    an event with the first step a worker group restarted after a failure reports.
+    """Record metrics, progress, eval loss before training and checkpoints (the catalog
+    keeps the same ones as Ray's CheckpointConfig), and an event with the first step a
+    worker group restarted after a failure reports.
 
     Args:
         job_id: the catalog training job.
-        keep: checkpoints kept, the job's ``save_total_limit`` (as CheckpointConfig keeps).
+        keep: checkpoints kept, the job's ``save_total_limit``.
+        method: ``sft`` or ``dpo`` (perplexity is only sft's).
     """
 
-    def __init__(self, job_id: str, keep: int):
+    def __init__(self, job_id: str, keep: int, method: str = "sft"):
         self.job_id = job_id
         self.keep = keep
+        self.method = method
         self._catalog: CatalogPort | None = None
         self._restarted = False
 
@@ -48,30 +76,41 @@ class CatalogCallback(UserCallback):
         return self._catalog
 
     def __getstate__(self):
-        return {"job_id": self.job_id, "keep": self.keep, "_catalog": None,
-                "_restarted": False}
+        return {"job_id": self.job_id, "keep": self.keep, "method": self.method,
+                "_catalog": None, "_restarted": False}
 
     def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:
         report = metrics[0]
         cat = self._cat()
-        point = metric_point(report)
+        step = int(report["step"])
         if self._restarted:  # the first report of a worker group restarted after a failure
             self._restarted = False
-            cat.add_event(self.job_id, s.JobEvent(
-                message=f"resumed at step {point.step} after a restart"))
+            cat.add_event(self.job_id, s.JobEvent(message=f"resumed at step {step} after a "
+                                                  "restart"))
+        if report.get(REPORT_KIND) == "checkpoint":
+            if checkpoint is not None:
+                self._record_checkpoint(cat, report, checkpoint)
+            return
+        point = metric_point(report, self.method)
         cat.append_metrics(self.job_id, [point])
+        updates = progress_fields(report)
+        if step == 0 and point.eval_loss is not None:
+            updates["eval_loss_before"] = point.eval_loss
+        cat.training_jobs.update(self.job_id, **updates)
         record_training_step(self.job_id, loss=point.train_loss,
                              tokens_per_s=point.tokens_per_second)
-        if point.step == 0 and point.eval_loss is not None:
-            cat.training_jobs.update(self.job_id, eval_loss_before=point.eval_loss)
-        if checkpoint is not None:
-            cat.add_checkpoint(
-                self.job_id, s.Checkpoint(step=point.step, path=checkpoint.path,
-                                          eval_loss=point.eval_loss),
-                keep=self.keep,
-            )
-            cat.add_event(self.job_id, s.JobEvent(
-                message=f"checkpoint at step {point.step}: {checkpoint.path}"))
+
+    def _record_checkpoint(self, cat: CatalogPort, report: dict[str, Any], checkpoint) -> None:
+        step = int(report["step"])
+        cat.add_checkpoint(
+            self.job_id,
+            s.Checkpoint(step=step, path=checkpoint.path, eval_loss=report.get("eval_loss"),
+                         train_loss=report.get("train_loss"),
+                         size_bytes=folder_bytes(checkpoint)),
+            keep=self.keep,
+        )
+        cat.add_event(self.job_id, s.JobEvent(
+            message=f"checkpoint at step {step}: {checkpoint.path}"))
 
     def after_exception(self, run_context, worker_exceptions: dict[int, Exception]) -> None:
         self._restarted = True

@@ -64,8 +64,9 @@ class NodeCarbon:
         self.timeout_s = timeout_s
         nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive")]
         self.trackers = [
-            NodeTracker.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-                node_id=node, soft=False)).remote(job_id, country_iso_code)
+            NodeTracker.options(  # type: ignore[attr-defined]  # a Ray actor class
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
+            ).remote(job_id, country_iso_code)
             for node in nodes
         ]
         # Wait until every tracker runs, so the measurement covers the whole job.

@@ -1,32 +1,46 @@
-"""Entry point of a training job: ``python -m train_jobs.run --job-id ID``.
+"""Entry point of a training job, what ``ray job submit`` runs.
 
-What the gateway submits through ``JobSubmissionClient`` and what a user may run
-with ``ray job submit -- python -m train_jobs.run --job-id ID``. It connects to
-the cluster, marks the job running, measures energy with one codecarbon tracker
-per node, runs the ``TorchTrainer``, and on success copies the final adapter
-into ``$GARDEN_HOME/models`` and registers it as a Model (kind ``adapter``) with
-its lineage. Whatever ends the job (success, error, SIGTERM from ``stop_job``),
-the job leaves ``running``: completed, failed with ``error_message``, or cancelled.
+Two ways in:
+
+- ``python -m train_jobs.run --config job.yaml``: a ``TrainingJobCreate`` as YAML or
+  JSON (base model and datasets by id or by name). The job is registered in the
+  catalog with this Ray job's submission id as its ``ray_job_id`` and the user of
+  the API key in ``GARDEN_API_KEY`` (runtime environment; never logged), then run.
+- ``python -m train_jobs.run --job-id ID``: a job the gateway created and submitted.
+
+Either way the job is claimed atomically (``claim_job``): a catalog job runs at most
+once, and a second start is refused before any training. The driver measures energy
+with one codecarbon tracker per node, runs the ``TorchTrainer``, and on success
+copies the final adapter into ``$GARDEN_HOME/models`` and registers it as a Model
+(kind ``adapter``) with its lineage. Whatever ends the job (success, error, SIGTERM
+from ``stop_job``), the job leaves ``running``: completed, failed with
+``error_message``, or cancelled.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import shutil
 import signal
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import ray
+import yaml
+from pydantic import ValidationError
 
 from catalog import schemas as s
-from catalog.errors import InvalidTransition
+from catalog.errors import InvalidArgument, InvalidTransition, NotFound
 from catalog.lifecycle import TERMINAL_JOB_STATUSES
 from catalog.port import CatalogPort
 from train_jobs.base_models import folder_size, models_root
 from train_jobs.carbon import CarbonTotals, NodeCarbon
-from train_jobs.loop import TRAINING_STATE
+from train_jobs.engine import TRAINING_STATE_FILES
 from train_jobs.metrics import record_job_status, record_training_emissions
 
 log = logging.getLogger("train_jobs.run")
@@ -62,7 +76,7 @@ def register_adapter(cat: CatalogPort, job: s.TrainingJob, checkpoint_path: str,
     name = job.output_model_name or f"{job.name}-lora"
     version = cat.next_version("models", name)
     dest = models_root() / f"{name}-v{version}"
-    shutil.copytree(checkpoint_path, dest, ignore=shutil.ignore_patterns(TRAINING_STATE),
+    shutil.copytree(checkpoint_path, dest, ignore=shutil.ignore_patterns(*TRAINING_STATE_FILES),
                     dirs_exist_ok=True)
     base = cat.models.get(job.base_model_id)
     floats = {k: float(v) for k, v in metrics.items()
@@ -95,35 +109,47 @@ def _record_carbon(
     record_training_emissions(carbon.emissions_kg)
 
 
-def run_job(job_id: str, cat: CatalogPort | None = None) -> s.TrainingJob:
+def run_job(job_id: str, cat: CatalogPort | None = None,
+            ray_job_id: str | None = None) -> s.TrainingJob:
     """Run one catalog training job to a terminal status and return it.
 
-    Needs a connected Ray. ``cat`` defaults to :class:`catalog.actor.Catalog`.
+    Needs a connected Ray. ``cat`` defaults to :class:`catalog.actor.Catalog`;
+    ``ray_job_id`` (default: this driver's submission id) must be the job's own.
     Exceptions are recorded on the job (failed / cancelled) and re-raised.
+
+    Raises:
+        InvalidTransition: the job already ran or runs (``field`` status), or belongs
+            to another Ray job (``field`` ray_job_id); nothing is trained or recorded.
     """
     from catalog.actor import Catalog
-    from train_jobs.trainer import build_trainer, check_requirements, plan_run
+    from train_jobs.trainer import (
+        build_trainer,
+        check_requirements,
+        check_rows,
+        engine_config,
+    )
 
     cat = cat or Catalog()
-    job = cat.training_jobs.get(job_id)
-    if job.status in TERMINAL_JOB_STATUSES:
-        raise InvalidTransition(f"job {job_id} is already {job.status}", field="status")
-    job = cat.transition_job(job_id, s.JobStatus.running)
+    job = cat.claim_job(job_id, ray_job_id or submission_id())
     record_job_status("running")
     carbon_meter, carbon = None, None
     started = time.monotonic()
     try:
         check_requirements(job)
         base = cat.models.get(job.base_model_id)
+        cfg = engine_config(job, cat, base.path)
+        rows = cat.datasets.get(job.dataset_id).num_rows
+        check_rows(job, rows)
         carbon_meter = NodeCarbon(job_id, job.country_iso_code)
-        plan = plan_run(job, cat, base.path)
+        evaluation = ("an eval set" if cfg.eval_path else
+                      f"{cfg.eval_fraction:g} held out" if cfg.eval_fraction else "none")
         cat.add_event(job_id, s.JobEvent(message=(
-            f"{plan.train_rows} train / {plan.eval_rows} eval rows, "
-            f"{plan.total_steps} steps on {job.scaling.num_workers} worker(s)")))
-        result = build_trainer(job, base.path, plan).fit()
+            f"{job.method} on {rows} rows (evaluation: {evaluation}), "
+            f"{job.scaling.num_workers} worker(s)")))
+        result = build_trainer(job, cfg).fit()
         carbon, carbon_meter = carbon_meter.stop(), None
         job = cat.training_jobs.get(job_id)
-        metrics = dict(result.metrics or {})
+        metrics = last_metrics(cat, job_id)
         metrics["train_runtime_s"] = time.monotonic() - started
         with result.checkpoint.as_directory() as folder:
             model = register_adapter(cat, job, folder, metrics, carbon)
@@ -145,23 +171,146 @@ def run_job(job_id: str, cat: CatalogPort | None = None) -> s.TrainingJob:
             _record_carbon(cat, job, carbon, None)
 
 
+def last_metrics(cat: CatalogPort, job_id: str) -> dict[str, float]:
+    """The newest value of each metric of a job (train_loss, eval_loss, perplexity, ...)."""
+    latest: dict[str, float] = {}
+    for point in cat.list_metrics(job_id):
+        for key, value in point.model_dump(exclude={"step", "created_at", "extra"}).items():
+            if value is not None:
+                latest[key] = float(value)
+    return latest
+
+
+def submission_id() -> str | None:
+    """This driver's Ray job submission id (``ray job submit`` sets it), or None."""
+    config = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}")
+    return (config.get("metadata") or {}).get("job_submission_id")
+
+
+class JobSpecError(InvalidArgument):
+    """A job file that is not a valid ``TrainingJobCreate``; the message names the file,
+    the line and the field of each problem."""
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """1-based line of the YAML node at ``loc`` (or of its nearest existing parent)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(key)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) \
+                and key < len(node.value):
+            node = node.value[key]
+        else:
+            node = None
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def load_job_spec(path: Path) -> s.TrainingJobCreate:
+    """Read a ``TrainingJobCreate`` from a YAML or JSON file.
+
+    Raises:
+        JobSpecError: unreadable or invalid; ``details`` lists ``{"line", "field",
+            "message"}`` per problem.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except (OSError, yaml.YAMLError) as exc:
+        raise JobSpecError(f"{path}: cannot read the job spec: {exc}", field="config") from exc
+    if not isinstance(data, dict):
+        raise JobSpecError(f"{path}: a job spec is a mapping of TrainingJobCreate fields",
+                           field="config")
+    try:
+        return s.TrainingJobCreate.model_validate(data)
+    except ValidationError as exc:
+        problems = [{"line": _line_of(root, tuple(e["loc"])),
+                     "field": ".".join(str(p) for p in e["loc"]) or "config",
+                     "message": e["msg"]} for e in exc.errors()]
+        first = problems[0]
+        raise JobSpecError(
+            f"{path}, line {first['line']}, field {first['field']!r}: {first['message']}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            field=str(first["field"]), details=problems) from exc
+
+
+def resolve_refs(cat: CatalogPort, spec: s.TrainingJobCreate) -> s.TrainingJobCreate:
+    """Let a job file name its base model and datasets by name (newest version) as well
+    as by id. Raises InvalidArgument naming the field of a reference found neither way."""
+    updates: dict[str, str] = {}
+    for field in ("base_model_id", "dataset_id", "eval_dataset_id"):
+        ref = getattr(spec, field)
+        if not ref:
+            continue
+        repo: Any = cat.models if field == "base_model_id" else cat.datasets
+        try:
+            repo.get(ref)
+            continue
+        except NotFound:
+            pass
+        filters = {"kind": s.ModelKind.base} if field == "base_model_id" else {}
+        found = repo.list(name=ref, page_size=1, **filters).items
+        if not found:
+            raise InvalidArgument(f"{field}: no row with id or name {ref!r}", field=field)
+        updates[field] = found[0].id
+    return spec.model_copy(update=updates)
+
+
+def create_job_from_spec(cat: CatalogPort, path: Path, api_key: str | None) -> s.TrainingJob:
+    """Register the job of a spec file, owned by the user of ``api_key`` (if given).
+
+    Raises:
+        JobSpecError: the file is invalid. InvalidArgument: an unknown reference or an
+            API key the catalog does not know (``field`` GARDEN_API_KEY).
+    """
+    spec = resolve_refs(cat, load_job_spec(path))
+    if api_key:
+        key = cat.authenticate(api_key)
+        if key is None:
+            raise InvalidArgument("GARDEN_API_KEY is not a valid API key",
+                                  field="GARDEN_API_KEY")
+        spec = spec.model_copy(update={"user_id": key.user_id})
+    return cat.create_training_job(spec)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m train_jobs.run --job-id ID [--address ADDR]``. Exit 0 on success."""
+    """CLI: ``python -m train_jobs.run (--config FILE | --job-id ID) [--address ADDR]``.
+
+    Exit 0 on success, 1 on failure, 2 on a refused start (bad spec, job already run),
+    130 when cancelled.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--job-id", required=True, help="catalog training job id")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--config", type=Path,
+                       help="a TrainingJobCreate as YAML or JSON: register the job, then run it")
+    which.add_argument("--job-id", help="run this catalog job (created by the gateway)")
     parser.add_argument("--address", default=None,
                         help="Ray address (default: RAY_ADDRESS, set by `ray job submit`)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     signal.signal(signal.SIGTERM, _on_sigterm)
     ray.init(address=args.address, namespace="garden", log_to_driver=True)
+    from catalog.actor import Catalog
+
+    cat = Catalog()
     try:
-        job = run_job(args.job_id)
+        job_id = args.job_id
+        if args.config is not None:
+            job_id = create_job_from_spec(cat, args.config, os.environ.get("GARDEN_API_KEY")).id
+            log.info("registered training job %s from %s", job_id, args.config)
+        job = run_job(job_id, cat)
+    except (InvalidArgument, InvalidTransition) as exc:
+        log.error("refused: %s", exc.message)
+        return 2
     except JobCancelled:
-        log.warning("job %s cancelled", args.job_id)
+        log.warning("job %s cancelled", job_id)
         return 130
     except Exception:
-        log.exception("job %s failed", args.job_id)
+        log.exception("job %s failed", job_id)
         return 1
     log.info("job %s %s: model %s, eval loss %s -> %s", job.id, job.status,
              job.output_model_id, job.eval_loss_before, job.eval_loss_after)

@@ -26,6 +26,8 @@ from catalog.retry import Backoff, retrying
 
 #: Ray job statuses after which the driver no longer runs.
 RAY_TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+#: Settings a job's driver and workers take from the submitter's environment.
+FORWARDED_ENV = ("GARDEN_DATABASE_URL", "GARDEN_TENSORBOARD_DIR", "MLFLOW_TRACKING_URI")
 #: The job API's answer while no dashboard agent can take jobs yet (transient).
 NO_AGENT = "No available agent"
 
@@ -58,11 +60,13 @@ def job_client(address: str | None = None):
 
 
 def job_runtime_env(runtime_env: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``runtime_env`` plus the catalog settings the driver needs (storage root, DB URL)."""
+    """``runtime_env`` plus the settings the driver needs: the storage root and
+    :data:`FORWARDED_ENV` (database URL, trackers' locations) where set."""
     env = dict(runtime_env or {})
     env_vars = {"GARDEN_HOME": str(garden_home())}
-    if os.environ.get("GARDEN_DATABASE_URL"):
-        env_vars["GARDEN_DATABASE_URL"] = os.environ["GARDEN_DATABASE_URL"]
+    for name in FORWARDED_ENV:
+        if os.environ.get(name):
+            env_vars[name] = os.environ[name]
     env_vars.update(env.get("env_vars") or {})
     env["env_vars"] = env_vars
     return env

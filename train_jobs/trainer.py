@@ -1,19 +1,17 @@
-"""Build and run the Ray Train ``TorchTrainer`` of one catalog training job.
+"""Build the Ray Train ``TorchTrainer`` of one catalog training job (the driver's side).
 
-The driver side of a job: checks that the job can run on this cluster, reads the
-dataset(s) with Ray Data, converts and tokenizes them (train/eval split by an
-explicit eval dataset or a seeded held-out fraction), sizes the run in steps and
-calls ``TorchTrainer.fit()`` with checkpointing, failure handling and the catalog
-callback configured from the job.
+Each worker runs :func:`train_jobs.engine.train_func` (TRL's trainer on its share of
+the batches); Ray Train keeps the checkpoints the workers report under
+``$GARDEN_HOME/runs/job-<id>`` (best ``save_total_limit`` by eval loss, plus the
+newest), restarts a failed worker group from the newest (``FailureConfig``), and
+:class:`train_jobs.callbacks.CatalogCallback` writes each report to the catalog.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import math
-from dataclasses import dataclass
+import os
 from pathlib import Path
-from typing import Any
 
 import ray
 
@@ -21,9 +19,10 @@ from catalog import schemas as s
 from catalog.config import garden_home
 from catalog.errors import InvalidArgument
 from catalog.port import CatalogPort
-from train_jobs.formats import to_messages
-from train_jobs.loop import LoopConfig, train_loop_per_worker
-from train_jobs.tokenize import ChatEncoder, has_labels, load_tokenizer
+from train_jobs.engine import EngineConfig, train_func
+
+#: Python packages each ``report_to`` tracker needs (transformers' integrations).
+TRACKER_PACKAGES = {"mlflow": ("mlflow",), "tensorboard": ("tensorboard", "tensorboardX")}
 
 
 def runs_root() -> Path:
@@ -33,6 +32,13 @@ def runs_root() -> Path:
     return root
 
 
+def tensorboard_dir(job_id: str) -> Path:
+    """TensorBoard logs of a job: ``$GARDEN_TENSORBOARD_DIR/<job id>`` (default
+    ``$GARDEN_HOME/tensorboard/<job id>``)."""
+    root = os.environ.get("GARDEN_TENSORBOARD_DIR") or garden_home() / "tensorboard"
+    return Path(root) / job_id
+
+
 def check_requirements(job: s.TrainingJob, cluster_resources: dict[str, float] | None = None):
     """Refuse, before anything starts, a job this installation or cluster cannot run.
 
@@ -40,9 +46,9 @@ def check_requirements(job: s.TrainingJob, cluster_resources: dict[str, float] |
 
     Raises:
         InvalidArgument: GPU-only options (``TrainingJob.gpu_only_options``, the one rule
-            of which options need GPUs) without GPUs or without their libraries, or
-            fewer GPUs/CPUs in the cluster than the scaling config asks for. ``field``
-            names the option.
+            of which options need GPUs) without GPUs or without their libraries, a
+            ``report_to`` tracker whose package is missing, or fewer GPUs/CPUs in the
+            cluster than the scaling config asks for. ``field`` names the option.
     """
     sc = job.scaling
     resources = cluster_resources if cluster_resources is not None else ray.cluster_resources()
@@ -54,6 +60,11 @@ def check_requirements(job: s.TrainingJob, cluster_resources: dict[str, float] |
             raise InvalidArgument(
                 f"{option.label} needs the {option.package} package "
                 "(pip install 'model-garden[gpu]')", field=option.field)
+    for tracker in job.report_to:
+        if not any(importlib.util.find_spec(p) for p in TRACKER_PACKAGES[tracker]):
+            raise InvalidArgument(
+                f"report_to {tracker} needs the {TRACKER_PACKAGES[tracker][0]} package",
+                field="report_to")
     if sc.use_gpu and resources.get("GPU", 0) < sc.num_workers:
         raise InvalidArgument(
             f"scaling asks for {sc.num_workers} GPU worker(s); the cluster has "
@@ -64,95 +75,48 @@ def check_requirements(job: s.TrainingJob, cluster_resources: dict[str, float] |
             f"{resources.get('CPU', 0):g}", field="scaling.num_workers")
 
 
-class _ToMessages:
-    """Ray Data row function: a raw row of format ``fmt`` -> ``{"messages": [...]}``."""
-
-    def __init__(self, fmt: str):
-        self.fmt = fmt
-
-    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        return to_messages(_plain(row), self.fmt)
+def has_eval(job: s.TrainingJob, train_rows: int) -> bool:
+    """Whether the run evaluates: a separate eval set, or ``eval_fraction`` of at least
+    one of the training rows (the split :func:`train_jobs.engine.load_datasets` makes)."""
+    return bool(job.eval_dataset_id) or (job.eval_fraction > 0 and train_rows >= 2)
 
 
-def _plain(value: Any) -> Any:
-    """Arrow/numpy values of a Ray Data row as plain Python (lists, dicts, str)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if hasattr(value, "tolist") and not isinstance(value, str):
-        value = value.tolist()
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
+def check_rows(job: s.TrainingJob, train_rows: int) -> None:
+    """Refuse a dataset too small for one optimizer step on every worker.
+
+    Raises:
+        InvalidArgument: ``field`` hyperparameters.per_device_train_batch_size.
+    """
+    hp = job.hyperparameters
+    held_out = 0 if job.eval_dataset_id else int(train_rows * job.eval_fraction + 0.999999)
+    per_step = job.scaling.num_workers * hp.per_device_train_batch_size
+    if train_rows - held_out < per_step:
+        raise InvalidArgument(
+            f"{train_rows - held_out} training rows are too few for "
+            f"{job.scaling.num_workers} worker(s) x batch {hp.per_device_train_batch_size}",
+            field="hyperparameters.per_device_train_batch_size")
 
 
-def tokenized_dataset(dataset: s.Dataset, model_path: str, max_seq_length: int) -> ray.data.Dataset:
-    """Ray Data pipeline: read the JSONL file, convert rows to chats, tokenize, drop rows
-    whose assistant tokens were all truncated away."""
-    # One block: the files are small, and each extra task would start a process that
-    # imports transformers to load the tokenizer.
-    return (
-        ray.data.read_json(dataset.path, override_num_blocks=1)
-        .map(_ToMessages(str(dataset.format)))
-        .map(ChatEncoder(model_path, max_seq_length))
-        .filter(has_labels)
+def engine_config(job: s.TrainingJob, catalog: CatalogPort, model_path: str) -> EngineConfig:
+    """The :class:`~train_jobs.engine.EngineConfig` of a job (its files from the catalog)."""
+    data = catalog.datasets.get(job.dataset_id)
+    eval_data = catalog.datasets.get(job.eval_dataset_id) if job.eval_dataset_id else None
+    return EngineConfig(
+        job_id=job.id, method=str(job.method), model_path=model_path,
+        train_path=data.path, train_format=str(data.format),
+        eval_path=eval_data.path if eval_data else None,
+        eval_format=str(eval_data.format) if eval_data else None,
+        eval_fraction=job.eval_fraction if has_eval(job, data.num_rows) else 0.0,
+        lora=job.lora.model_dump(), hyperparameters=job.hyperparameters.model_dump(),
+        quantization=job.quantization.model_dump(), use_gpu=job.scaling.use_gpu,
+        deepspeed_stage=job.scaling.deepspeed_stage, report_to=list(job.report_to),
+        resume_from_checkpoint=job.resume_from_checkpoint,
+        tensorboard_dir=str(tensorboard_dir(job.id)) if "tensorboard" in job.report_to
+        else None,
     )
 
 
-@dataclass
-class Plan:
-    """The datasets and step counts of one run."""
-
-    train: ray.data.Dataset
-    eval: ray.data.Dataset | None
-    train_rows: int
-    eval_rows: int
-    micro_batches_per_epoch: int
-    total_steps: int
-
-
-def plan_run(job: s.TrainingJob, catalog: CatalogPort, model_path: str) -> Plan:
-    """Tokenize and split the data, then size the run.
-
-    Steps: each of ``num_workers`` workers gets ``train_rows // num_workers`` rows
-    (Ray's equal split), i.e. ``// per_device_batch_size`` micro-batches per epoch;
-    an optimizer step takes ``gradient_accumulation_steps`` micro-batches;
-    ``max_steps`` (when set) overrides ``ceil(num_epochs * steps_per_epoch)``.
-
-    Raises:
-        InvalidArgument: too few rows for one optimizer step on every worker.
-    """
-    hp = job.hyperparameters
-    data = catalog.datasets.get(job.dataset_id)
-    train = tokenized_dataset(data, model_path, hp.max_seq_length)
-    eval_ds = None
-    if job.eval_dataset_id:
-        eval_ds = tokenized_dataset(catalog.datasets.get(job.eval_dataset_id), model_path,
-                                    hp.max_seq_length)
-        train = train.random_shuffle(seed=hp.seed)
-    elif job.eval_fraction > 0:  # shuffles, then holds out the last eval_fraction of rows
-        train, eval_ds = train.train_test_split(test_size=job.eval_fraction, shuffle=True,
-                                                seed=hp.seed)
-    else:
-        train = train.random_shuffle(seed=hp.seed)
-    train = train.materialize()
-    eval_ds = eval_ds.materialize() if eval_ds is not None else None
-    train_rows = train.count()
-    eval_rows = eval_ds.count() if eval_ds is not None else 0
-    workers = job.scaling.num_workers
-    micro_per_epoch = train_rows // workers // hp.per_device_batch_size
-    steps_per_epoch = micro_per_epoch // hp.gradient_accumulation_steps
-    if steps_per_epoch < 1:
-        raise InvalidArgument(
-            f"{train_rows} training rows are too few for {workers} worker(s) x batch "
-            f"{hp.per_device_batch_size} x {hp.gradient_accumulation_steps} accumulation steps",
-            field="hyperparameters.per_device_batch_size")
-    if eval_ds is not None and eval_rows < workers:
-        eval_ds, eval_rows = None, 0
-    total = hp.max_steps or math.ceil(hp.num_epochs * steps_per_epoch)
-    return Plan(train, eval_ds, train_rows, eval_rows, micro_per_epoch, total)
-
-
-def build_trainer(job: s.TrainingJob, model_path: str, plan: Plan):
+def build_trainer(job: s.TrainingJob, cfg: EngineConfig):
     """The ``TorchTrainer`` of a job (call ``.fit()`` to run it)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -160,20 +124,9 @@ def build_trainer(job: s.TrainingJob, model_path: str, plan: Plan):
     from train_jobs.callbacks import CatalogCallback
 
     hp = job.hyperparameters
-    tokenizer = load_tokenizer(model_path)
-    cfg = LoopConfig(
-        job_id=job.id, model_path=model_path, lora=job.lora.model_dump(),
-        hyperparameters=hp.model_dump(), quantization=job.quantization.model_dump(),
-        total_steps=plan.total_steps, micro_batches_per_epoch=plan.micro_batches_per_epoch,
-        pad_token_id=tokenizer.pad_token_id, use_gpu=job.scaling.use_gpu,
-        deepspeed_stage=job.scaling.deepspeed_stage,
-        resume_from_checkpoint=job.resume_from_checkpoint, has_eval=plan.eval is not None,
-    )
-    datasets = {"train": plan.train}
-    if plan.eval is not None:
-        datasets["eval"] = plan.eval
+    evaluates = bool(cfg.eval_path) or cfg.eval_fraction > 0
     return TorchTrainer(
-        train_loop_per_worker,
+        train_func,
         train_loop_config=cfg.to_dict(),
         scaling_config=ScalingConfig(
             num_workers=job.scaling.num_workers, use_gpu=job.scaling.use_gpu,
@@ -182,9 +135,13 @@ def build_trainer(job: s.TrainingJob, model_path: str, plan: Plan):
         run_config=RunConfig(
             name=f"job-{job.id}",
             storage_path=str(runs_root()),
-            checkpoint_config=CheckpointConfig(num_to_keep=hp.save_total_limit),
+            # the same rule as the catalog's add_checkpoint: best by eval loss, plus the newest
+            checkpoint_config=CheckpointConfig(
+                num_to_keep=hp.save_total_limit,
+                checkpoint_score_attribute="eval_loss" if evaluates else None,
+                checkpoint_score_order="min"),
             failure_config=FailureConfig(max_failures=job.scaling.max_failures),
-            callbacks=[CatalogCallback(job.id, keep=hp.save_total_limit)],
+            callbacks=[CatalogCallback(job.id, keep=hp.save_total_limit,
+                                       method=str(job.method))],
         ),
-        datasets=datasets,
     )

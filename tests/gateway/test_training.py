@@ -88,6 +88,36 @@ def test_create_validates_body_and_references(alice, bob, refs):
     assert_error(bob.post("/v1/training/jobs", json=body), 403, "permission_denied")
 
 
+@pytest.mark.parametrize(("options", "label"), [
+    ({"quantization": {"bits": 4}}, "quantization.bits"),
+    ({"hyperparameters": {"optim": "adamw_bnb_8bit"}}, "hyperparameters.optim=adamw_bnb_8bit"),
+    ({"hyperparameters": {"bf16": True}}, "hyperparameters.bf16"),
+    ({"hyperparameters": {"fp16": True}}, "hyperparameters.fp16"),
+    ({"scaling": {"deepspeed_stage": 2}}, "scaling.deepspeed_stage"),
+])
+def test_gpu_only_options_need_use_gpu(alice, refs, catalog_store, options, label):
+    base, data = refs
+    before = catalog_store.training_jobs.list(page_size=1).total
+    err = assert_error(alice.post("/v1/training/jobs", json={
+        "name": "gpu", "base_model_id": base.id, "dataset_id": data.id, **options}),
+        422, "invalid_argument")
+    assert label in err["message"] and "use_gpu" in err["message"]
+    assert catalog_store.training_jobs.list(page_size=1).total == before  # nothing stored
+
+
+def test_openai_method_object_and_method_dataset_match(alice, refs):
+    base, data = refs  # an sft (chat) dataset
+    body = {"name": "m", "base_model_id": base.id, "dataset_id": data.id}
+    err = assert_error(alice.post("/v1/training/jobs", json={
+        **body, "method": {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2}}}}),
+        422, "invalid_argument")
+    assert err["field"] == "method" and "preference" in err["message"]
+    err = assert_error(alice.post("/v1/training/jobs", json={
+        **body, "method": {"type": "dpo", "dpo": {"hyperparameters": {
+            "learning_rate_multiplier": 2}}}}), 422, "invalid_argument")
+    assert "learning_rate_multiplier" in err["message"]
+
+
 def test_create_submits_a_ray_job_then_cancel_stops_it(alice, bob, refs):
     base, data = refs
     r = alice.post("/v1/training/jobs", json={

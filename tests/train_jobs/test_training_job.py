@@ -1,4 +1,5 @@
-"""Training jobs on real Ray (job API + Ray Train + Ray Data), real SmolLM2, real chatterbot data.
+"""Training jobs on real Ray (job API + Ray Train running TRL), real SmolLM2, real chatterbot
+data: SFT on two workers, DPO, a killed worker, cancel, ``ray job submit --config``.
 
 Tiny on purpose (2 cores): 64 rows, sequences of 96 tokens, LoRA r=8 on q_proj/v_proj.
 """
@@ -6,8 +7,10 @@ Tiny on purpose (2 cores): 64 rows, sequences of 96 tokens, LoRA r=8 on q_proj/v
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -46,14 +49,14 @@ def small_dataset(cat, tmp_path_factory):
 
 
 def make_job(cat, base_model, dataset, **overrides) -> s.TrainingJob:
-    hp = {"max_steps": 4, "per_device_batch_size": 4, "max_seq_length": 96,
+    hp = {"max_steps": 4, "per_device_train_batch_size": 4, "max_seq_length": 96,
           "learning_rate": 1e-3, "logging_steps": 1, "eval_steps": 2, "save_steps": 1,
-          "save_total_limit": 2, "warmup_ratio": 0.25, "lr_scheduler": "cosine"}
+          "save_total_limit": 2, "warmup_ratio": 0.25, "lr_scheduler_type": "cosine"}
     hp.update(overrides.pop("hyperparameters", {}))
     request = {
         "name": "tiny", "base_model_id": base_model.id, "dataset_id": dataset.id,
         "eval_fraction": 0.25, "hyperparameters": hp,
-        "lora": {"r": 8, "alpha": 16, "target_modules": ["q_proj", "v_proj"]},
+        "lora": {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"]},
         "scaling": {"num_workers": 2, "max_failures": 1},
     }
     request.update(overrides)
@@ -76,12 +79,12 @@ def wait_terminal(cat, job_id: str) -> s.TrainingJob:
                     JOB_TIMEOUT_S, f"job {job_id} to end", interval_s=2.0)
 
 
-def wait_ray_job_end(address: str, submission_id: str) -> str:
+def wait_ray_job_end(address: str, submission_id: str, timeout_s: float = 120) -> str:
     from train_jobs.submit import RAY_TERMINAL, job_client
 
     client = job_client(address)
     return wait_for(lambda: (st := client.get_job_status(submission_id)) in RAY_TERMINAL and st,
-                    120, f"Ray job {submission_id} to end")
+                    timeout_s, f"Ray job {submission_id} to end")
 
 
 def test_end_to_end_job(cat, base_model, small_dataset, ray_job_address, catalog_store):
@@ -105,23 +108,40 @@ def test_end_to_end_job(cat, base_model, small_dataset, ray_job_address, catalog
     assert statuses == ["status -> queued", "status -> running", "status -> completed"]
     assert done.started_at and done.completed_at and done.error_message is None
 
-    # metrics: eval before training, then every step; eval every 2 steps and at the end
+    # metrics: eval before training, a point every step; eval every 2 steps, at every
+    # checkpoint (every step here) and at the end
     points = cat.list_metrics(job.id)
     assert [p.step for p in points] == [0, 1, 2, 3, 4]
     assert points[0].eval_loss == done.eval_loss_before and points[0].train_loss is None
     for p in points[1:]:
         assert p.train_loss > 0 and p.tokens_per_second > 0 and p.memory_mb > 0
-        assert p.learning_rate is not None and p.epoch > 0
-    assert [p.step for p in points if p.eval_loss is not None] == [0, 2, 4]
-    assert points[-1].perplexity == pytest.approx(2.718281828 ** points[-1].eval_loss)
+        assert p.learning_rate is not None and p.epoch > 0 and "grad_norm" in p.extra
+    assert all(p.eval_loss is not None for p in points)
+    assert points[-1].perplexity == pytest.approx(math.exp(points[-1].eval_loss))
     assert done.eval_loss_after == points[-1].eval_loss < done.eval_loss_before
 
-    # checkpoints every step, 2 kept (in the catalog and on disk)
+    # progress (seed 002): the last step of the run's 4
+    assert (done.current_step, done.total_steps, done.progress) == (4, 4, 1.0)
+    assert done.total_epochs >= 1 and 0 < done.current_epoch <= done.total_epochs
+
+    # checkpoints every step; kept: the 2 best by eval loss plus the newest, in the catalog
+    # as on disk, each with its size and losses
+    saved = [int(e["message"].split()[3].rstrip(":")) for e in cat.list_events(job.id)
+             if e["message"].startswith("checkpoint at step")]
+    assert saved == [1, 2, 3, 4]
+    eval_at = {p.step: p.eval_loss for p in points}
+    expected = set(sorted(saved, key=lambda st: eval_at[st])[:2]) | {4}
     checkpoints = cat.list_checkpoints(job.id)
-    assert [c.step for c in checkpoints] == [3, 4]
+    assert {c.step for c in checkpoints} == expected
     run_dir = Path(checkpoints[0].path).parent
     assert sorted(p.name for p in run_dir.glob("checkpoint-*")) == [
-        "checkpoint-000003", "checkpoint-000004"]
+        f"checkpoint-{st:06d}" for st in sorted(expected)]
+    for c in checkpoints:
+        files = [f for f in Path(c.path).rglob("*") if f.is_file()]
+        assert c.size_bytes == sum(f.stat().st_size for f in files)
+        assert c.eval_loss == eval_at[c.step] and c.train_loss > 0
+        assert (Path(c.path) / "adapter_model.safetensors").is_file()
+        assert (Path(c.path) / "optimizer.pt").is_file()  # resumable
 
     # the registered adapter: lineage, metrics, size, carbon
     model = cat.models.get(done.output_model_id)
@@ -131,7 +151,8 @@ def test_end_to_end_job(cat, base_model, small_dataset, ray_job_address, catalog
     assert model.metrics["eval_loss"] == done.eval_loss_after
     assert model.metrics["eval_loss_before"] == done.eval_loss_before
     assert model.size_bytes == sum(f.stat().st_size for f in Path(model.path).iterdir())
-    assert not (Path(model.path) / "training_state.pt").exists()
+    assert sorted(f.name for f in Path(model.path).iterdir()) == [
+        "README.md", "adapter_config.json", "adapter_model.safetensors"]
     assert done.energy_kwh > 0 and done.emissions_kg > 0
     carbon = catalog_store.carbon.list(training_job_id=job.id).items
     assert len(carbon) == 1 and carbon[0].model_id == model.id
@@ -155,7 +176,8 @@ def test_killed_worker_resumes_from_last_checkpoint(cat, base_model, small_datas
     from train_jobs.submit import submit_training_job
 
     job = make_job(cat, base_model, small_dataset, eval_fraction=0.0,
-                   hyperparameters={"max_steps": 6, "save_steps": 2, "eval_steps": None},
+                   hyperparameters={"max_steps": 6, "save_steps": 2, "eval_steps": None,
+                                    "save_total_limit": 1},
                    scaling={"num_workers": 1, "max_failures": 1})
     submit_training_job(job.id, address=ray_job_address)
     wait_for(lambda: cat.list_checkpoints(job.id), JOB_TIMEOUT_S, "the first checkpoint")
@@ -167,13 +189,18 @@ def test_killed_worker_resumes_from_last_checkpoint(cat, base_model, small_datas
     done = wait_terminal(cat, job.id)
     assert done.status == "completed", done.error_message
     events = [e["message"] for e in cat.list_events(job.id)]
-    assert any("worker 0 failed" in m for m in events), events
-    steps = [p.step for p in cat.list_metrics(job.id)]
-    # resumed after the first checkpoint, not restarted; steps trained again are not repeated
+    failed_at = next(i for i, m in enumerate(events) if "worker 0 failed" in m)
+    saved = [(i, int(m.split()[3].rstrip(":"))) for i, m in enumerate(events)
+             if m.startswith("checkpoint at step")]
+    last_before = max(step for i, step in saved if i < failed_at)
+    # the restarted group went on from the newest checkpoint: its first report is the step
+    # after it, and no checkpoint was saved twice
     resumed = [int(m.split()[3]) for m in events if m.startswith("resumed at step")]
-    assert resumed and resumed[0] > 2, events
-    assert steps == sorted(set(steps)) and steps[-1] == 6
-    assert [c.step for c in cat.list_checkpoints(job.id)] == [4, 6]
+    assert resumed == [last_before + 1], events
+    assert [step for _, step in saved] == sorted({step for _, step in saved})
+    assert [p.step for p in cat.list_metrics(job.id)][-1] == 6
+    # no evaluation: Ray and the catalog keep the newest (save_total_limit 1)
+    assert [c.step for c in cat.list_checkpoints(job.id)] == [6]
 
 
 def test_cancel_ends_as_cancelled(cat, base_model, small_dataset, ray_job_address):
@@ -203,3 +230,128 @@ def test_gpu_only_options_are_refused_at_submission(cat, base_model, small_datas
         submit_training_job(job.id, address=ray_job_address)
     assert info.value.field in ("quantization.bits", "scaling.use_gpu")
     assert cat.training_jobs.get(job.id).status == "pending"  # nothing was submitted
+
+
+@pytest.fixture(scope="module")
+def preference_dataset(cat, tmp_path_factory):
+    from train_jobs.datasets import (
+        chatterbot_pairs,
+        preference_pairs_from_chatterbot,
+        register_dataset,
+    )
+
+    path = tmp_path_factory.mktemp("data") / "prefs.jsonl"
+    rows = preference_pairs_from_chatterbot(chatterbot_pairs(["ai", "greetings"])[:32], seed=1)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return register_dataset(cat, path, "chatterbot-preferences-32"), rows
+
+
+def reply_logprob(model, tokenizer, prompt: str, reply: str) -> float:
+    """Mean log-probability per token of the reply after the chat-templated prompt
+    (per token, so a long reply is not disfavoured for its length alone)."""
+    import torch
+
+    chat = [{"role": "user", "content": prompt}]
+    head = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template([*chat, {"role": "assistant", "content": reply}],
+                                         tokenize=False)
+    n_head = len(tokenizer(head, add_special_tokens=False)["input_ids"])
+    ids = torch.tensor([tokenizer(full, add_special_tokens=False)["input_ids"]])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)
+    targets = ids[0, 1:]
+    return float(logp[torch.arange(len(targets)), targets][n_head - 1:].mean())
+
+
+def test_dpo_job_learns_the_preferred_replies(cat, base_model, preference_dataset,
+                                              ray_job_address):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from train_jobs.submit import submit_training_job
+
+    dataset, rows = preference_dataset
+    # evaluated on its own 32 pairs, before the first step and after the last (2 epochs)
+    job = make_job(cat, base_model, dataset, method="dpo", eval_dataset_id=dataset.id,
+                   hyperparameters={"max_steps": 16, "save_steps": None, "eval_steps": None,
+                                    "learning_rate": 1e-3, "warmup_ratio": 0.0, "beta": 0.1},
+                   lora={"r": 8, "lora_alpha": 16,
+                         "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
+                   scaling={"num_workers": 1})
+    submit_training_job(job.id, address=ray_job_address)
+    done = wait_terminal(cat, job.id)
+    assert done.status == "completed", done.error_message
+    assert (done.method, done.progress) == ("dpo", 1.0)
+
+    points = cat.list_metrics(job.id)
+    trained = [p for p in points if p.train_loss is not None]
+    assert len(trained) == 16 and all("rewards/margins" in p.extra for p in trained)
+    margins = [p.extra["eval_rewards/margins"] for p in points if p.eval_loss is not None]
+    assert len(margins) == 2 and margins[-1] > margins[0]  # before the first step, after
+    assert done.eval_loss_after < done.eval_loss_before
+    assert all(p.perplexity is None for p in points)  # DPO's loss is no cross-entropy
+
+    model = cat.models.get(done.output_model_id)
+    assert model.training_job_id == job.id and model.dataset_id == dataset.id
+    tokenizer = AutoTokenizer.from_pretrained(base_model.path)
+    base = AutoModelForCausalLM.from_pretrained(base_model.path, dtype=torch.float32)
+
+    def preferred(net) -> int:
+        return sum(reply_logprob(net, tokenizer, r["prompt"], r["chosen"])
+                   > reply_logprob(net, tokenizer, r["prompt"], r["rejected"]) for r in rows)
+
+    before = preferred(base)
+    after = preferred(PeftModel.from_pretrained(base, model.path))
+    assert after > before, (before, after)
+
+
+def test_a_dpo_job_needs_preference_rows(cat, base_model, small_dataset):
+    with pytest.raises(InvalidArgument) as info:
+        make_job(cat, base_model, small_dataset, method={"type": "dpo"})
+    assert info.value.field == "method"
+
+
+def test_ray_job_submit_with_a_job_file(cat, catalog_store, base_model, small_dataset,
+                                        ray_job_address, tmp_path):
+    """The README's first way in: ``ray job submit --working-dir DIR -- python -m
+    train_jobs.run --config job.yaml``, with the user's API key in the runtime env."""
+    import ray
+    import yaml
+
+    from train_jobs.submit import job_client
+
+    _key, secret = catalog_store.create_api_key("ada", "cli")
+    spec = {"name": "from-a-file", "base_model_id": base_model.name,  # names work too
+            "dataset_id": small_dataset.name, "eval_fraction": 0.25,
+            "method": {"type": "supervised", "supervised": {"hyperparameters": {
+                "batch_size": 4}}},
+            "hyperparameters": {"max_steps": 2, "max_seq_length": 96, "logging_steps": 1},
+            "lora": {"r": 4, "target_modules": ["q_proj"]}, "scaling": {"num_workers": 1}}
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(spec))
+    client = job_client(ray_job_address)
+    # --address: only because other test clusters may share this machine (the job
+    # supervisor would give the driver the newest one); the README's command has none
+    address = f"--address {ray.get_runtime_context().gcs_address}"
+    sub_id = client.submit_job(
+        entrypoint=f"{sys.executable} -m train_jobs.run --config job.yaml {address}",
+        runtime_env={"working_dir": str(tmp_path), "env_vars": {"GARDEN_API_KEY": secret}})
+    assert wait_ray_job_end(ray_job_address, sub_id, timeout_s=JOB_TIMEOUT_S) == "SUCCEEDED"
+    logs = client.get_job_logs(sub_id)
+    assert secret not in logs
+
+    job = next(j for j in cat.training_jobs.list(status="completed", page_size=100).items
+               if j.ray_job_id == sub_id)
+    assert (job.name, job.user_id, job.base_model_id, job.dataset_id) == (
+        "from-a-file", "ada", base_model.id, small_dataset.id)
+    assert job.hyperparameters.per_device_train_batch_size == 4 and job.output_model_id
+    points = len(cat.list_metrics(job.id))
+
+    # the same catalog job started again (by hand, or a second submission) is refused
+    # before any training, and the job keeps what its one run wrote
+    again = client.submit_job(
+        entrypoint=f"{sys.executable} -m train_jobs.run --job-id {job.id} {address}")
+    assert wait_ray_job_end(ray_job_address, again) == "FAILED"
+    assert "a catalog job runs at most once" in client.get_job_logs(again)
+    assert cat.training_jobs.get(job.id).status == "completed"
+    assert len(cat.list_metrics(job.id)) == points
