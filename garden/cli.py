@@ -227,38 +227,41 @@ def train(
     base_model: str = typer.Option(..., help="Base model id or name."),
     dataset: str = typer.Option(..., help="Dataset id."),
     name: str = typer.Option("lora", help="Job name."),
-    max_steps: int | None = typer.Option(None, help="Stop after this many steps."),
-    epochs: float = typer.Option(1.0, help="Epochs when --max-steps is not set."),
+    method: str = typer.Option("sft", help="sft (chats) or dpo (preference pairs)."),
+    max_steps: int | None = typer.Option(None, help="Stop after this many optimizer steps."),
+    epochs: float = typer.Option(1.0, help="num_train_epochs when --max-steps is not set."),
     learning_rate: float = typer.Option(2e-4),
+    beta: float = typer.Option(0.1, help="DPO's beta (dpo only)."),
     lora_r: int = typer.Option(16, help="LoRA rank."),
     num_workers: int = typer.Option(1, help="Ray Train workers."),
     use_gpu: bool = typer.Option(False),
     wait: bool = typer.Option(True, help="Follow the job with a live progress bar."),
     timeout_s: float = typer.Option(24 * 3600, help="Longest wait, seconds."),
 ) -> None:
-    """Create a LoRA training job and follow its loss on a live progress bar."""
+    """Create a LoRA training job (SFT or DPO) and follow it on a live progress bar."""
     client = _client(ctx)
     with _errors():
         base = client.models.get(base_model)
         job = client.training.create(
-            name=name, base_model_id=base.id, dataset_id=dataset,
-            hyperparameters={"max_steps": max_steps, "num_epochs": epochs,
-                             "learning_rate": learning_rate},
+            name=name, base_model_id=base.id, dataset_id=dataset, method=method,
+            hyperparameters={"max_steps": max_steps, "num_train_epochs": epochs,
+                             "learning_rate": learning_rate, "beta": beta},
             lora={"r": lora_r}, scaling={"num_workers": num_workers, "use_gpu": use_gpu},
         )
         console.print(f"job {job.id} {job.status} (ray job {job.ray_job_id})")
         if not wait:
             return
-        steps = "step {task.completed:.0f}" + ("/{task.total:.0f}" if max_steps else "")
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(steps),
+        with Progress(TextColumn("{task.description}"), BarColumn(),
+                      TextColumn("step {task.completed:.0f}/{task.total:.0f}"),
                       TimeElapsedColumn(), console=console) as bar:
-            task = bar.add_task(job.status, total=max_steps)
+            # the job's total_steps is known once its trainer has sized the run
+            task = bar.add_task(job.status, total=job.total_steps or max_steps or None)
 
             def show(j, points) -> None:
-                last = points[-1] if points else None
-                loss = f" loss {last.train_loss:.4f}" if last and last.train_loss else ""
-                bar.update(task, completed=last.step if last else 0,
-                           description=f"{j.status}{loss}")
+                last = next((p for p in reversed(points) if p.train_loss is not None), None)
+                loss = f" loss {last.train_loss:.4f}" if last else ""
+                bar.update(task, completed=j.current_step, total=j.total_steps or None,
+                           description=f"{j.status} epoch {j.current_epoch:.2f}{loss}")
 
             job.wait(timeout_s=timeout_s, on_progress=show)
         console.print(f"job {job.id} completed; model {job.output_model_id}")

@@ -160,7 +160,7 @@ def _follow(job, settings: DemoSettings, console: Console) -> Any:
         def show(j, points) -> None:
             last = next((p for p in reversed(points) if p.train_loss is not None), None)
             loss = f" train loss {last.train_loss:.3f}" if last else ""
-            bar.update(task, completed=points[-1].step if points else 0,
+            bar.update(task, completed=j.current_step, total=j.total_steps or settings.steps,
                        description=f"{j.status}{loss}")
 
         return job.wait(timeout_s=3600, on_progress=show)
@@ -216,12 +216,13 @@ def run_demo(settings: DemoSettings | None = None, console: Console | None = Non
     job = client.training.create(
         name="chatterbot-lora", base_model_id=base.id, dataset_id=train_ds.id,
         eval_dataset_id=eval_ds.id,
-        hyperparameters={"max_steps": settings.steps, "per_device_batch_size": settings.batch_size,
+        hyperparameters={"max_steps": settings.steps,
+                         "per_device_train_batch_size": settings.batch_size,
                          "max_seq_length": settings.seq_len,
                          "learning_rate": settings.learning_rate, "warmup_ratio": 0.1,
-                         "lr_scheduler": "cosine", "logging_steps": 2,
+                         "lr_scheduler_type": "cosine", "logging_steps": 2,
                          "save_steps": settings.steps, "seed": settings.seed},
-        lora={"r": settings.lora_r, "alpha": 2 * settings.lora_r},
+        lora={"r": settings.lora_r, "lora_alpha": 2 * settings.lora_r},
         scaling={"num_workers": settings.workers},
     )
     console.print(f"training job {job.id} submitted as Ray job {job.ray_job_id}")
