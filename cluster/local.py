@@ -101,7 +101,11 @@ def up(
     if load_state() is not None:
         raise RuntimeError(f"a cluster is already recorded in {state_path()}: garden down first")
     env = dict(os.environ, GARDEN_HOME=str(garden_home()),
-               GARDEN_DATABASE_URL=database_url())
+               GARDEN_DATABASE_URL=database_url(),
+               # as in an activated venv: `python` in a job's entrypoint (ray job submit
+               # -- python -m train_jobs.run ...) is the interpreter that has the project
+               PATH=os.pathsep.join([str(Path(sys.executable).parent),
+                                     os.environ.get("PATH", "")]))
     if admin_key:
         env["GARDEN_ADMIN_KEY"] = admin_key
     if env["RAY_AUTH_MODE"].lower() == "token":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -65,6 +66,15 @@ def test_up_status_down(tmp_path):
         assert client.health()["components"]["database"]["status"] == "healthy"
         assert client.system()["cpus"]["total"] == 4
         submit_and_cancel_through_the_job_api(client, tmp_path / "home")
+        # `python` in a job's entrypoint is the project's interpreter, as the README's
+        # `ray job submit -- python -m train_jobs.run ...` needs (PATH here has no venv)
+        job = subprocess.run(
+            [str(Path(sys.executable).with_name("ray")), "job", "submit", "--address",
+             f"http://127.0.0.1:{dash_port}", "--", "python", "-c",
+             "import sys, train_jobs; print('interpreter', sys.executable)"],
+            env=env, capture_output=True, text=True, timeout=180)
+        assert job.returncode == 0, job.stdout + job.stderr
+        assert f"interpreter {Path(sys.executable)}" in job.stdout, job.stdout
         again = garden("up", "--ray-port", str(ray_port), env=env, timeout=60)
         assert again.returncode == 1 and "garden down first" in again.stdout
         status = garden("status", env=env, timeout=60)
