@@ -9,16 +9,12 @@ No key or an unknown key is 401; a known key acting on what it may not touch is
 
 from __future__ import annotations
 
-import hmac
-import os
 from dataclasses import dataclass
 
 from fastapi import Request
 
+from catalog.config import ADMIN_USER, is_admin_key
 from catalog.errors import PermissionDenied, Unauthenticated
-
-ADMIN_KEY_ENV = "GARDEN_ADMIN_KEY"
-ADMIN_USER = "admin"
 
 
 @dataclass(frozen=True)
@@ -55,8 +51,7 @@ async def current_principal(request: Request) -> Principal:
     token = bearer_token(request)
     if token is None:
         raise Unauthenticated("missing API key: send Authorization: Bearer <key>")
-    admin_key = os.environ.get(ADMIN_KEY_ENV)
-    if admin_key and hmac.compare_digest(token.encode(), admin_key.encode()):
+    if is_admin_key(token):
         principal = Principal(ADMIN_USER, "admin")
     else:
         from catalog.actor import AsyncCatalog

@@ -35,6 +35,7 @@ import yaml
 from pydantic import ValidationError
 
 from catalog import schemas as s
+from catalog.config import ADMIN_USER, is_admin_key
 from catalog.errors import InvalidArgument, InvalidTransition, NotFound
 from catalog.lifecycle import TERMINAL_JOB_STATUSES
 from catalog.port import CatalogPort
@@ -261,14 +262,17 @@ def resolve_refs(cat: CatalogPort, spec: s.TrainingJobCreate) -> s.TrainingJobCr
 
 
 def create_job_from_spec(cat: CatalogPort, path: Path, api_key: str | None) -> s.TrainingJob:
-    """Register the job of a spec file, owned by the user of ``api_key`` (if given).
+    """Register the job of a spec file, owned by the user of ``api_key`` (if given; the
+    bootstrap admin key files it for the spec's ``user_id``, else for the admin).
 
     Raises:
         JobSpecError: the file is invalid. InvalidArgument: an unknown reference or an
             API key the catalog does not know (``field`` GARDEN_API_KEY).
     """
     spec = resolve_refs(cat, load_job_spec(path))
-    if api_key:
+    if api_key and is_admin_key(api_key):  # the admin may file a job for any user
+        spec = spec.model_copy(update={"user_id": spec.user_id or ADMIN_USER})
+    elif api_key:
         key = cat.authenticate(api_key)
         if key is None:
             raise InvalidArgument("GARDEN_API_KEY is not a valid API key",

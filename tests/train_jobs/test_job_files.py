@@ -36,3 +36,31 @@ def test_a_job_file_must_be_a_mapping(tmp_path):
     path.write_text('["not", "a", "job"]')
     with pytest.raises(JobSpecError, match="a job spec is a mapping"):
         load_job_spec(path)
+
+
+def test_a_job_file_is_filed_for_the_key_s_user(store, tmp_path, monkeypatch):
+    """Names resolve to ids; a catalog key files the job for its user, the bootstrap
+    admin key for the file's user_id (else the admin); an unknown key is refused."""
+    from catalog.errors import InvalidArgument
+    from catalog.port import LocalCatalog
+    from tests import factories
+    from train_jobs.run import create_job_from_spec
+
+    cat = LocalCatalog(store)
+    base, data = factories.base_model(store), factories.dataset(store)
+    path = tmp_path / "job.yaml"
+    path.write_text(f"name: j\nbase_model_id: {base.name}\ndataset_id: {data.name}\n")
+    _key, secret = store.create_api_key("ada", "cli")
+    job = create_job_from_spec(cat, path, secret)
+    assert (job.user_id, job.base_model_id, job.dataset_id, job.status) == (
+        "ada", base.id, data.id, "pending")
+
+    monkeypatch.setenv("GARDEN_ADMIN_KEY", "gk_the_admin")
+    assert create_job_from_spec(cat, path, "gk_the_admin").user_id == "admin"
+    with pytest.raises(InvalidArgument) as info:
+        create_job_from_spec(cat, path, "gk_nobody")
+    assert info.value.field == "GARDEN_API_KEY"
+    path.write_text("name: j\nbase_model_id: no-such-model\ndataset_id: x\n")
+    with pytest.raises(InvalidArgument) as info:
+        create_job_from_spec(cat, path, secret)
+    assert info.value.field == "base_model_id"
