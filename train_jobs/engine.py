@@ -331,7 +331,8 @@ def memory_mb(use_gpu: bool) -> float:
 #: Trainer log keys that become MetricPoint fields (the rest of the numbers go to extra).
 _FIELDS = {"loss": "train_loss", "eval_loss": "eval_loss", "learning_rate": "learning_rate"}
 #: Log keys that are bookkeeping, not metrics of the step.
-_SKIP = {"epoch", "step", "num_tokens", "eval_num_tokens", "total_flos"}
+_SKIP = {"epoch", "step", "num_tokens", "eval_num_tokens", "total_flos", "eval_runtime",
+         "eval_samples_per_second", "eval_steps_per_second"}
 
 
 class ReportCallback(TrainerCallback):
@@ -382,9 +383,6 @@ class ReportCallback(TrainerCallback):
                 continue
             if key in _FIELDS:
                 point[_FIELDS[key]] = float(value)
-            elif key.startswith("eval_") and key in ("eval_runtime", "eval_samples_per_second",
-                                                     "eval_steps_per_second"):
-                continue
             else:
                 extra[key] = float(value)
         if "loss" in logs and "num_tokens" in logs:

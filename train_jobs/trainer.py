@@ -10,6 +10,7 @@ newest), restarts a failed worker group from the newest (``FailureConfig``), and
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def check_rows(job: s.TrainingJob, train_rows: int) -> None:
         InvalidArgument: ``field`` hyperparameters.per_device_train_batch_size.
     """
     hp = job.hyperparameters
-    held_out = 0 if job.eval_dataset_id else int(train_rows * job.eval_fraction + 0.999999)
+    held_out = 0 if job.eval_dataset_id else math.ceil(train_rows * job.eval_fraction)
     per_step = job.scaling.num_workers * hp.per_device_train_batch_size
     if train_rows - held_out < per_step:
         raise InvalidArgument(
