@@ -163,3 +163,61 @@ def catalog_store(catalog_url, catalog_handle):
     st = CatalogStore.open(catalog_url)
     yield st
     st.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory) -> Iterator[str]:
+    """A real S3 REST API on loopback (``moto_server`` of ``moto[server]``), started once
+    per session: its endpoint URL. Buckets are made per test (:func:`s3_bucket`)."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    exe = shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server"
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(url, timeout=1.0)
+            break
+        except httpx.TransportError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"moto_server did not start (see {log.name})") from None
+            time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+#: The AWS settings every process talking to the test S3 server needs.
+def s3_env(endpoint: str) -> dict[str, str]:
+    """Environment for :mod:`catalog.storage` against the test S3 server (moto accepts
+    any credentials)."""
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+
+
+def make_bucket(endpoint: str) -> str:
+    """Create a fresh bucket on the test S3 server; returns its name."""
+    import pyarrow.fs as pafs
+
+    name = f"garden-{uuid.uuid4().hex[:12]}"
+    pafs.S3FileSystem(endpoint_override=endpoint, region="us-east-1", access_key="testing",
+                      secret_key="testing", allow_bucket_creation=True).create_dir(name)
+    return name
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint, monkeypatch) -> str:
+    """A fresh bucket, with this process's AWS variables pointing at the test server."""
+    for key, value in s3_env(s3_endpoint).items():
+        monkeypatch.setenv(key, value)
+    return make_bucket(s3_endpoint)
