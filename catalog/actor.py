@@ -3,9 +3,9 @@
 ``get_catalog()`` returns the handle to the one :class:`CatalogActor` of the
 cluster (namespace ``garden``, name ``catalog``), creating it on first use; the
 creation is race-safe because Ray's ``get_if_exists=True`` makes the name the
-lock. The actor is ``lifetime="detached"`` and ``max_restarts=-1``: when it dies
-Ray starts it again, and since all state is in the database a restart loses
-nothing that was acknowledged.
+lock. It runs on the head node. The actor is ``lifetime="detached"`` and
+``max_restarts=-1``: when it dies Ray starts it again, and since all state is in the
+database a restart loses nothing that was acknowledged.
 
 Callers hold a port (:mod:`catalog.port`) over the actor::
 
@@ -41,6 +41,8 @@ from catalog.store import CatalogStore
 
 NAMESPACE = "garden"
 ACTOR_NAME = "catalog"
+#: The resource only Ray's head node has (``ray._common.constants.HEAD_NODE_RESOURCE_NAME``).
+HEAD_NODE_RESOURCE = "node:__internal_head__"
 
 T = TypeVar("T")
 
@@ -139,6 +141,9 @@ def get_catalog(url: str | None = None, *, name: str = ACTOR_NAME) -> ActorHandl
         get_if_exists=True,
         max_restarts=-1,
         max_concurrency=1000,
+        # the head node: it holds the embedded SQLite file, and a cluster survives losing
+        # any worker node but not its head (Ray's own head-node resource)
+        resources={HEAD_NODE_RESOURCE: 0.001},
     ).remote(url or database_url())
 
 

@@ -247,8 +247,10 @@ class Repo(Generic[R]):
                 next_cursor=next_cursor,
             )
 
+    @idempotent
     def update(self, row_id: str, **fields: Any) -> R:
-        """Change updatable columns of one row. Raises NotFound, InvalidArgument."""
+        """Change updatable columns of one row (setting the same values again changes
+        nothing). Raises NotFound, InvalidArgument."""
         for key in fields:
             if key not in self.updatable:
                 raise InvalidArgument(f"{self.name}.{key} cannot be updated", field=key)
@@ -591,6 +593,7 @@ class CatalogStore:
             self._move_job(session, row, s.JobStatus.running, error_message=None, fields=fields)
             return s.TrainingJob.model_validate(row)
 
+    @idempotent
     def append_metrics(self, job_id: str, points: Sequence[s.MetricPoint]) -> int:
         """Record metric points of a job; one row per step. Returns how many points.
 
@@ -633,6 +636,7 @@ class CatalogStore:
             )
             return [s.MetricPoint.model_validate(r) for r in rows]
 
+    @idempotent
     def add_checkpoint(
         self, job_id: str, checkpoint: s.Checkpoint, *, keep: int | None = None
     ) -> list[s.Checkpoint]:
@@ -694,11 +698,21 @@ class CatalogStore:
             )
             return [s.Checkpoint.model_validate(r) for r in rows]
 
+    @idempotent
     def add_event(self, job_id: str, event: s.JobEvent) -> None:
-        """Append a log event to a job. Raises NotFound."""
+        """Append a log event to a job. The event's ``created_at`` is set where the event
+        is made, so a repeated call (after the catalog actor restarted) finds the same
+        job, time and message already recorded and writes nothing. Raises NotFound."""
         with self.session() as session:
             self.training_jobs._get_row(session, job_id)
-            session.add(t.JobEventRow(job_id=job_id, **event.model_dump(exclude_none=True)))
+            values = event.model_dump(exclude_none=True)
+            if event.created_at is not None and session.scalar(
+                select(t.JobEventRow.id).where(
+                    t.JobEventRow.job_id == job_id,
+                    t.JobEventRow.created_at == event.created_at,
+                    t.JobEventRow.message == event.message).limit(1)) is not None:
+                return
+            session.add(t.JobEventRow(job_id=job_id, **values))
 
     @idempotent
     def list_events(self, job_id: str, *, after: int = 0, limit: int = 1000) -> list[dict]:
@@ -778,14 +792,34 @@ class CatalogStore:
                 ))
             return ids
 
+    @idempotent
     def record_carbon(self, request: s.CarbonCreate) -> s.CarbonRecord:
-        """Store a measurement; a training one also adds to its job's energy and emissions."""
+        """Store a measurement; a training one also adds to its job's energy and emissions.
+
+        A request whose ``id`` is already stored replaces that row's figures (a node's
+        running total written again), and its job's totals change by the difference, so
+        writing the same measurement twice counts it once.
+
+        Raises:
+            NotFound: ``training_job_id`` names no job.
+        """
         with self.session() as session:
+            job = None
             if request.training_job_id:
                 job = self.training_jobs._get_row(session, request.training_job_id, lock=True)
-                job.energy_kwh = (job.energy_kwh or 0.0) + request.energy_kwh
-                job.emissions_kg = (job.emissions_kg or 0.0) + request.emissions_kg
-            return s.CarbonRecord.model_validate(self.carbon._insert(session, request))
+            row = session.get(t.CarbonRow, request.id) if request.id else None
+            old_kwh, old_kg = (row.energy_kwh, row.emissions_kg) if row is not None else (0, 0)
+            if row is None:
+                row = self.carbon._insert(session, request)
+            else:
+                values = request.model_dump(mode="json", exclude={"id"}, exclude_unset=True)
+                for key, value in values.items():
+                    setattr(row, key, value)
+            if job is not None:
+                job.energy_kwh = (job.energy_kwh or 0.0) + request.energy_kwh - old_kwh
+                job.emissions_kg = (job.emissions_kg or 0.0) + request.emissions_kg - old_kg
+            session.flush()
+            return s.CarbonRecord.model_validate(row)
 
     @idempotent
     def carbon_summary(

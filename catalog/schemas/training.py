@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -217,6 +217,18 @@ class ScalingSpec(Schema):
     cpus_per_worker: float = Field(
         1.0, gt=0, description="CPUs reserved per worker (ScalingConfig.resources_per_worker)."
     )
+    resources_per_worker: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources each worker also needs, e.g. {\"trainer\": 1} to "
+        "land on the nodes started with that resource (ScalingConfig.resources_per_worker; "
+        "CPUs and GPUs are set by cpus_per_worker and use_gpu).",
+    )
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
+        "PACK",
+        description="How workers are placed over nodes (ScalingConfig.placement_strategy, a "
+        "Ray placement group strategy): PACK fills few nodes, SPREAD spreads where it can, "
+        "STRICT_SPREAD puts every worker on a different node.",
+    )
     deepspeed_stage: Literal[2, 3] | None = Field(
         None,
         description="DeepSpeed ZeRO stage (2: optimizer state and gradients sharded, 3: "
@@ -228,6 +240,16 @@ class ScalingSpec(Schema):
         description="Worker failures tolerated (FailureConfig.max_failures); the run resumes "
         "from its last checkpoint.",
     )
+
+    @field_validator("resources_per_worker")
+    @classmethod
+    def _custom_resources(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, amount in value.items():
+            if name in ("CPU", "GPU"):
+                raise ValueError(f"{name} is set by cpus_per_worker / use_gpu, not here")
+            if not name or amount <= 0:
+                raise ValueError(f"resource {name!r} needs a positive amount")
+        return value
 
 
 # --------------------------------------------------------------------------- GPU-only options
@@ -495,4 +517,6 @@ class JobEvent(Schema):
         "info", description="Severity."
     )
     message: str = Field(description="What happened.")
-    created_at: datetime | None = Field(None, description="When it happened (UTC).")
+    created_at: datetime | None = Field(
+        default_factory=lambda: datetime.now(UTC),
+        description="When it happened (UTC), set where the event is made.")

@@ -67,8 +67,16 @@ class UsageRecord(UsageSpec, Row):
 
 
 class CarbonCreate(Schema):
-    """One energy and emissions measurement (seed 002's CarbonMetrics)."""
+    """One energy and emissions measurement (seed 002's CarbonMetrics).
 
+    A measurement that runs on (a node's running total during a training job) is
+    written again under the same caller-chosen ``id``; each write replaces the last.
+    """
+
+    id: str | None = Field(
+        None, max_length=64,
+        description="Caller-chosen id: a second write with it replaces the first (a running "
+        "total); null lets the catalog pick one.")
     source: CarbonSource = Field(description="What consumed the energy.")
     energy_kwh: float = Field(ge=0, description="Energy consumed, kWh.")
     emissions_kg: float = Field(ge=0, description="Emissions, kg CO2eq.")

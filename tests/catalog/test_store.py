@@ -472,3 +472,42 @@ def test_metric_extra_merges_by_key(store):
     assert (points[10].train_loss, points[10].eval_loss) == (0.7, 0.8)
     assert points[20].extra is None
     assert points[30].extra == {"grad_norm": 2.0, "eval_rewards/accuracies": 0.75}
+
+
+def test_a_carbon_record_rewritten_under_its_id_counts_once(store):
+    j = job(store)
+    node = {"source": "training", "training_job_id": j.id, "id": "co2_node_a"}
+    store.record_carbon(s.CarbonCreate(energy_kwh=0.1, emissions_kg=0.04, **node))
+    store.record_carbon(s.CarbonCreate(energy_kwh=0.3, emissions_kg=0.12, **node))  # grew
+    store.record_carbon(s.CarbonCreate(energy_kwh=0.3, emissions_kg=0.12, **node))  # repeated
+    store.record_carbon(s.CarbonCreate(source="training", training_job_id=j.id,
+                                       energy_kwh=0.2, emissions_kg=0.08, id="co2_node_b"))
+    rows = store.carbon.list(training_job_id=j.id).items
+    assert sorted((r.id, r.energy_kwh) for r in rows) == [("co2_node_a", 0.3),
+                                                          ("co2_node_b", 0.2)]
+    after = store.training_jobs.get(j.id)
+    assert after.energy_kwh == pytest.approx(0.5) and after.emissions_kg == pytest.approx(0.2)
+    with pytest.raises(NotFound):  # an unknown job writes nothing
+        store.record_carbon(s.CarbonCreate(source="training", training_job_id="job_nope",
+                                           energy_kwh=1, emissions_kg=1, id="co2_x"))
+    assert store.carbon.list(training_job_id=j.id).total == 2
+
+
+def test_an_event_repeated_after_a_lost_reply_is_written_once(store):
+    j = job(store)
+    event = s.JobEvent(message="checkpoint at step 2: s3://b/runs/job/checkpoint-000002")
+    assert event.created_at is not None  # stamped where the event is made
+    store.add_event(j.id, event)
+    store.add_event(j.id, event)  # the same call again (the actor restarted meanwhile)
+    store.add_event(j.id, s.JobEvent(message=event.message))  # a new event, same text
+    messages = [e["message"] for e in store.list_events(j.id)]
+    assert messages.count(event.message) == 2
+
+
+def test_training_writes_are_marked_safe_to_repeat():
+    from catalog.store import CatalogStore, is_idempotent
+
+    for op in (CatalogStore.append_metrics, CatalogStore.add_checkpoint, CatalogStore.add_event,
+               CatalogStore.record_carbon):
+        assert is_idempotent(op), op.__name__
+    assert not is_idempotent(CatalogStore.register_model)
