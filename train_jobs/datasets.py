@@ -3,24 +3,28 @@
 A dataset is a JSONL file in one of the formats of :mod:`train_jobs.formats`. It is
 checked in full before anything is stored: every line must be a JSON object of the
 detected format with valid fields, otherwise :class:`DatasetError` lists each bad
-line and field and nothing is written. Accepted files are copied to
-``$GARDEN_HOME/datasets/<name>/v<version>/data.jsonl`` (a path every Ray node of a
-single-machine or shared-filesystem cluster can read) and registered with their
-row count, size in bytes and format.
+line and field and nothing is written. Accepted files are stored at
+``datasets/<name>/v<version>/data.jsonl`` under the shared storage root
+(:func:`catalog.storage.storage_uri`: ``GARDEN_STORAGE_URI``, a local folder, by default
+``$GARDEN_HOME``, or an object store URI such as ``s3://bucket/prefix``), where every
+node of the cluster can read them, and registered with their row count, size in bytes
+and format. The catalog row's ``path`` is that full location: a plain path for a local
+root, a URI for an object store; readers go through :func:`catalog.storage.local_copy`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import itertools
 import json
 import random
-import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from catalog import schemas as s
-from catalog.config import garden_home
+from catalog import storage
 from catalog.errors import InvalidArgument
 from catalog.port import CatalogPort
 from train_jobs.formats import CONVERTERS, detect_format
@@ -41,11 +45,11 @@ class DatasetError(InvalidArgument):
         super().__init__(message, field=field, details=details)
 
 
-def datasets_root() -> Path:
-    """``$GARDEN_HOME/datasets``, created if missing."""
-    root = garden_home() / "datasets"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+def dataset_location(name: str, version: int) -> str:
+    """Where version ``version`` of dataset ``name`` is stored: the location (a path or
+    a URI) ``datasets/<name>/v<version>/data.jsonl`` under the storage root, with the
+    characters of ``name`` other than letters, digits and ``-_.`` replaced by ``_``."""
+    return storage.location("datasets", _safe_name(name), f"v{version}", "data.jsonl")
 
 
 def validate_jsonl(path: Path) -> tuple[s.DatasetFormat, int]:
@@ -112,29 +116,33 @@ def register_dataset(
     catalog: CatalogPort, path: str | Path, name: str, *, user_id: str | None = None,
     description: str | None = None, source: str | None = None,
 ) -> s.Dataset:
-    """Validate a JSONL file, copy it into storage and register it as a new version of ``name``.
+    """Validate a local JSONL file, store it and register it as a new version of ``name``.
 
     ``catalog`` is a :class:`catalog.store.CatalogStore` or :class:`catalog.actor.Catalog`.
+    The file is stored at :func:`dataset_location` (under the storage root, local or
+    remote); the row's ``path`` is that location and ``size_bytes`` the local file's size.
 
     Raises:
         DatasetError: the file is invalid (nothing is stored).
         Conflict: a concurrent registration took the same name and version.
+        OSError: the store refused the write (nothing is registered).
     """
     path = Path(path)
     fmt, rows = validate_jsonl(path)
+    size = path.stat().st_size
     version = catalog.next_version("datasets", name)
-    folder = datasets_root() / _safe_name(name) / f"v{version}"
-    folder.mkdir(parents=True, exist_ok=True)
-    dest = folder / "data.jsonl"
-    shutil.copyfile(path, dest)
+    dest = dataset_location(name, version)
+    folder = storage.location("datasets", _safe_name(name), f"v{version}")
     try:
+        storage.put(path, dest)
         return catalog.datasets.create(s.DatasetCreate(
-            name=name, version=version, format=fmt, path=str(dest), num_rows=rows,
-            size_bytes=dest.stat().st_size, description=description,
+            name=name, version=version, format=fmt, path=dest, num_rows=rows,
+            size_bytes=size, description=description,
             source=source or str(path), user_id=user_id,
         ))
     except Exception:
-        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the first error is the one to report
+            storage.delete(folder)
         raise
 
 
@@ -237,17 +245,13 @@ def import_chatterbot(
     if existing.items:
         return existing.items[0]
     version = importlib.metadata.version(CHATTERBOT_PACKAGE)
-    staging = datasets_root() / ".staging"
-    staging.mkdir(parents=True, exist_ok=True)
-    tmp = staging / f"{_safe_name(name)}.jsonl"
     rows = chatterbot_pairs(categories)
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                   encoding="utf-8")
-    try:
+    with tempfile.TemporaryDirectory(prefix="garden-chatterbot-") as staging:
+        tmp = Path(staging) / f"{_safe_name(name)}.jsonl"
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                       encoding="utf-8")
         return register_dataset(
             catalog, tmp, name, source=f"{CHATTERBOT_PACKAGE}=={version}",
             description=f"chatterbot-corpus English prompt/reply pairs "
                         f"({', '.join(categories) if categories else 'all categories'})",
         )
-    finally:
-        tmp.unlink(missing_ok=True)

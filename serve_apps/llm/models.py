@@ -10,18 +10,13 @@ training job is servable at once.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 from catalog import schemas as s
-from catalog.config import garden_home
+from catalog import storage
 from catalog.errors import NotFound
 from catalog.port import AsyncCatalogPort
-
-#: Path schemes fetched with pyarrow.fs (s3, gs, hdfs, abfs... and file URIs).
-REMOTE_SCHEMES = ("s3", "gs", "gcs", "hdfs", "abfs", "abfss", "file")
 
 
 class UnknownModel(LookupError):
@@ -93,35 +88,20 @@ async def list_adapters(
     return out[:limit]
 
 
-def local_adapter_path(adapter: s.Model, cache_root: Path | None = None) -> Path:
+def local_adapter_path(adapter: s.Model, cache: Path | None = None) -> Path:
     """A local folder holding ``adapter``'s PEFT files.
 
-    A local path is returned as is; an object-store URI (s3://, gs://, file://, ...)
-    is copied once with ``pyarrow.fs.copy_files`` to ``$GARDEN_HOME/cache/adapters/<id>``
-    and the copy reused afterwards.
+    A local path is returned as is; a storage URI (``s3://``, ``gs://``, ...) is copied
+    once per node into the cache (:func:`catalog.storage.local_copy`), so a replica on
+    any node serves an adapter a job on another node trained.
 
     Raises:
         FileNotFoundError: the folder or URI has no ``adapter_config.json``.
     """
-    scheme = urlparse(adapter.path).scheme
-    if scheme not in REMOTE_SCHEMES:
-        path = Path(adapter.path)
-        if not (path / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"adapter {adapter.id}: no adapter_config.json in {path}")
-        return path
-    root = cache_root or garden_home() / "cache" / "adapters"
-    dest = root / adapter.id
-    if (dest / "adapter_config.json").is_file():
-        return dest
-    from pyarrow import fs
-
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    fs.copy_files(adapter.path, str(tmp), destination_filesystem=fs.LocalFileSystem())
-    if not (tmp / "adapter_config.json").is_file():
-        shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        path = storage.local_copy(adapter.path, cache=cache)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"adapter {adapter.id}: nothing at {adapter.path}") from None
+    if not (path / "adapter_config.json").is_file():
         raise FileNotFoundError(f"adapter {adapter.id}: no adapter_config.json at {adapter.path}")
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
-    return dest
+    return path

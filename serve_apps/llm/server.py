@@ -8,7 +8,8 @@ on a Starlette ``State``. Requests are vLLM's own pydantic request objects.
 
 Adapters: the ingress sends the adapter's catalog id as Serve's multiplexed model
 id; :meth:`LLMServer._adapter` (under ``serve.multiplexed``) fetches the adapter
-folder and loads it into the engine once per replica with
+folder (a storage URI is copied once per node, :func:`catalog.storage.local_copy`)
+and loads it into the engine once per replica with
 ``OpenAIServingModels.load_lora_adapter`` (a local folder works: no URI check).
 
 Every request yields its output, then writes a usage record to the catalog
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 
 from ray import serve
 
+from catalog import storage
 from catalog.errors import NotFound
 from catalog.port import AsyncCatalogPort
 from serve_apps.llm.config import LLMAppConfig
@@ -81,7 +83,9 @@ class LLMServer:
         self.base = await self.catalog.find_model(config.model)
         from vllm.platforms import current_platform
 
-        argv = config.engine_args.cli_args(self.base.path, self.base.name,
+        # the base model may live in shared storage: copied once per node, then reused
+        model_folder = await asyncio.to_thread(storage.local_copy, self.base.path)
+        argv = config.engine_args.cli_args(str(model_folder), self.base.name,
                                            on_cpu=current_platform.is_cpu())
         argv += ["--disable-log-stats"]
         self.args = make_arg_parser(FlexibleArgumentParser()).parse_args(argv)

@@ -11,6 +11,8 @@ Environment variables (names follow each provider's own SDK where one exists):
 ``RUNWAYML_API_SECRET``  Runway key; ``RUNWAY_BASE_URL`` overrides the API URL.
 ``GARDEN_MEDIA_WEBHOOK_URL``  Public base URL of this gateway, given to providers that
                          call back (``{url}/v1/webhooks/{provider}``); unset: polling only.
+``GARDEN_STORAGE_URI``   Shared storage root (:mod:`catalog.storage`); outputs go to its
+                         ``media`` folder unless ``media_dir`` names another location.
 ======================  ==============================================================
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 PROVIDERS = ("replicate", "stability", "openai", "runway")
 
@@ -105,13 +107,22 @@ class MediaConfig(BaseModel):
     webhook_url: str | None = Field(
         None, description="Public base URL for provider callbacks; None: polling only."
     )
-    media_dir: Path | None = Field(
-        None, description="Where outputs are copied; None: $GARDEN_HOME/media."
+    media_dir: str | None = Field(
+        None,
+        description="Where outputs are copied: a local folder or an object-store URI "
+        "(s3://bucket/prefix, gs://bucket/prefix); None: 'media' under the shared storage "
+        "root (GARDEN_STORAGE_URI, default $GARDEN_HOME), resolved where the service runs.",
     )
     prices_usd: dict[str, float] = Field(
         default_factory=dict, description="'<provider>/<model>' -> USD per output (override)."
     )
     max_concurrent_downloads: int = Field(16, ge=1)
+
+    @field_validator("media_dir", mode="before")
+    @classmethod
+    def _media_dir_as_str(cls, value: object) -> object:
+        """A local path given as ``pathlib.Path`` (or any os.PathLike) becomes its string."""
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
 
     @classmethod
     def from_env(cls, **overrides: object) -> MediaConfig:
@@ -133,10 +144,20 @@ class MediaConfig(BaseModel):
         values.update(overrides)
         return cls(**values)
 
-    def resolved_media_dir(self) -> Path:
-        """The output folder (created if missing)."""
-        from catalog.config import garden_home
+    def resolved_media_dir(self) -> str:
+        """The output location: ``media_dir``, or ``catalog.storage.location("media")``
+        (read now, so from this process's ``GARDEN_STORAGE_URI``). A URI
+        (``s3://bucket/prefix/media``) is returned as it is; a local folder is returned
+        as a plain path (``~`` expanded) and created if missing.
 
-        path = self.media_dir or garden_home() / "media"
+        Raises:
+            OSError: a local folder cannot be created.
+        """
+        from catalog import storage
+
+        location = self.media_dir or storage.location("media")
+        if storage.is_remote(location):
+            return location
+        path = Path(location).expanduser()
         path.mkdir(parents=True, exist_ok=True)
-        return path
+        return str(path)

@@ -21,12 +21,12 @@ import random
 import time
 from dataclasses import replace
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from catalog import schemas as s
+from catalog import storage as shared_storage
 from catalog.errors import Conflict, InvalidArgument, InvalidTransition, NotFound, Unavailable
 from catalog.port import AsyncCatalogPort, AsyncRepoPort
 from serve_apps.auth import Principal, check_owner, owner_filter
@@ -544,7 +544,8 @@ class MediaService:
         check_owner(who, image.user_id)
         if not image.files:
             raise Conflict(f"image {image_id} has no output yet", field="image_id")
-        return image, await asyncio.to_thread(Path(image.files[0].path).read_bytes)
+        return image, await asyncio.to_thread(shared_storage.read_bytes,
+                                              image.files[0].path)
 
     async def _edit(self, image: s.Image, job: MediaJob, preferred: str | None,
                     record: dict[str, Any], kind: s.EditKind, who: Principal) -> EditResult:

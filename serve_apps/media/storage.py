@@ -1,7 +1,10 @@
 """Copy provider outputs into our storage before the provider's URLs expire.
 
-Files land at ``<media_dir>/<prediction_id>/<index>.<ext>`` (deterministic, so a
-webhook and a poller finishing the same prediction write the same files). MIME type
+Files land at ``<root>/<prediction_id>/<index>.<ext>`` (deterministic, so a webhook and
+a poller finishing the same prediction write the same files). ``root`` is a location
+string, a local folder or an object-store URI (``s3://bucket/prefix/media``), by default
+``media`` under the shared storage root (``GARDEN_STORAGE_URI``, see
+:mod:`catalog.storage`), so every node reads what any node stored. MIME type
 and dimensions come from the bytes (Pillow for images; the ISO-BMFF ``ftyp`` box for
 MP4, ISO/IEC 14496-12 §4.3), never from the provider's word alone.
 """
@@ -11,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import io
 import mimetypes
-from pathlib import Path
+import os
 
 import httpx
 from PIL import Image, UnidentifiedImageError
 
+from catalog import storage
 from catalog.retry import async_retrying
 from catalog.schemas import StoredFile
 from serve_apps.media.config import RetryPolicy
@@ -40,13 +44,22 @@ def describe(data: bytes, hint: str | None = None) -> tuple[str, int | None, int
 
 
 class OutputStore:
-    """Downloads and writes outputs; ``limit`` caps parallel downloads, ``retry`` paces
-    repeated downloads (provider URLs stay valid for an hour, so a blip must not fail
-    the prediction)."""
+    """Downloads and writes outputs under ``root``.
 
-    def __init__(self, root: Path, *, timeout_s: float = 60.0, limit: int = 16,
+    Args:
+        root: location of the output tree, a local folder (``str`` or path) or an
+            object-store URI such as ``s3://bucket/prefix/media``; None:
+            ``catalog.storage.location("media")``, read when the store is made.
+        timeout_s: seconds allowed for one download (connect: 5 s).
+        limit: parallel downloads at most.
+        retry: paces repeated downloads (provider URLs stay valid for an hour, so a
+            blip must not fail the prediction).
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, *,
+                 timeout_s: float = 60.0, limit: int = 16,
                  retry: RetryPolicy | None = None):
-        self.root = root
+        self.root = os.fspath(root) if root is not None else storage.location("media")
         self.retry = retry or RetryPolicy()
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=5.0),
                                        follow_redirects=True)
@@ -71,9 +84,21 @@ class OutputStore:
                 chunks.append(chunk)
             return b"".join(chunks), response.headers.get("content-type")
 
+    def location_of(self, prediction_id: str, index: int, ext: str) -> str:
+        """Where output ``index`` of a prediction is stored:
+        ``<root>/<prediction_id>/<index>.<ext>`` (a URI when ``root`` is one)."""
+        return storage.join(self.root, prediction_id, f"{index}.{ext}")
+
     async def save(self, prediction_id: str, outputs: list[Output]) -> list[StoredFile]:
-        """Copy every output of a prediction; returns their descriptions in order."""
-        folder = self.root / prediction_id
+        """Copy every output of a prediction (downloading those given by URL) to
+        :meth:`location_of`; returns their descriptions in order, ``path`` being the
+        full location (a URI for object stores, a plain path locally). Outputs with
+        neither bytes nor URL are skipped.
+
+        Raises:
+            httpx.HTTPError, ValueError: a download failed (see :meth:`fetch`).
+            OSError: the store refused the write.
+        """
         files = []
         for index, output in enumerate(outputs):
             if output.data is not None:
@@ -85,13 +110,14 @@ class OutputStore:
             mime, width, height = describe(data, hint)
             ext = (mimetypes.guess_extension(mime) or ".bin").lstrip(".")
             ext = {"jpg": "jpeg"}.get(ext, ext)
-            path = folder / f"{index}.{ext}"
-            await asyncio.to_thread(_write, path, data)
-            files.append(StoredFile(path=str(path), mime_type=mime, size_bytes=len(data),
+            location = self.location_of(prediction_id, index, ext)
+            await asyncio.to_thread(storage.write_bytes, location, data)
+            files.append(StoredFile(path=location, mime_type=mime, size_bytes=len(data),
                                     width=width, height=height, source_url=output.url))
         return files
 
     async def aclose(self) -> None:
+        """Close the download client (the stored files stay)."""
         await self._http.aclose()
 
 
@@ -109,9 +135,3 @@ def _retry_after(exc: BaseException) -> float | None:
         return retry_after_seconds(exc.response.headers)
     return None
 
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)

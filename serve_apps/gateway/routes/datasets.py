@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from catalog import schemas as s
+from catalog import storage
 from catalog.config import garden_home
 from catalog.errors import InvalidArgument, NotFound, PayloadTooLarge
 from catalog.port import AsyncCatalogPort
@@ -41,7 +42,9 @@ _UPLOAD_BODY = {
 
 
 def uploads_root() -> Path:
-    """``$GARDEN_HOME/datasets/uploads``: where uploaded files land before registration."""
+    """``$GARDEN_HOME/datasets/uploads``: where uploaded files land before registration
+    (a local folder of the gateway's node, whatever the storage root; the registered
+    copy is stored under the storage root by ``register_dataset``)."""
     root = garden_home() / "datasets" / "uploads"
     root.mkdir(parents=True, exist_ok=True)
     return root
@@ -128,10 +131,23 @@ async def get_dataset(dataset_id: str, caller: Caller, cat: Cat) -> s.Dataset:
     return await owned_dataset(cat, caller, dataset_id)
 
 
-def read_rows(path: Path, offset: int, limit: int) -> list[Any]:
-    """Rows ``offset .. offset+limit`` of a JSONL file, parsed. Raises NotFound if gone."""
-    if not path.is_file():
-        raise NotFound(f"dataset file {path.name} is missing from storage", field="path")
+def read_rows(location: str | Path, offset: int, limit: int) -> list[Any]:
+    """Rows ``offset .. offset+limit`` of a stored JSONL file, parsed.
+
+    ``location`` is a dataset row's ``path``: a local path or an object store URI (read
+    through :func:`catalog.storage.local_copy`, copied once into this node's cache).
+
+    Raises:
+        NotFound: no file at ``location``.
+        OSError: the store refused the read.
+    """
+    try:
+        path = storage.local_copy(str(location))
+    except FileNotFoundError:
+        path = None
+    if path is None or not path.is_file():
+        raise NotFound(f"dataset file {storage.name_of(str(location))} is missing from storage",
+                       field="path")
     rows: list[Any] = []
     with path.open(encoding="utf-8") as fh:
         index = 0
@@ -157,20 +173,44 @@ async def preview_dataset(
     dataset = await owned_dataset(cat, caller, dataset_id)
     limit = min(limit, config.preview_rows)
     rows = await asyncio.wait_for(
-        run_in_threadpool(read_rows, Path(dataset.path), offset, limit),
+        run_in_threadpool(read_rows, dataset.path, offset, limit),
         timeout=config.request_timeout_s,
     )
     return {"dataset_id": dataset.id, "format": dataset.format, "offset": offset,
             "total": dataset.num_rows, "rows": rows}
 
 
+def is_under_storage_root(location: str) -> bool:
+    """Whether ``location`` (a path or URI) lies under :func:`catalog.storage.storage_uri`:
+    for a URI, it starts with the root URI and ``/``; for a local path, its resolved form
+    is inside the resolved root folder."""
+    root = storage.storage_uri()
+    if storage.is_remote(location) or storage.is_remote(root):
+        return storage.is_remote(location) and storage.is_remote(root) \
+            and location.startswith(root.rstrip("/") + "/")
+    return Path(location).resolve().is_relative_to(Path(root).resolve())
+
+
+def delete_stored_file(location: str) -> bool:
+    """Delete the stored dataset file at ``location`` if it is a file under the storage
+    root (:func:`is_under_storage_root`); anything else (a file registered from a path
+    the gateway does not own, a folder, nothing) is left alone. Returns whether a file
+    was deleted.
+
+    Raises:
+        OSError: the store refused the listing or the deletion.
+    """
+    if not is_under_storage_root(location) or not storage.is_file(location):
+        return False
+    storage.delete(location)
+    return True
+
+
 @router.delete("/{dataset_id}", status_code=204)
 async def delete_dataset(dataset_id: str, caller: Caller, cat: Cat) -> Response:
     """Delete the catalog row (409 while a job or model references it), then its file
-    when it lives under the storage root."""
+    when it lives under the storage root (a local path or an object store URI)."""
     dataset = await owned_dataset(cat, caller, dataset_id)
     await cat.datasets.delete(dataset_id)
-    path = Path(dataset.path)
-    if path.is_file() and path.resolve().is_relative_to(garden_home().resolve()):
-        path.unlink()
+    await run_in_threadpool(delete_stored_file, dataset.path)
     return Response(status_code=204)
