@@ -2,8 +2,15 @@
 
 Runs in the Ray Train controller (``UserCallback.after_report``), so metrics and
 checkpoints are recorded once per report, from rank 0's metrics, with the
-checkpoint's persisted path, whatever worker group produced them. The reports are
-the ones :class:`train_jobs.engine.ReportCallback` makes.
+checkpoint's persisted location (a path, or a storage URI such as ``s3://...``),
+whatever worker group produced them. The reports are the ones
+:class:`train_jobs.engine.ReportCallback` makes. Each worker group's placement (the
+node of every rank) becomes an event, and the energy totals of the worker measuring
+each node become that node's carbon record (:func:`train_jobs.carbon.node_record`).
+
+Every write here is idempotent (metric points and checkpoints are keyed by step,
+carbon records by job and node, events by their time), so the catalog port repeats
+them while the catalog actor restarts and a report is never dropped.
 """
 
 from __future__ import annotations
@@ -13,7 +20,9 @@ from typing import Any
 from ray.train import UserCallback
 
 from catalog import schemas as s
+from catalog import storage
 from catalog.port import CatalogPort
+from train_jobs.carbon import NodeSessions, node_record
 from train_jobs.engine import REPORT_KIND, perplexity
 from train_jobs.metrics import record_training_step
 
@@ -52,21 +61,24 @@ def folder_bytes(checkpoint) -> int:
 
 class CatalogCallback(UserCallback):
     """Record metrics, progress, eval loss before training and checkpoints (the catalog
-    keeps the same ones as Ray's CheckpointConfig), and an event with the first step a
-    worker group restarted after a failure reports.
+    keeps the same ones as Ray's CheckpointConfig), each worker group's nodes, the
+    energy of each node, and an event with the first step a worker group restarted
+    after a failure reports.
 
     Args:
-        job_id: the catalog training job.
+        job: the catalog training job.
         keep: checkpoints kept, the job's ``save_total_limit``.
-        method: ``sft`` or ``dpo`` (perplexity is only sft's).
     """
 
-    def __init__(self, job_id: str, keep: int, method: str = "sft"):
-        self.job_id = job_id
+    def __init__(self, job: s.TrainingJob, keep: int):
+        self.job = job
+        self.job_id = job.id
         self.keep = keep
-        self.method = method
+        self.method = str(job.method)
         self._catalog: CatalogPort | None = None
         self._restarted = False
+        self._placed = False
+        self._energy = NodeSessions()
 
     def _cat(self) -> CatalogPort:
         if self._catalog is None:
@@ -76,17 +88,24 @@ class CatalogCallback(UserCallback):
         return self._catalog
 
     def __getstate__(self):
-        return {"job_id": self.job_id, "keep": self.keep, "method": self.method,
-                "_catalog": None, "_restarted": False}
+        state = dict(self.__dict__)
+        state["_catalog"] = None
+        return state
 
     def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:
         report = metrics[0]
         cat = self._cat()
         step = int(report["step"])
+        if not self._placed:  # the first report of a worker group
+            self._placed = True
+            nodes = ", ".join(f"rank {rank} on node {m.get('node_id') or '?'}"
+                              for rank, m in enumerate(metrics))
+            cat.add_event(self.job_id, s.JobEvent(message=f"workers placed: {nodes}"))
         if self._restarted:  # the first report of a worker group restarted after a failure
             self._restarted = False
             cat.add_event(self.job_id, s.JobEvent(message=f"resumed at step {step} after a "
                                                   "restart"))
+        self._record_energy(cat, metrics)
         if report.get(REPORT_KIND) == "checkpoint":
             if checkpoint is not None:
                 self._record_checkpoint(cat, report, checkpoint)
@@ -100,20 +119,28 @@ class CatalogCallback(UserCallback):
         record_training_step(self.job_id, loss=point.train_loss,
                              tokens_per_s=point.tokens_per_second)
 
+    def _record_energy(self, cat: CatalogPort, metrics: list[dict[str, Any]]) -> None:
+        """Rewrite the carbon record of every node whose tracker reported."""
+        nodes = {self._energy.update(m["carbon"]) for m in metrics if m.get("carbon")}
+        for node_id in sorted(nodes):
+            cat.record_carbon(node_record(self.job, node_id, self._energy.node(node_id)))
+
     def _record_checkpoint(self, cat: CatalogPort, report: dict[str, Any], checkpoint) -> None:
         step = int(report["step"])
+        location = storage.uri_of(checkpoint.filesystem, checkpoint.path)
         cat.add_checkpoint(
             self.job_id,
-            s.Checkpoint(step=step, path=checkpoint.path, eval_loss=report.get("eval_loss"),
+            s.Checkpoint(step=step, path=location, eval_loss=report.get("eval_loss"),
                          train_loss=report.get("train_loss"),
                          size_bytes=folder_bytes(checkpoint)),
             keep=self.keep,
         )
         cat.add_event(self.job_id, s.JobEvent(
-            message=f"checkpoint at step {step}: {checkpoint.path}"))
+            message=f"checkpoint at step {step}: {location}"))
 
     def after_exception(self, run_context, worker_exceptions: dict[int, Exception]) -> None:
         self._restarted = True
+        self._placed = False
         for rank, exc in sorted(worker_exceptions.items()):
             self._cat().add_event(self.job_id, s.JobEvent(
                 level="warning", message=f"worker {rank} failed: {type(exc).__name__}: {exc}"))

@@ -19,7 +19,13 @@ What is ours is glue; the mechanics are the libraries':
 - reporting (:class:`ReportCallback`): every logging step and evaluation becomes a
   metric report, every checkpoint a checkpoint report; under Ray Train they go to
   ``ray.train.report`` (Ray persists checkpoints to the run's storage and restarts a
-  failed worker group from the latest), in a plain process to a list and the log.
+  failed worker group from the latest), in a plain process to a list and the log;
+- files: the base model, the dataset files and a checkpoint to resume from may be
+  local paths or storage URIs (``s3://``, ``gs://``); a URI is copied once per node
+  into the local cache (:func:`catalog.storage.local_copy`);
+- energy: the lowest-ranked worker on each node runs one codecarbon tracker
+  (:class:`train_jobs.carbon.NodeEnergy`) and its running totals ride on its metric
+  reports as ``carbon``.
 
 Evaluation runs before the first step (``eval_on_start``), every ``eval_steps``, at
 every checkpoint (so Ray can keep the best by eval loss) and after the last step.
@@ -42,6 +48,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from catalog import storage
 from catalog.schemas import Hyperparameters, LoraConfig, QuantizationConfig, TrainingMethod
 
 log = logging.getLogger("train_jobs.engine")
@@ -67,8 +74,8 @@ class EngineConfig:
     Attributes:
         job_id: the catalog job (names the scratch folder; "local" outside a job).
         method: ``sft`` or ``dpo``.
-        model_path: the base model folder (transformers format).
-        train_path / train_format: the dataset file (JSONL) and its
+        model_path: the base model folder (transformers format), a path or storage URI.
+        train_path / train_format: the dataset file (JSONL; path or URI) and its
             :class:`catalog.schemas.DatasetFormat`.
         eval_path / eval_format: a separate eval file, or None to hold out
             ``eval_fraction`` of the training rows (0: no evaluation).
@@ -82,6 +89,8 @@ class EngineConfig:
             worker (under Ray, whose storage keeps the checkpoints).
         resume_from_checkpoint: a Trainer checkpoint folder to start from.
         tensorboard_dir: TensorBoard's log folder when ``report_to`` has it.
+        country_iso_code: the grid whose carbon intensity prices the energy (3-letter
+            ISO code); None measures nothing.
     """
 
     job_id: str
@@ -101,6 +110,17 @@ class EngineConfig:
     output_dir: str | None = None
     resume_from_checkpoint: str | None = None
     tensorboard_dir: str | None = None
+    country_iso_code: str | None = None
+
+    def local(self) -> EngineConfig:
+        """This config with its model and dataset locations as local paths (URIs copied
+        once per node into the cache)."""
+        def here(location: str | None) -> str | None:
+            return str(storage.local_copy(location)) if location else None
+
+        return EngineConfig(**{**asdict(self), "model_path": here(self.model_path),
+                               "train_path": here(self.train_path),
+                               "eval_path": here(self.eval_path)})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -254,6 +274,11 @@ class Reporter:
     """Where a worker's reports go. :class:`LocalReporter` and :class:`RayReporter`."""
 
     rank: int = 0
+    node_id: str = ""
+    #: whether this worker measures its node's energy (one worker per node does)
+    measures_energy: bool = True
+    #: this worker's final energy totals, when it measured its node
+    carbon: dict[str, Any] | None = None
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         """Deliver one report (a metric point, or a checkpoint with its metrics)."""
@@ -269,8 +294,11 @@ class LocalReporter(Reporter):
     where the Trainer wrote them."""
 
     def __init__(self, resume_from_checkpoint: str | None = None):
+        import socket
+
         self.reports: list[dict[str, Any]] = []
         self._resume = resume_from_checkpoint
+        self.node_id = socket.gethostname()
 
     def report(self, metrics, checkpoint_dir=None):
         entry = dict(metrics, checkpoint=checkpoint_dir) if checkpoint_dir else dict(metrics)
@@ -280,7 +308,7 @@ class LocalReporter(Reporter):
     def resume_from(self):
         from contextlib import nullcontext
 
-        return nullcontext(self._resume)
+        return nullcontext(str(storage.local_copy(self._resume)) if self._resume else None)
 
 
 class RayReporter(Reporter):
@@ -290,10 +318,26 @@ class RayReporter(Reporter):
     one folder ``checkpoint-<step>`` of the run's storage."""
 
     def __init__(self, resume_from_checkpoint: str | None = None):
+        import ray
         import ray.train
 
-        self.rank = ray.train.get_context().get_world_rank()
+        context = ray.train.get_context()
+        self.rank = context.get_world_rank()
+        self.node_id = ray.get_runtime_context().get_node_id()
+        self.measures_energy = self._first_on_node(context)
         self._fallback = resume_from_checkpoint
+
+    def _first_on_node(self, context) -> bool:
+        """Whether this is the lowest-ranked worker of its Ray node. The node ids of all
+        ranks are gathered over the process group Ray Train set up (Ray's own local rank
+        groups workers by IP address, which several Ray nodes of one host share)."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return context.get_local_rank() == 0
+        nodes: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(nodes, self.node_id)
+        return nodes.index(self.node_id) == self.rank
 
     def report(self, metrics, checkpoint_dir=None):
         import ray.train
@@ -314,7 +358,8 @@ class RayReporter(Reporter):
 
         checkpoint = ray.train.get_checkpoint()
         if checkpoint is None:
-            return contextlib.nullcontext(self._fallback)
+            fallback = str(storage.local_copy(self._fallback)) if self._fallback else None
+            return contextlib.nullcontext(fallback)
         return checkpoint.as_directory()
 
 
@@ -342,15 +387,20 @@ class ReportCallback(TrainerCallback):
     "train_loss"?, "eval_loss"?, "learning_rate"?, "tokens_per_second"?, "memory_mb",
     "extra": {other logged numbers}}``. ``tokens_per_second``: non-padding tokens of all
     workers (TRL's ``num_tokens``) trained since the last training log, over the wall
-    time since then less the time spent evaluating. A checkpoint report: ``{"report":
-    "checkpoint", "step", "eval_loss"?, "train_loss"?}`` plus the folder.
+    time since then less the time spent evaluating. Every report also has ``node_id``
+    (the worker's node) and, from the worker that measures its node's energy
+    (``energy``), ``carbon`` (:meth:`train_jobs.carbon.NodeEnergy.totals`). A checkpoint
+    report: ``{"report": "checkpoint", "step", "eval_loss"?, "train_loss"?}`` plus the
+    folder.
 
     It also asks the Trainer to evaluate whenever it saves (so every checkpoint has an
     eval loss to be ranked by) and to log after the last step.
     """
 
-    def __init__(self, reporter: Reporter, *, has_eval: bool, use_gpu: bool):
+    def __init__(self, reporter: Reporter, *, has_eval: bool, use_gpu: bool,
+                 energy: Any = None):
         self.reporter = reporter
+        self.energy = energy
         self.has_eval = has_eval
         self.use_gpu = use_gpu
         self._window_start = time.perf_counter()
@@ -375,8 +425,10 @@ class ReportCallback(TrainerCallback):
         point: dict[str, Any] = {
             REPORT_KIND: "log", "step": state.global_step, "epoch": state.epoch or 0.0,
             "total_steps": state.max_steps, "total_epochs": float(state.num_train_epochs or 0),
-            "memory_mb": memory_mb(self.use_gpu),
+            "memory_mb": memory_mb(self.use_gpu), "node_id": self.reporter.node_id,
         }
+        if self.energy is not None:
+            point["carbon"] = self.energy.totals()
         extra: dict[str, float] = {}
         for key, value in logs.items():
             if not isinstance(value, int | float) or isinstance(value, bool) or key in _SKIP:
@@ -405,7 +457,8 @@ class ReportCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         step = state.global_step
-        metrics: dict[str, Any] = {REPORT_KIND: "checkpoint", "step": step}
+        metrics: dict[str, Any] = {REPORT_KIND: "checkpoint", "step": step,
+                                   "node_id": self.reporter.node_id}
         if "train_loss" in self._last:
             metrics["train_loss"] = self._last["train_loss"]
         if self._last.get("eval_step") == step:
@@ -426,6 +479,7 @@ def train(cfg: EngineConfig, reporter: Reporter | None = None) -> Reporter:
     from trl import DPOTrainer, SFTTrainer
 
     reporter = reporter or LocalReporter(cfg.resume_from_checkpoint)
+    cfg = cfg.local()
     hp = Hyperparameters(**cfg.hyperparameters)
     if "tensorboard" in cfg.report_to and cfg.tensorboard_dir:
         # transformers' TensorBoardCallback reads its folder from the environment
@@ -436,6 +490,11 @@ def train(cfg: EngineConfig, reporter: Reporter | None = None) -> Reporter:
     scratch = cfg.output_dir is None
     output_dir = cfg.output_dir or tempfile.mkdtemp(
         prefix=f"garden-{cfg.job_id}-rank{reporter.rank}-")
+    energy = None
+    if cfg.country_iso_code and reporter.measures_energy:  # one tracker per node
+        from train_jobs.carbon import NodeEnergy
+
+        energy = NodeEnergy(cfg.job_id, cfg.country_iso_code, reporter.node_id)
     try:
         with reporter.resume_from() as resume:
             args = training_args(
@@ -446,7 +505,8 @@ def train(cfg: EngineConfig, reporter: Reporter | None = None) -> Reporter:
                 model=load_model(cfg, hp), args=args, train_dataset=train_ds,
                 eval_dataset=eval_ds if has_eval else None, processing_class=tokenizer,
                 peft_config=peft_config(LoraConfig(**cfg.lora)),
-                callbacks=[ReportCallback(reporter, has_eval=has_eval, use_gpu=cfg.use_gpu)],
+                callbacks=[ReportCallback(reporter, has_eval=has_eval, use_gpu=cfg.use_gpu,
+                                          energy=energy)],
             )
             if isinstance(reporter, RayReporter):
                 from ray.train.huggingface.transformers import prepare_trainer
@@ -454,6 +514,9 @@ def train(cfg: EngineConfig, reporter: Reporter | None = None) -> Reporter:
                 trainer = prepare_trainer(trainer)
             trainer.train(resume_from_checkpoint=resume)
     finally:
+        if energy is not None:
+            reporter.carbon = energy.stop()
+            log.info("energy on node %s: %s", reporter.node_id, reporter.carbon)
         if scratch:
             shutil.rmtree(output_dir, ignore_errors=True)
     return reporter

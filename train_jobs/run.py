@@ -9,12 +9,14 @@ Two ways in:
 - ``python -m train_jobs.run --job-id ID``: a job the gateway created and submitted.
 
 Either way the job is claimed atomically (``claim_job``): a catalog job runs at most
-once, and a second start is refused before any training. The driver measures energy
-with one codecarbon tracker per node, runs the ``TorchTrainer``, and on success
-copies the final adapter into ``$GARDEN_HOME/models`` and registers it as a Model
-(kind ``adapter``) with its lineage. Whatever ends the job (success, error, SIGTERM
-from ``stop_job``), the job leaves ``running``: completed, failed with
-``error_message``, or cancelled.
+once, and a second start is refused before any training. The driver runs the
+``TorchTrainer`` (whose workers measure energy with one codecarbon tracker per node,
+:mod:`train_jobs.carbon`) and on success copies the final adapter from its checkpoint
+to ``<storage root>/models/<name>-v<version>`` (:mod:`catalog.storage`: a local
+folder or an object store every node reads) and registers it as a Model (kind
+``adapter``) with its lineage and the job's energy summed over its nodes. Whatever
+ends the job (success, error, SIGTERM from ``stop_job``), the job leaves ``running``:
+completed, failed with ``error_message``, or cancelled.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import time
@@ -35,12 +36,12 @@ import yaml
 from pydantic import ValidationError
 
 from catalog import schemas as s
+from catalog import storage
 from catalog.config import ADMIN_USER, is_admin_key
 from catalog.errors import InvalidArgument, InvalidTransition, NotFound
 from catalog.lifecycle import TERMINAL_JOB_STATUSES
 from catalog.port import CatalogPort
-from train_jobs.base_models import folder_size, models_root
-from train_jobs.carbon import CarbonTotals, NodeCarbon
+from train_jobs.carbon import CarbonTotals, job_records, job_totals
 from train_jobs.engine import TRAINING_STATE_FILES
 from train_jobs.metrics import record_job_status, record_training_emissions
 
@@ -71,14 +72,19 @@ def finish(
     return job
 
 
-def register_adapter(cat: CatalogPort, job: s.TrainingJob, checkpoint_path: str, metrics: dict,
+def register_adapter(cat: CatalogPort, job: s.TrainingJob, checkpoint: str, metrics: dict,
                      carbon: CarbonTotals | None) -> s.Model:
-    """Copy the final adapter (without optimizer state) into storage and register it."""
+    """Copy the final adapter (without optimizer state) from ``checkpoint`` (a path or
+    storage URI) to ``<storage root>/models/<name>-v<version>`` and register it.
+
+    Raises:
+        FileNotFoundError: nothing at ``checkpoint``. Conflict: the name and version
+            were taken meanwhile (the copy is removed).
+    """
     name = job.output_model_name or f"{job.name}-lora"
     version = cat.next_version("models", name)
-    dest = models_root() / f"{name}-v{version}"
-    shutil.copytree(checkpoint_path, dest, ignore=shutil.ignore_patterns(*TRAINING_STATE_FILES),
-                    dirs_exist_ok=True)
+    dest = storage.location("models", f"{name}-v{version}")
+    storage.copy(checkpoint, dest, ignore=TRAINING_STATE_FILES)
     base = cat.models.get(job.base_model_id)
     floats = {k: float(v) for k, v in metrics.items()
               if isinstance(v, int | float) and not isinstance(v, bool)}
@@ -90,24 +96,24 @@ def register_adapter(cat: CatalogPort, job: s.TrainingJob, checkpoint_path: str,
         base_model_id=job.base_model_id, dataset_id=job.dataset_id, training_job_id=job.id,
         config={"base_model_path": base.path, "lora": job.lora.model_dump(),
                 "hyperparameters": job.hyperparameters.model_dump()},
-        metrics=floats, size_bytes=folder_size(dest),
+        metrics=floats, size_bytes=storage.size_bytes(dest),
         energy_kwh=carbon.energy_kwh if carbon else None,
         emissions_kg=carbon.emissions_kg if carbon else None,
         user_id=job.user_id,
     ))
 
 
-def _record_carbon(
-    cat: CatalogPort, job: s.TrainingJob, carbon: CarbonTotals, model_id: str | None
-) -> None:
-    cat.record_carbon(s.CarbonCreate(
-        source=s.CarbonSource.training, energy_kwh=carbon.energy_kwh,
-        emissions_kg=carbon.emissions_kg, duration_s=carbon.duration_s,
-        training_job_id=job.id, model_id=model_id, country_iso_code=job.country_iso_code,
-        details={"nodes": carbon.nodes, "tool": "codecarbon OfflineEmissionsTracker"},
-        user_id=job.user_id,
-    ))
-    record_training_emissions(carbon.emissions_kg)
+def job_carbon(cat: CatalogPort, job_id: str) -> CarbonTotals:
+    """The job's energy and emissions summed over its nodes' carbon records."""
+    return job_totals(job_records(cat, job_id))
+
+
+def attribute_carbon(cat: CatalogPort, job_id: str, model_id: str) -> None:
+    """Rewrite the job's carbon records (same figures) to name the adapter it produced,
+    so carbon summaries by model count the training energy."""
+    for record in job_records(cat, job_id):
+        fields = record.model_dump(include=set(s.CarbonCreate.model_fields))
+        cat.record_carbon(s.CarbonCreate.model_validate({**fields, "model_id": model_id}))
 
 
 def run_job(job_id: str, cat: CatalogPort | None = None,
@@ -133,7 +139,6 @@ def run_job(job_id: str, cat: CatalogPort | None = None,
     cat = cat or Catalog()
     job = cat.claim_job(job_id, ray_job_id or submission_id())
     record_job_status("running")
-    carbon_meter, carbon = None, None
     started = time.monotonic()
     try:
         check_requirements(job)
@@ -141,20 +146,20 @@ def run_job(job_id: str, cat: CatalogPort | None = None,
         cfg = engine_config(job, cat, base.path)
         rows = cat.datasets.get(job.dataset_id).num_rows
         check_rows(job, rows)
-        carbon_meter = NodeCarbon(job_id, job.country_iso_code)
         evaluation = ("an eval set" if cfg.eval_path else
                       f"{cfg.eval_fraction:g} held out" if cfg.eval_fraction else "none")
         cat.add_event(job_id, s.JobEvent(message=(
             f"{job.method} on {rows} rows (evaluation: {evaluation}), "
             f"{job.scaling.num_workers} worker(s)")))
         result = build_trainer(job, cfg).fit()
-        carbon, carbon_meter = carbon_meter.stop(), None
         job = cat.training_jobs.get(job_id)
         metrics = last_metrics(cat, job_id)
         metrics["train_runtime_s"] = time.monotonic() - started
-        with result.checkpoint.as_directory() as folder:
-            model = register_adapter(cat, job, folder, metrics, carbon)
-        _record_carbon(cat, job, carbon, model.id)
+        final = storage.uri_of(result.checkpoint.filesystem, result.checkpoint.path)
+        carbon = job_carbon(cat, job_id)
+        model = register_adapter(cat, job, final, metrics, carbon)
+        attribute_carbon(cat, job_id, model.id)
+        record_training_emissions(carbon.emissions_kg)
         cat.transition_job(job_id, s.JobStatus.completed,
                            eval_loss_after=metrics.get("eval_loss"))
         record_job_status("completed")
@@ -166,10 +171,6 @@ def run_job(job_id: str, cat: CatalogPort | None = None,
         message = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
         finish(cat, job_id, s.JobStatus.failed, error=message)
         raise
-    finally:
-        if carbon_meter is not None:  # the job ended early: still record what it used
-            carbon = carbon_meter.stop()
-            _record_carbon(cat, job, carbon, None)
 
 
 def last_metrics(cat: CatalogPort, job_id: str) -> dict[str, float]:

@@ -26,8 +26,11 @@ from catalog.retry import Backoff, retrying
 
 #: Ray job statuses after which the driver no longer runs.
 RAY_TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
-#: Settings a job's driver and workers take from the submitter's environment.
-FORWARDED_ENV = ("GARDEN_DATABASE_URL", "GARDEN_TENSORBOARD_DIR", "MLFLOW_TRACKING_URI")
+#: Settings a job's driver and workers take from the submitter's environment (never
+#: secrets: storage credentials come from each node's own environment or instance role).
+FORWARDED_ENV = ("GARDEN_DATABASE_URL", "GARDEN_STORAGE_URI", "GARDEN_TENSORBOARD_DIR",
+                 "MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION",
+                 "AWS_DEFAULT_REGION")
 #: The job API's answer while no dashboard agent can take jobs yet (transient).
 NO_AGENT = "No available agent"
 

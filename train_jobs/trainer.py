@@ -2,9 +2,13 @@
 
 Each worker runs :func:`train_jobs.engine.train_func` (TRL's trainer on its share of
 the batches); Ray Train keeps the checkpoints the workers report under
-``$GARDEN_HOME/runs/job-<id>`` (best ``save_total_limit`` by eval loss, plus the
-newest), restarts a failed worker group from the newest (``FailureConfig``), and
-:class:`train_jobs.callbacks.CatalogCallback` writes each report to the catalog.
+``<storage root>/runs/job-<id>`` (:func:`catalog.storage.ray_storage`: a shared folder
+or an object store, so a worker group restarted on other nodes finds them; best
+``save_total_limit`` by eval loss, plus the newest), restarts a failed worker group
+from the newest (``FailureConfig``), and :class:`train_jobs.callbacks.CatalogCallback`
+writes each report to the catalog. Workers are placed by the job's
+``scaling.placement_strategy`` (``SPREAD``/``STRICT_SPREAD`` over nodes) and may ask
+for custom resources (``scaling.resources_per_worker``) to land on chosen nodes.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 import ray
 
 from catalog import schemas as s
+from catalog import storage
 from catalog.config import garden_home
 from catalog.errors import InvalidArgument
 from catalog.port import CatalogPort
@@ -26,13 +31,6 @@ from train_jobs.engine import EngineConfig, train_func
 TRACKER_PACKAGES = {"mlflow": ("mlflow",), "tensorboard": ("tensorboard", "tensorboardX")}
 
 
-def runs_root() -> Path:
-    """``$GARDEN_HOME/runs``: Ray Train's storage path (checkpoints live under it)."""
-    root = garden_home() / "runs"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
 def tensorboard_dir(job_id: str) -> Path:
     """TensorBoard logs of a job: ``$GARDEN_TENSORBOARD_DIR/<job id>`` (default
     ``$GARDEN_HOME/tensorboard/<job id>``)."""
@@ -40,16 +38,20 @@ def tensorboard_dir(job_id: str) -> Path:
     return Path(root) / job_id
 
 
-def check_requirements(job: s.TrainingJob, cluster_resources: dict[str, float] | None = None):
+def check_requirements(job: s.TrainingJob, cluster_resources: dict[str, float] | None = None,
+                       alive_nodes: int | None = None):
     """Refuse, before anything starts, a job this installation or cluster cannot run.
 
-    ``cluster_resources`` defaults to ``ray.cluster_resources()`` (needs a connected Ray).
+    ``cluster_resources`` defaults to ``ray.cluster_resources()`` and ``alive_nodes`` to
+    the alive nodes of ``ray.nodes()`` (both need a connected Ray).
 
     Raises:
         InvalidArgument: GPU-only options (``TrainingJob.gpu_only_options``, the one rule
             of which options need GPUs) without GPUs or without their libraries, a
-            ``report_to`` tracker whose package is missing, or fewer GPUs/CPUs in the
-            cluster than the scaling config asks for. ``field`` names the option.
+            ``report_to`` tracker whose package is missing, fewer GPUs/CPUs or custom
+            resources in the cluster than the scaling config asks for, or
+            ``STRICT_SPREAD`` over more workers than alive nodes. ``field`` names the
+            option.
     """
     sc = job.scaling
     resources = cluster_resources if cluster_resources is not None else ray.cluster_resources()
@@ -74,6 +76,18 @@ def check_requirements(job: s.TrainingJob, cluster_resources: dict[str, float] |
         raise InvalidArgument(
             f"scaling asks for {sc.num_workers * sc.cpus_per_worker:g} CPUs; the cluster has "
             f"{resources.get('CPU', 0):g}", field="scaling.num_workers")
+    for name, amount in sc.resources_per_worker.items():
+        if resources.get(name, 0) < sc.num_workers * amount:
+            raise InvalidArgument(
+                f"scaling asks for {sc.num_workers * amount:g} of resource {name!r}; the "
+                f"cluster has {resources.get(name, 0):g}", field="scaling.resources_per_worker")
+    if sc.placement_strategy == "STRICT_SPREAD":
+        alive = alive_nodes if alive_nodes is not None else sum(
+            1 for n in ray.nodes() if n.get("Alive"))
+        if alive < sc.num_workers:
+            raise InvalidArgument(
+                f"STRICT_SPREAD puts each of {sc.num_workers} workers on its own node; the "
+                f"cluster has {alive} alive node(s)", field="scaling.placement_strategy")
 
 
 def has_eval(job: s.TrainingJob, train_rows: int) -> bool:
@@ -114,6 +128,7 @@ def engine_config(job: s.TrainingJob, catalog: CatalogPort, model_path: str) -> 
         resume_from_checkpoint=job.resume_from_checkpoint,
         tensorboard_dir=str(tensorboard_dir(job.id)) if "tensorboard" in job.report_to
         else None,
+        country_iso_code=job.country_iso_code,
     )
 
 
@@ -126,23 +141,25 @@ def build_trainer(job: s.TrainingJob, cfg: EngineConfig):
 
     hp = job.hyperparameters
     evaluates = bool(cfg.eval_path) or cfg.eval_fraction > 0
+    storage_path, storage_filesystem = storage.ray_storage()
     return TorchTrainer(
         train_func,
         train_loop_config=cfg.to_dict(),
         scaling_config=ScalingConfig(
             num_workers=job.scaling.num_workers, use_gpu=job.scaling.use_gpu,
-            resources_per_worker={"CPU": job.scaling.cpus_per_worker},
+            resources_per_worker={"CPU": job.scaling.cpus_per_worker,
+                                  **job.scaling.resources_per_worker},
+            placement_strategy=job.scaling.placement_strategy,
         ),
         run_config=RunConfig(
             name=f"job-{job.id}",
-            storage_path=str(runs_root()),
+            storage_path=storage_path, storage_filesystem=storage_filesystem,
             # the same rule as the catalog's add_checkpoint: best by eval loss, plus the newest
             checkpoint_config=CheckpointConfig(
                 num_to_keep=hp.save_total_limit,
                 checkpoint_score_attribute="eval_loss" if evaluates else None,
                 checkpoint_score_order="min"),
             failure_config=FailureConfig(max_failures=job.scaling.max_failures),
-            callbacks=[CatalogCallback(job.id, keep=hp.save_total_limit,
-                                       method=str(job.method))],
+            callbacks=[CatalogCallback(job, keep=hp.save_total_limit)],
         ),
     )

@@ -155,8 +155,16 @@ def test_end_to_end_job(cat, base_model, small_dataset, ray_job_address, catalog
         "README.md", "adapter_config.json", "adapter_model.safetensors"]
     assert done.energy_kwh > 0 and done.emissions_kg > 0
     carbon = catalog_store.carbon.list(training_job_id=job.id).items
+    # one record per node the workers ran on (one here), its running total rewritten with
+    # each report: the job's energy is that record's, counted once
+    placed = [e["message"] for e in cat.list_events(job.id)
+              if e["message"].startswith("workers placed")]
+    assert len(placed) == 1
     assert len(carbon) == 1 and carbon[0].model_id == model.id
-    assert carbon[0].details["nodes"] == 1 and carbon[0].country_iso_code == "USA"
+    assert carbon[0].details["node_id"] in placed[0] and carbon[0].details["sessions"] == 1
+    assert carbon[0].country_iso_code == "USA"
+    assert done.energy_kwh == pytest.approx(carbon[0].energy_kwh)
+    assert model.energy_kwh == pytest.approx(carbon[0].energy_kwh)
 
     # PEFT loads the adapter and it changes the base model's logits
     base = AutoModelForCausalLM.from_pretrained(base_model.path, dtype=torch.float32)
