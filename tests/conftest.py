@@ -95,10 +95,32 @@ def ray_cluster(tmp_path_factory):
         )
     _RAY_CONTEXT["dashboard_url"] = f"http://{context.dashboard_url}"
     yield ray
-    ray.shutdown()
+    if not _RAY_CONTEXT.get("released"):
+        ray.shutdown()
 
 
 _RAY_CONTEXT: dict[str, str] = {}
+
+
+def release_session_cluster() -> None:
+    """Stop the session's Ray cluster (and its Serve) for a test that must start its own
+    (a multi-node ``ray.cluster_utils.Cluster``: one driver connects to one cluster).
+    Tests marked ``multinode`` run last (:func:`pytest_collection_modifyitems`), so no
+    test needs the session cluster afterwards."""
+    import ray
+
+    if ray.is_initialized():
+        if _RAY_CONTEXT.get("serve"):
+            from ray import serve
+
+            serve.shutdown()
+        ray.shutdown()
+    _RAY_CONTEXT["released"] = "yes"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the ``multinode`` tests last: they replace the session's cluster with their own."""
+    items.sort(key=lambda item: item.get_closest_marker("multinode") is not None)
 
 
 @pytest.fixture(scope="session")
@@ -135,8 +157,10 @@ def serve_url(ray_cluster):
 
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
+    _RAY_CONTEXT["serve"] = "yes"
     yield f"http://127.0.0.1:{port}"
-    serve.shutdown()
+    if not _RAY_CONTEXT.get("released"):
+        serve.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -43,3 +43,12 @@ def test_setup_installs_the_gpu_extra_and_head_uses_explicit_ports(config):
     assert "--include-dashboard=true" in head and "GARDEN_DATABASE_URL" in head
     workers = " ".join(config["worker_start_ray_commands"])
     assert "$RAY_HEAD_IP:6380" in workers
+
+
+def test_every_node_shares_the_database_and_the_storage(config):
+    for commands in ("head_start_ray_commands", "worker_start_ray_commands"):
+        started = " ".join(config[commands])
+        assert 'GARDEN_DATABASE_URL="${GARDEN_DATABASE_URL}"' in started, commands
+        assert 'GARDEN_STORAGE_URI="${GARDEN_STORAGE_URI}"' in started, commands
+    setup = " ".join(config["setup_commands"])
+    assert "GARDEN_STORAGE_URI" in setup and "GARDEN_DATABASE_URL" in setup

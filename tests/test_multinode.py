@@ -1,0 +1,415 @@
+"""Several machines on one host: a real multi-node Ray cluster (``ray.cluster_utils.Cluster``
+starts a head and worker raylets, each its own node with its own resources), storage in a
+real S3 API (``moto_server`` on loopback) and the catalog on the local PostgreSQL.
+
+The head holds the catalog actor, the Serve controller and proxy, and the driver (this
+process, where Ray Train's controller lives); worker nodes carry the custom resource
+``garden_worker`` so training workers and the engine replica land there. A node is lost
+the way a machine goes: ``remove_node(allow_graceful=False)`` kills its processes.
+
+1. a 2-worker job spread over two nodes completes, checkpoints and adapter in the bucket,
+   while (4) the catalog actor is killed mid-run and nothing acknowledged is lost;
+2. a worker node is lost after the first checkpoint and another joins: the job resumes
+   from the checkpoint in the bucket, repeats no step before it, counts carbon per node;
+3. the engine replica serves the adapter of (1) by its bucket URI; its node is lost and
+   another joins: the replica comes back there, and every request sent once it is
+   healthy succeeds.
+
+The base model stays a local path every node of this host sees (uploading SmolLM2's
+540 MB through moto would cost half a minute); ``tests/train_jobs/test_storage_uri.py``
+stores a base model in a bucket. Timings of each scenario go to the test log
+(``-s`` or ``-rA`` shows them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import ray
+
+from catalog import schemas as s
+from catalog import storage
+from tests.conftest import (
+    PG_ADMIN_URL,
+    free_port,
+    make_bucket,
+    pg_schema_url,
+    release_session_cluster,
+    s3_env,
+)
+
+pytestmark = [pytest.mark.ray, pytest.mark.vllm, pytest.mark.slow, pytest.mark.multinode]
+
+#: The custom resource of worker nodes: jobs and the engine replica ask for it.
+WORKER = "garden_worker"
+ADMIN_KEY = "gk_multinode_admin_" + uuid.uuid4().hex
+JOB_TIMEOUT_S = 420
+BASE_NAME = "SmolLM2-135M-Instruct"
+TIMINGS: dict[str, float] = {}
+
+
+@dataclass
+class Multi:
+    """The cluster of this module and what lives on it."""
+
+    cluster: object
+    bucket: str
+    root: Path
+    dashboard: str
+    cat: object
+    base: s.Model
+    dataset: s.Dataset
+    homes: list[Path] = field(default_factory=list)
+
+    def add_worker(self):
+        """A new worker node (its own GARDEN_HOME, so its own cache)."""
+        home = self.root / f"node-{len(self.homes)}"
+        self.homes.append(home)
+        node = self.cluster.add_node(  # type: ignore[attr-defined]
+            num_cpus=2, resources={WORKER: 1}, env_vars={"GARDEN_HOME": str(home)},
+            dashboard_agent_listen_port=free_port())
+        self.cluster.wait_for_nodes()  # type: ignore[attr-defined]
+        return node
+
+    def node(self, node_id: str):
+        """The ``ray._private.node.Node`` of a worker node id."""
+        return next(n for n in self.cluster.worker_nodes  # type: ignore[attr-defined]
+                    if n.node_id == node_id)
+
+    def lose(self, node_id: str) -> None:
+        """Take a worker node away as a lost machine goes (its processes killed)."""
+        self.cluster.remove_node(self.node(node_id), allow_graceful=False)  # type: ignore
+
+
+@pytest.fixture(scope="module")
+def multi(s3_endpoint, smollm2_folder, tmp_path_factory):
+    from ray.cluster_utils import Cluster
+    from sqlalchemy import create_engine, text
+
+    from catalog.actor import Catalog
+    from train_jobs.datasets import chatterbot_pairs, register_dataset
+
+    release_session_cluster()
+    schema = f"mn_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    bucket = make_bucket(s3_endpoint)
+    root = tmp_path_factory.mktemp("multinode")
+    dashboard_port = free_port()
+    env = {**s3_env(s3_endpoint), "GARDEN_STORAGE_URI": f"s3://{bucket}/garden",
+           "GARDEN_DATABASE_URL": pg_schema_url(schema), "GARDEN_HOME": str(root / "head"),
+           "GARDEN_ADMIN_KEY": ADMIN_KEY, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)  # every raylet started from here inherits them
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 2, "include_dashboard": True, "dashboard_host": "127.0.0.1",
+            "dashboard_port": dashboard_port, "dashboard_agent_listen_port": free_port(),
+            # notice a lost node within seconds (defaults: 3 s x 5 checks)
+            "_system_config": {"health_check_period_ms": 1000,
+                               "health_check_failure_threshold": 3,
+                               "health_check_initial_delay_ms": 1000},
+        })
+        started = time.monotonic()
+        multi = Multi(cluster, bucket, root, f"http://127.0.0.1:{dashboard_port}",
+                      None, None, None)  # type: ignore[arg-type]
+        multi.add_worker()
+        multi.add_worker()
+        cluster.connect(namespace="garden")
+        TIMINGS["cluster_start_s"] = time.monotonic() - started
+        cat = Catalog()
+        multi.cat = cat
+        multi.base = cat.register_model(s.ModelCreate(
+            name=BASE_NAME, kind=s.ModelKind.base, path=str(smollm2_folder)))
+        data = root / "chat48.jsonl"
+        data.write_text("".join(json.dumps(r) + "\n"
+                                for r in chatterbot_pairs(["ai", "greetings"])[:48]))
+        multi.dataset = register_dataset(cat, data, "chatterbot-48")
+        try:
+            yield multi
+        finally:
+            print("multinode timings:", json.dumps(TIMINGS, indent=1))
+            ray.shutdown()
+            cluster.shutdown()
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            admin.dispose()
+
+
+def make_job(multi: Multi, name: str, **hp) -> s.TrainingJob:
+    hyperparameters = {"max_steps": 4, "per_device_train_batch_size": 2, "max_seq_length": 64,
+                       "learning_rate": 1e-3, "logging_steps": 1, "save_steps": 2,
+                       "save_total_limit": 1, "eval_steps": None, **hp}
+    return multi.cat.create_training_job(s.TrainingJobCreate(  # type: ignore[attr-defined]
+        name=name, base_model_id=multi.base.id, dataset_id=multi.dataset.id,
+        eval_fraction=0.0, hyperparameters=hyperparameters, output_model_name=name,
+        lora={"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"]},
+        scaling={"num_workers": 2, "cpus_per_worker": 1, "max_failures": 3,
+                 "placement_strategy": "STRICT_SPREAD", "resources_per_worker": {WORKER: 1}},
+    ))
+
+
+def start_job(multi: Multi, job_id: str) -> dict:
+    """Run the job in a thread (the driver is this process, on the head)."""
+    from train_jobs.run import run_job
+
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["job"] = run_job(job_id, multi.cat)  # type: ignore[arg-type]
+        except BaseException as exc:  # reported by the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    outcome["thread"] = thread
+    return outcome
+
+
+def finish(outcome: dict) -> s.TrainingJob:
+    outcome["thread"].join(JOB_TIMEOUT_S)
+    assert not outcome["thread"].is_alive(), "the job did not end in time"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["job"]
+
+
+def wait_for(predicate, timeout_s: float, what: str, every_s: float = 0.5):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every_s)
+    raise TimeoutError(f"no {what} within {timeout_s} s")
+
+
+PLACED = re.compile(r"rank (\d+) on node ([0-9a-f]+)")
+
+
+def placements(cat, job_id: str) -> list[dict[int, str]]:
+    """Each worker group's rank -> node id, from the job's "workers placed" events."""
+    return [{int(r): n for r, n in PLACED.findall(e["message"])}
+            for e in cat.list_events(job_id) if e["message"].startswith("workers placed")]
+
+
+def events(cat, job_id: str) -> list[str]:
+    return [e["message"] for e in cat.list_events(job_id)]
+
+
+def no_local_copies(multi: Multi) -> None:
+    """Nothing of storage's was written to a node's local disk (caches aside)."""
+    for home in [multi.root / "head", *multi.homes]:
+        for kind in ("runs", "models", "datasets"):
+            assert not (home / kind).exists(), home / kind
+
+
+# ----------------------------------------------------------------------------- 1 and 4
+
+
+def test_spread_job_completes_into_the_bucket_while_the_catalog_actor_is_killed(multi):
+    from catalog.actor import get_catalog
+
+    cat = multi.cat
+    started = time.monotonic()
+    job = make_job(multi, "spread")
+    outcome = start_job(multi, job.id)
+    # (4) kill the catalog actor (not its node) once training reports
+    wait_for(lambda: cat.list_metrics(job.id), JOB_TIMEOUT_S, "first metric point")
+    acknowledged = cat.list_metrics(job.id)
+    ray.kill(get_catalog(), no_restart=False)
+    done = finish(outcome)
+    TIMINGS["scenario_1_and_4_s"] = time.monotonic() - started
+    assert done.status == "completed", done.error_message
+
+    # the workers ran on the two worker nodes, one each
+    groups = placements(cat, job.id)
+    assert len(groups) == 1 and len(set(groups[0].values())) == 2
+    worker_ids = {n.node_id for n in multi.cluster.worker_nodes}
+    assert set(groups[0].values()) <= worker_ids
+
+    # nothing acknowledged before the kill is lost; every step after it is there too
+    points = {p.step: p for p in cat.list_metrics(job.id)}
+    assert sorted(points) == [1, 2, 3, 4]
+    for before in acknowledged:
+        assert points[before.step].train_loss == pytest.approx(before.train_loss)
+    assert [m for m in events(cat, job.id) if "status ->" in m][-1] == "status -> completed"
+
+    # checkpoints and adapter in the bucket, not on a local disk
+    prefix = f"s3://{multi.bucket}/garden/"
+    checkpoints = cat.list_checkpoints(job.id)
+    assert checkpoints and all(c.path.startswith(prefix + "runs/") for c in checkpoints)
+    for c in checkpoints:
+        assert storage.exists(storage.join(c.path, "adapter_model.safetensors"))
+        assert c.size_bytes == storage.size_bytes(c.path) > 0
+    model = cat.models.get(done.output_model_id)
+    assert model.path == f"{prefix}models/spread-v1"
+    assert storage.exists(storage.join(model.path, "adapter_config.json"))
+    assert not storage.exists(storage.join(model.path, "optimizer.pt"))
+    assert multi.dataset.path.startswith(prefix + "datasets/")
+    no_local_copies(multi)
+
+    # carbon: one record per node the workers ran on
+    records = cat.carbon.list(training_job_id=job.id).items
+    assert sorted(r.details["node_id"] for r in records) == sorted(groups[0].values())
+    assert all(r.model_id == model.id and r.energy_kwh > 0 for r in records)
+
+
+# ----------------------------------------------------------------------------- 2
+
+
+def test_a_lost_node_resumes_from_the_checkpoint_in_the_bucket(multi):
+    cat = multi.cat
+    started = time.monotonic()
+    job = make_job(multi, "survivor", max_steps=8)
+    outcome = start_job(multi, job.id)
+    wait_for(lambda: cat.list_checkpoints(job.id), JOB_TIMEOUT_S, "first checkpoint",
+             every_s=0.2)
+    first = placements(cat, job.id)[0]
+    lost = first[1]
+    multi.lose(lost)
+    lost_at = time.monotonic()
+    added = multi.add_worker()
+    done = finish(outcome)
+    TIMINGS["scenario_2_s"] = time.monotonic() - started
+    TIMINGS["scenario_2_resume_s"] = time.monotonic() - lost_at
+    assert done.status == "completed", done.error_message
+
+    log = events(cat, job.id)
+    failed_at = next(i for i, m in enumerate(log) if "failed:" in m and m.startswith("worker"))
+    saved = [(i, int(m.split()[3].rstrip(":"))) for i, m in enumerate(log)
+             if m.startswith("checkpoint at step")]
+    last_before = max(step for i, step in saved if i < failed_at)
+    # the new group started from the newest checkpoint: it trained no step up to it again
+    resumed = [int(m.split()[3]) for m in log if m.startswith("resumed at step")]
+    assert resumed == [last_before + 1], log
+    assert [step for _, step in saved] == sorted({step for _, step in saved})
+    assert sorted(p.step for p in cat.list_metrics(job.id)) == list(range(1, 9))
+
+    # the second group replaced the lost node with the new one
+    groups = placements(cat, job.id)
+    assert len(groups) == 2
+    assert lost not in groups[1].values() and added.node_id in groups[1].values()
+
+    # carbon counted once per node: the kept node (two trackers, one per group), the lost
+    # one (what it reported before it went) and the new one
+    records = {r.details["node_id"]: r for r in cat.carbon.list(training_job_id=job.id).items}
+    nodes = set(groups[0].values()) | set(groups[1].values())
+    assert set(records) == nodes and len(nodes) == 3
+    kept = next(iter(set(groups[0].values()) & set(groups[1].values())))
+    assert records[kept].details["sessions"] == 2
+    assert records[lost].details["sessions"] == 1 and records[lost].energy_kwh > 0
+    assert done.energy_kwh == pytest.approx(sum(r.energy_kwh for r in records.values()))
+    assert all(c.path.startswith(f"s3://{multi.bucket}/") for c in cat.list_checkpoints(job.id))
+
+
+# ----------------------------------------------------------------------------- 3
+
+
+@ray.remote(num_cpus=0, resources={WORKER: 1})
+class Hold:
+    """Holds a worker node's ``garden_worker`` resource (nothing else lands there)."""
+
+
+def engine_replica_node(multi: Multi) -> str | None:
+    """The node of the alive, RUNNING engine replica, or None."""
+    from ray import serve
+    from ray.util.state import list_actors
+
+    app = serve.status().applications.get("llm")
+    deployment = app.deployments.get("LLMServer") if app else None
+    if deployment is None or deployment.replica_states.get("RUNNING", 0) < 1:
+        return None
+    actors = list_actors(address=multi.dashboard, filters=[("state", "=", "ALIVE")],
+                         limit=1000)
+    nodes = [a.node_id for a in actors if a.class_name.startswith("ServeReplica:llm:LLMServer")]
+    return nodes[0] if len(nodes) == 1 else None
+
+
+def test_the_engine_replica_serves_the_bucket_adapter_and_comes_back_on_a_new_node(multi):
+    from ray import serve
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from serve_apps.llm import LLMAppConfig, build_llm_app
+
+    cat = multi.cat
+    adapter = cat.models.list(kind="adapter", name="spread").items[0]
+    assert adapter.path.startswith(f"s3://{multi.bucket}/")
+    port = free_port()
+    serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
+    config = LLMAppConfig(
+        model=multi.base.id,
+        engine_args={"max_model_len": 512, "dtype": "float32", "max_num_seqs": 4,
+                     "max_loras": 1, "max_lora_rank": 8},
+        deployment={"ray_actor_options": {"num_cpus": 1, "resources": {WORKER: 1}}},
+        energy_sample_s=1.0,
+    )
+    started = time.monotonic()
+    serve.run(build_llm_app(config), name="llm", route_prefix=config.route_prefix)
+    TIMINGS["engine_start_s"] = time.monotonic() - started
+    url = f"http://127.0.0.1:{port}{config.route_prefix}/v1/completions"
+    http = httpx.Client(headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=120)
+    body = {"model": f"{BASE_NAME}:{adapter.name}:{adapter.version}",
+            "prompt": "Hello, who are you?", "max_tokens": 4, "temperature": 0}
+
+    first = http.post(url, json=body)
+    assert first.status_code == 200, first.text
+    assert first.json()["model"] == body["model"]
+    node = engine_replica_node(multi)
+    assert node in {n.node_id for n in multi.cluster.worker_nodes}
+
+    sent: list[tuple[float, bool]] = []
+    stop = threading.Event()
+
+    def load():
+        while not stop.is_set():
+            at = time.monotonic()
+            try:
+                ok = http.post(url, json=body).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            sent.append((at, ok))
+            if not ok:
+                time.sleep(0.5)
+
+    # the other worker nodes are kept busy, so the node that joins is the only place left
+    holders = [Hold.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n.node_id, False))
+               .remote() for n in multi.cluster.worker_nodes if n.node_id != node]
+    ray.get([h.__ray_ready__.remote() for h in holders], timeout=60)
+    sender = threading.Thread(target=load, daemon=True)
+    sender.start()
+    wait_for(lambda: len(sent) >= 2, 60, "requests before the loss")
+    multi.lose(node)
+    lost_at = time.monotonic()
+    added = multi.add_worker()
+    back = wait_for(lambda: engine_replica_node(multi), 600, "a healthy replica again",
+                    every_s=1.0)
+    healthy_at = time.monotonic()
+    wait_for(lambda: sum(1 for at, _ in sent if at > healthy_at) >= 5, 120,
+             "requests after recovery")
+    stop.set()
+    sender.join(150)
+    http.close()
+
+    TIMINGS["replica_back_s"] = healthy_at - lost_at
+    failed = [at for at, ok in sent if not ok]
+    TIMINGS["requests_sent"] = len(sent)
+    TIMINGS["requests_failed"] = len(failed)
+    assert back == added.node_id  # the replica came back on the node that joined
+    after = [ok for at, ok in sent if at > healthy_at]
+    assert len(after) >= 5 and all(after), sent
+    # failures only while no replica existed: none before the loss, none once healthy
+    assert all(lost_at - 1.0 <= at <= healthy_at for at in failed), (failed, lost_at)
+    serve.delete("llm")
+    for holder in holders:
+        ray.kill(holder)
