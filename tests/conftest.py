@@ -137,6 +137,20 @@ def smollm2_folder(tmp_path_factory):
     return convert_gguf(smollm2_gguf(), tmp_path_factory.mktemp("models") / "SmolLM2-135M-Instruct")
 
 
+def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 1.0):
+    """Call ``predicate`` every ``interval_s`` until it returns something truthy, and
+    return that. Raises TimeoutError naming ``what`` after ``timeout_s`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+
+
 def free_port() -> int:
     """A TCP port that was free a moment ago on 127.0.0.1."""
     import socket

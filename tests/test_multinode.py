@@ -44,6 +44,7 @@ from tests.conftest import (
     pg_schema_url,
     release_session_cluster,
     s3_env,
+    wait_for,
 )
 
 pytestmark = [pytest.mark.ray, pytest.mark.vllm, pytest.mark.slow, pytest.mark.multinode]
@@ -184,16 +185,6 @@ def finish(outcome: dict) -> s.TrainingJob:
     return outcome["job"]
 
 
-def wait_for(predicate, timeout_s: float, what: str, every_s: float = 0.5):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every_s)
-    raise TimeoutError(f"no {what} within {timeout_s} s")
-
-
 PLACED = re.compile(r"rank (\d+) on node ([0-9a-f]+)")
 
 
@@ -225,7 +216,8 @@ def test_spread_job_completes_into_the_bucket_while_the_catalog_actor_is_killed(
     job = make_job(multi, "spread")
     outcome = start_job(multi, job.id)
     # (4) kill the catalog actor (not its node) once training reports
-    wait_for(lambda: cat.list_metrics(job.id), JOB_TIMEOUT_S, "first metric point")
+    wait_for(lambda: cat.list_metrics(job.id), JOB_TIMEOUT_S, "first metric point",
+             interval_s=0.5)
     acknowledged = cat.list_metrics(job.id)
     ray.kill(get_catalog(), no_restart=False)
     done = finish(outcome)
@@ -274,7 +266,7 @@ def test_a_lost_node_resumes_from_the_checkpoint_in_the_bucket(multi):
     job = make_job(multi, "survivor", max_steps=8)
     outcome = start_job(multi, job.id)
     wait_for(lambda: cat.list_checkpoints(job.id), JOB_TIMEOUT_S, "first checkpoint",
-             every_s=0.2)
+             interval_s=0.2)
     first = placements(cat, job.id)[0]
     lost = first[1]
     multi.lose(lost)
@@ -388,15 +380,15 @@ def test_the_engine_replica_serves_the_bucket_adapter_and_comes_back_on_a_new_no
     ray.get([h.__ray_ready__.remote() for h in holders], timeout=60)
     sender = threading.Thread(target=load, daemon=True)
     sender.start()
-    wait_for(lambda: len(sent) >= 2, 60, "requests before the loss")
+    wait_for(lambda: len(sent) >= 2, 60, "requests before the loss", interval_s=0.5)
     multi.lose(node)
     lost_at = time.monotonic()
     added = multi.add_worker()
     back = wait_for(lambda: engine_replica_node(multi), 600, "a healthy replica again",
-                    every_s=1.0)
+                    interval_s=1.0)
     healthy_at = time.monotonic()
     wait_for(lambda: sum(1 for at, _ in sent if at > healthy_at) >= 5, 120,
-             "requests after recovery")
+             "requests after recovery", interval_s=0.5)
     stop.set()
     sender.join(150)
     http.close()

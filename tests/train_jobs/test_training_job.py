@@ -11,13 +11,13 @@ import math
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from catalog import schemas as s
 from catalog.errors import InvalidArgument, InvalidTransition
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -61,16 +61,6 @@ def make_job(cat, base_model, dataset, **overrides) -> s.TrainingJob:
     }
     request.update(overrides)
     return cat.create_training_job(s.TrainingJobCreate(**request))
-
-
-def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 1.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def wait_terminal(cat, job_id: str) -> s.TrainingJob:
