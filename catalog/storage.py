@@ -6,8 +6,8 @@ cluster, a shared filesystem mounted at the same path on every node) or an objec
 store URI, ``s3://bucket/prefix`` or ``gs://bucket/prefix``. Catalog rows store the
 full location (a local path or a URI); what lives under the root::
 
-    datasets/<name>/v<version>/<file>       registered dataset files
-    models/<name>/ , models/<name>-v<n>/    base models and trained adapters
+    datasets/<name>/v<version>-<random>/<file>   registered dataset files
+    models/<name>/ , models/<name>-v<n>-<random>/  base models and trained adapters
     runs/job-<id>/checkpoint-<step>/        Ray Train's RunConfig.storage_path
     media/<prediction id>/<index>.<ext>     provider outputs
 
@@ -18,9 +18,10 @@ region from ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` and an endpoint override (Mi
 Ceph, moto) from ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, the variables the AWS
 SDKs read. Google Cloud Storage uses Application Default Credentials.
 
-What is stored is never rewritten in place (datasets and adapters are versioned,
-checkpoints are per step), so :func:`local_copy` copies a remote object once per node
-into ``$GARDEN_HOME/cache`` and reuses that copy without asking the store again.
+What is stored is never rewritten in place (datasets and adapters get a fresh location
+per version, :func:`fresh`; checkpoints are per step), so :func:`local_copy` copies a
+remote object once per node into ``$GARDEN_HOME/cache`` and reuses that copy without
+asking the store again.
 Local paths pass through every function unchanged and need no pyarrow.
 """
 
@@ -76,6 +77,16 @@ def join(base: str, *parts: str) -> str:
 def location(*parts: str) -> str:
     """A location under the storage root, e.g. ``location("models", "x-v1")``."""
     return join(storage_uri(), *parts)
+
+
+def fresh(name: str) -> str:
+    """``name`` with a random suffix (``name-3f2a9c1e``), for a location written once.
+
+    Nothing stored is rewritten, and every node's cache is keyed by location: a version
+    number reused after a delete (``next_version`` is highest + 1), or two registrations
+    racing for one name, must still land at new locations, or a node would serve the
+    bytes it cached before."""
+    return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
 def name_of(location_: str) -> str:

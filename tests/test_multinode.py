@@ -245,7 +245,7 @@ def test_spread_job_completes_into_the_bucket_while_the_catalog_actor_is_killed(
         assert storage.exists(storage.join(c.path, "adapter_model.safetensors"))
         assert c.size_bytes == storage.size_bytes(c.path) > 0
     model = cat.models.get(done.output_model_id)
-    assert model.path == f"{prefix}models/spread-v1"
+    assert re.fullmatch(rf"{re.escape(prefix)}models/spread-v1-[0-9a-f]{{8}}", model.path)
     assert storage.exists(storage.join(model.path, "adapter_config.json"))
     assert not storage.exists(storage.join(model.path, "optimizer.pt"))
     assert multi.dataset.path.startswith(prefix + "datasets/")

@@ -46,10 +46,12 @@ class DatasetError(InvalidArgument):
 
 
 def dataset_location(name: str, version: int) -> str:
-    """Where version ``version`` of dataset ``name`` is stored: the location (a path or
-    a URI) ``datasets/<name>/v<version>/data.jsonl`` under the storage root, with the
-    characters of ``name`` other than letters, digits and ``-_.`` replaced by ``_``."""
-    return storage.location("datasets", _safe_name(name), f"v{version}", "data.jsonl")
+    """A new location for version ``version`` of dataset ``name``: (a path or a URI)
+    ``datasets/<name>/v<version>-<random>/data.jsonl`` under the storage root
+    (:func:`catalog.storage.fresh`), with the characters of ``name`` other than letters,
+    digits and ``-_.`` replaced by ``_``."""
+    return storage.location("datasets", _safe_name(name), storage.fresh(f"v{version}"),
+                            "data.jsonl")
 
 
 def validate_jsonl(path: Path) -> tuple[s.DatasetFormat, int]:

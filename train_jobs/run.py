@@ -12,7 +12,7 @@ Either way the job is claimed atomically (``claim_job``): a catalog job runs at 
 once, and a second start is refused before any training. The driver runs the
 ``TorchTrainer`` (whose workers measure energy with one codecarbon tracker per node,
 :mod:`train_jobs.carbon`) and on success copies the final adapter from its checkpoint
-to ``<storage root>/models/<name>-v<version>`` (:mod:`catalog.storage`: a local
+to ``<storage root>/models/<name>-v<version>-<random>`` (:mod:`catalog.storage`: a local
 folder or an object store every node reads) and registers it as a Model (kind
 ``adapter``) with its lineage and the job's energy summed over its nodes. Whatever
 ends the job (success, error, SIGTERM from ``stop_job``), the job leaves ``running``:
@@ -75,7 +75,8 @@ def finish(
 def register_adapter(cat: CatalogPort, job: s.TrainingJob, checkpoint: str, metrics: dict,
                      carbon: CarbonTotals | None) -> s.Model:
     """Copy the final adapter (without optimizer state) from ``checkpoint`` (a path or
-    storage URI) to ``<storage root>/models/<name>-v<version>`` and register it.
+    storage URI) to ``<storage root>/models/<name>-v<version>-<random>`` (a location never
+    used before, :func:`catalog.storage.fresh`) and register it.
 
     Raises:
         FileNotFoundError: nothing at ``checkpoint``. Conflict: the name and version
@@ -83,7 +84,7 @@ def register_adapter(cat: CatalogPort, job: s.TrainingJob, checkpoint: str, metr
     """
     name = job.output_model_name or f"{job.name}-lora"
     version = cat.next_version("models", name)
-    dest = storage.location("models", f"{name}-v{version}")
+    dest = storage.location("models", storage.fresh(f"{name}-v{version}"))
     storage.copy(checkpoint, dest, ignore=TRAINING_STATE_FILES)
     base = cat.models.get(job.base_model_id)
     floats = {k: float(v) for k, v in metrics.items()

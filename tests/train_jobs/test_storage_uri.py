@@ -6,6 +6,7 @@ and delete the stored file through :mod:`catalog.storage`."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from train_jobs.base_models import folder_size, import_base_model, is_stored_mod
 from train_jobs.datasets import DatasetError, import_chatterbot, register_dataset
 
 ROWS = [{"instruction": f"Say {i}", "input": "", "output": str(i)} for i in range(5)]
+#: the random suffix of a fresh storage location (catalog.storage.fresh)
+HEX8 = "[0-9a-f]{8}"
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -41,14 +44,28 @@ def s3_root(s3_bucket, home, monkeypatch) -> str:
 def test_registered_dataset_is_stored_in_the_bucket(store, s3_root, home, tmp_path):
     src = write_jsonl(tmp_path / "a.jsonl", [*ROWS, ""])
     ds = register_dataset(store, src, "my numbers", user_id="u1")
-    assert ds.path == f"{s3_root}/datasets/my_numbers/v1/data.jsonl"
+    assert re.fullmatch(rf"{re.escape(s3_root)}/datasets/my_numbers/v1-{HEX8}/data\.jsonl",
+                        ds.path)
     assert (ds.format, ds.num_rows, ds.size_bytes) == ("alpaca", 5, src.stat().st_size)
     assert storage.read_bytes(ds.path) == src.read_bytes()
     assert store.datasets.get(ds.id).path == ds.path
     assert not (home / "datasets").exists()  # nothing stored on the local disk
     again = register_dataset(store, src, "my numbers")
-    assert again.path == f"{s3_root}/datasets/my_numbers/v2/data.jsonl"
+    assert re.fullmatch(rf"{re.escape(s3_root)}/datasets/my_numbers/v2-{HEX8}/data\.jsonl",
+                        again.path)
     assert storage.read_bytes(again.path) == src.read_bytes()
+
+
+def test_a_version_number_reused_after_a_delete_gets_a_new_location(store, s3_root, tmp_path):
+    """A node caches by location: a re-registered v1 must not be served from the old copy."""
+    first = register_dataset(store, write_jsonl(tmp_path / "a.jsonl", ROWS[:2]), "reused")
+    cached = storage.local_copy(first.path).read_bytes()
+    store.datasets.delete(first.id)
+    storage.delete(first.path)
+    second = register_dataset(store, write_jsonl(tmp_path / "b.jsonl", ROWS[2:]), "reused")
+    assert second.version == first.version == 1 and second.path != first.path
+    assert storage.local_copy(second.path).read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    assert storage.local_copy(second.path).read_bytes() != cached
 
 
 def test_a_bad_dataset_stores_nothing_in_the_bucket(store, s3_root, tmp_path):
@@ -61,7 +78,7 @@ def test_a_bad_dataset_stores_nothing_in_the_bucket(store, s3_root, tmp_path):
 
 def test_chatterbot_import_lands_in_the_bucket_and_reads_back(store, s3_root):
     ds = import_chatterbot(store, categories=["ai"])
-    assert ds.path.startswith(f"{s3_root}/datasets/chatterbot-corpus/v1/")
+    assert ds.path.startswith(f"{s3_root}/datasets/chatterbot-corpus/v1-")
     lines = storage.local_copy(ds.path).read_text().splitlines()
     assert len(lines) == ds.num_rows > 10
     assert import_chatterbot(store, categories=["ai"]).id == ds.id
@@ -72,7 +89,7 @@ def test_a_local_storage_root_other_than_home_holds_the_dataset(
     monkeypatch.setenv("GARDEN_STORAGE_URI", str(tmp_path / "shared"))
     src = write_jsonl(tmp_path / "a.jsonl", ROWS)
     ds = register_dataset(store, src, "numbers")
-    assert ds.path == str(tmp_path / "shared" / "datasets" / "numbers" / "v1" / "data.jsonl")
+    assert Path(ds.path).parent.parent == tmp_path / "shared" / "datasets" / "numbers"
     assert Path(ds.path).read_bytes() == src.read_bytes()
 
 
