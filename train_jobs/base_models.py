@@ -59,17 +59,6 @@ def smollm2_gguf() -> Path:
     return path
 
 
-def models_root() -> Path:
-    """``$GARDEN_HOME/models``, created if missing: the local models folder.
-
-    Only right when the storage root is the default local one; new code stores models
-    at ``catalog.storage.location("models", ...)``, which follows ``GARDEN_STORAGE_URI``.
-    """
-    root = garden_home() / "models"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
 def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     """Convert a GGUF file into a float32 safetensors folder at ``out_dir``.
 
@@ -152,14 +141,6 @@ def is_stored_model(location: str | Path) -> bool:
     names = {storage.name_of(i.path) for i in infos if i.type == pafs.FileType.File}
     return ({"config.json", "tokenizer_config.json"} <= names
             and any(n.endswith(".safetensors") for n in names))
-
-
-def folder_size(path: Path | str) -> int:
-    """Total bytes of the files under ``path`` (a local folder, or a URI: every object
-    under it, through :func:`catalog.storage.size_bytes`; 0 when nothing is there)."""
-    if storage.is_remote(str(path)):
-        return storage.size_bytes(str(path))
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
 def model_location(name: str) -> str:
@@ -274,5 +255,5 @@ def import_base_model(
     folder, config = prepare_base_model(source, name)
     return catalog.register_model(s.ModelCreate(
         name=name, kind=s.ModelKind.base, path=folder, config=config,
-        size_bytes=folder_size(folder), description=f"imported from {source.name}",
+        size_bytes=storage.size_bytes(folder), description=f"imported from {source.name}",
     ))

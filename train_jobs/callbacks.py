@@ -50,15 +50,6 @@ def progress_fields(metrics: dict[str, Any]) -> dict[str, Any]:
             "total_epochs": float(metrics.get("total_epochs") or 0.0)}
 
 
-def folder_bytes(checkpoint) -> int:
-    """Bytes of a persisted Ray checkpoint's files, on whatever filesystem holds it."""
-    import pyarrow.fs as pafs
-
-    infos = checkpoint.filesystem.get_file_info(
-        pafs.FileSelector(checkpoint.path, recursive=True))
-    return sum(i.size or 0 for i in infos if i.type == pafs.FileType.File)
-
-
 class CatalogCallback(UserCallback):
     """Record metrics, progress, eval loss before training and checkpoints (the catalog
     keeps the same ones as Ray's CheckpointConfig), each worker group's nodes, the
@@ -132,7 +123,7 @@ class CatalogCallback(UserCallback):
             self.job_id,
             s.Checkpoint(step=step, path=location, eval_loss=report.get("eval_loss"),
                          train_loss=report.get("train_loss"),
-                         size_bytes=folder_bytes(checkpoint)),
+                         size_bytes=storage.size_bytes(location)),
             keep=self.keep,
         )
         cat.add_event(self.job_id, s.JobEvent(

@@ -65,19 +65,18 @@ class NodeEnergy:
         """Running totals since start: ``{"node_id", "session", "energy_kwh",
         "emissions_kg", "duration_s"}``. ``flush`` measures up to now; the energy is read
         from the emissions data codecarbon computes for it (no public getter exists)."""
-        emissions = self.tracker.flush() or 0.0
-        data = self.tracker._prepare_emissions_data()
-        return {"node_id": self.node_id, "session": self.session,
-                "energy_kwh": float(data.energy_consumed), "emissions_kg": float(emissions),
-                "duration_s": float(data.duration)}
+        emissions = self.tracker.flush()
+        return self._totals(emissions, self.tracker._prepare_emissions_data())
 
     def stop(self) -> dict[str, Any]:
         """Stop measuring; the final totals (as :meth:`totals`)."""
-        emissions = self.tracker.stop() or 0.0
-        data = self.tracker.final_emissions_data
+        emissions = self.tracker.stop()
+        return self._totals(emissions, self.tracker.final_emissions_data)
+
+    def _totals(self, emissions: float | None, data: Any) -> dict[str, Any]:
         return {"node_id": self.node_id, "session": self.session,
                 "energy_kwh": float(data.energy_consumed) if data is not None else 0.0,
-                "emissions_kg": float(emissions),
+                "emissions_kg": float(emissions or 0.0),
                 "duration_s": float(data.duration) if data is not None else 0.0}
 
 

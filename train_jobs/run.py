@@ -104,15 +104,10 @@ def register_adapter(cat: CatalogPort, job: s.TrainingJob, checkpoint: str, metr
     ))
 
 
-def job_carbon(cat: CatalogPort, job_id: str) -> CarbonTotals:
-    """The job's energy and emissions summed over its nodes' carbon records."""
-    return job_totals(job_records(cat, job_id))
-
-
-def attribute_carbon(cat: CatalogPort, job_id: str, model_id: str) -> None:
-    """Rewrite the job's carbon records (same figures) to name the adapter it produced,
+def attribute_carbon(cat: CatalogPort, records: list[s.CarbonRecord], model_id: str) -> None:
+    """Rewrite a job's carbon records (same figures) to name the adapter it produced,
     so carbon summaries by model count the training energy."""
-    for record in job_records(cat, job_id):
+    for record in records:
         fields = record.model_dump(include=set(s.CarbonCreate.model_fields))
         cat.record_carbon(s.CarbonCreate.model_validate({**fields, "model_id": model_id}))
 
@@ -157,9 +152,10 @@ def run_job(job_id: str, cat: CatalogPort | None = None,
         metrics = last_metrics(cat, job_id)
         metrics["train_runtime_s"] = time.monotonic() - started
         final = storage.uri_of(result.checkpoint.filesystem, result.checkpoint.path)
-        carbon = job_carbon(cat, job_id)
+        records = job_records(cat, job_id)
+        carbon = job_totals(records)
         model = register_adapter(cat, job, final, metrics, carbon)
-        attribute_carbon(cat, job_id, model.id)
+        attribute_carbon(cat, records, model.id)
         record_training_emissions(carbon.emissions_kg)
         cat.transition_job(job_id, s.JobStatus.completed,
                            eval_loss_after=metrics.get("eval_loss"))

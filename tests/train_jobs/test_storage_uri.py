@@ -15,7 +15,7 @@ import pytest
 from catalog import storage
 from catalog.errors import NotFound
 from serve_apps.gateway.routes.datasets import delete_stored_file, read_rows
-from train_jobs.base_models import folder_size, import_base_model, is_stored_model
+from train_jobs.base_models import import_base_model, is_stored_model
 from train_jobs.datasets import DatasetError, import_chatterbot, register_dataset
 
 ROWS = [{"instruction": f"Say {i}", "input": "", "output": str(i)} for i in range(5)]
@@ -150,7 +150,8 @@ def test_imported_base_model_lands_in_the_bucket(store, s3_root, home, tiny_mode
     model = import_base_model(store, tiny_model, name="tiny")
     assert model.path == f"{s3_root}/models/tiny"
     assert is_stored_model(model.path)
-    assert model.size_bytes == folder_size(tiny_model) == folder_size(model.path)
+    assert model.size_bytes == storage.size_bytes(str(tiny_model)) == storage.size_bytes(
+        model.path)
     assert model.config["model_type"] == "llama" and model.config["hidden_size"] == 16
     for name in ("config.json", "model.safetensors", "tokenizer_config.json"):
         assert storage.read_bytes(f"{model.path}/{name}") == (tiny_model / name).read_bytes()
