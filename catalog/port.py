@@ -32,8 +32,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
@@ -42,8 +41,6 @@ from pydantic import BaseModel
 
 from catalog import schemas as s
 from catalog.store import CatalogStore, Repo, is_idempotent
-
-log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -247,6 +244,7 @@ class _Operations(_Invoker):
     # predictions, usage and carbon
     transition_prediction = Operation(CatalogStore.transition_prediction)
     record_usage = Operation(CatalogStore.record_usage)
+    usage_summary = Operation(CatalogStore.usage_summary)
     record_carbon = Operation(CatalogStore.record_carbon)
     carbon_summary = Operation(CatalogStore.carbon_summary)
     # prompt styles
@@ -272,7 +270,9 @@ class CatalogPort(_Operations):
 class AsyncCatalogPort(_Operations):
     """The catalog, awaitable: ``await cat.register_model(request)``.
 
-    Adds :meth:`submit_usage`, the one write that does not wait.
+    Usage records are written with ``await cat.record_usage(batch)``, which returns once
+    the batch is stored; Serve replicas batch and retry them through
+    :class:`catalog.usage_buffer.UsageBuffer`, so the request path never waits on it.
     """
 
     @abc.abstractmethod
@@ -280,10 +280,6 @@ class AsyncCatalogPort(_Operations):
         self, call: Invocation, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Awaitable[Any]:
         """An awaitable of ``call``'s result."""
-
-    @abc.abstractmethod
-    def submit_usage(self, records: Sequence[s.UsageCreate]) -> None:
-        """Queue usage records for writing without waiting (de-duplicated by id)."""
 
 
 class LocalCatalog(CatalogPort):
@@ -302,26 +298,8 @@ class AsyncLocalCatalog(AsyncCatalogPort):
 
     def __init__(self, store: CatalogStore):
         self.store = store
-        self._pending: set[asyncio.Task[Any]] = set()
 
     def _invoke(
         self, call: Invocation, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Awaitable[Any]:
         return asyncio.to_thread(call.apply, self.store, *args, **kwargs)
-
-    def submit_usage(self, records: Sequence[s.UsageCreate]) -> None:
-        """Write usage records in a background task (the store de-duplicates by id)."""
-        task = asyncio.get_running_loop().create_task(
-            asyncio.to_thread(self.store.record_usage, list(records)))
-        self._pending.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._pending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("usage write failed: %s", task.exception())
-
-    async def drain(self) -> None:
-        """Wait for background usage writes (tests, shutdown)."""
-        if self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)

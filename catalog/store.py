@@ -16,26 +16,32 @@ import base64
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import (
     Engine,
+    String,
     and_,
+    bindparam,
+    case,
     create_engine,
+    delete,
     event,
     func,
-    literal,
     or_,
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.sql.elements import SQLCoreOperations
 
 from catalog import schemas as s
 from catalog import tables as t
@@ -267,6 +273,36 @@ class Repo(Generic[R]):
             session.delete(self._get_row(session, row_id))
 
 
+class UsageRepo(Repo[s.UsageRecord]):
+    """:class:`Repo` of usage records whose ``delete`` also takes the record out of its
+    hourly rollup (:class:`catalog.tables.UsageRollupRow`), so the summaries keep
+    agreeing with the records."""
+
+    def delete(self, row_id: str) -> None:
+        """Delete one usage record and subtract it from its rollup row (removed when it
+        counts no request any more). Raises NotFound."""
+        r = t.UsageRollupRow
+        with self.store.session() as session:
+            row = self._get_row(session, row_id, lock=True)
+            where = (
+                r.bucket == _floor_hour(row.created_at), r.user_id == (row.user_id or ""),
+                r.api_key_id == (row.api_key_id or ""), r.model == row.model,
+                r.model_id == (row.model_id or ""), r.adapter == (row.adapter or ""),
+                r.kind == row.kind,
+            )
+            costed = row.cost_usd is not None
+            session.execute(update(r).where(*where).values(
+                requests=r.requests - 1, prompt_tokens=r.prompt_tokens - row.prompt_tokens,
+                completion_tokens=r.completion_tokens - row.completion_tokens,
+                cost_usd=r.cost_usd - (row.cost_usd or 0.0),
+                costed_requests=r.costed_requests - int(costed),
+                energy_kwh=r.energy_kwh - row.energy_kwh,
+                emissions_kg=r.emissions_kg - row.emissions_kg,
+            ))
+            session.execute(delete(r).where(*where, r.requests <= 0))
+            session.delete(row)
+
+
 def _plain(value: Any) -> Any:
     """JSON-ready form of pydantic models (and lists of them) for JSON columns."""
     if isinstance(value, BaseModel):
@@ -347,14 +383,27 @@ class CatalogStore:
             self, t.ProjectImageRow, s.ProjectImage, filters=("project", "image_id"),
             updatable=("position",),
         )
-        self.usage = Repo(self, t.UsageRow, s.UsageRecord, filters=("model", "adapter", "kind"))
+        self.usage = UsageRepo(self, t.UsageRow, s.UsageRecord,
+                               filters=("model", "adapter", "kind", "model_id", "api_key_id"))
         self.carbon = Repo(
             self, t.CarbonRow, s.CarbonRecord, filters=("source", "training_job_id", "model_id")
         )
-        self.api_keys = Repo(self, t.ApiKeyRow, s.ApiKey, filters=("role",))
+        self.api_keys = Repo(self, t.ApiKeyRow, s.ApiKey, filters=("role",),
+                             updatable=("rpm_limit", "tpm_limit", "token_budget"))
         self._repos: dict[type[BaseModel], Repo[Any]] = {
             repo.read: repo for repo in vars(self).values() if isinstance(repo, Repo)
         }
+        # the statements of record_usage, built once
+        usage, rollups = t.UsageRow.__table__, t.UsageRollupRow.__table__
+        self._usage_columns = [c.name for c in usage.columns]
+        self._usage_insert = (
+            self._insert_many(usage, self._usage_columns)
+            .on_conflict_do_nothing(index_elements=["id"]).returning(usage.c.id))
+        self._rollup_columns = [*t.ROLLUP_KEYS, *t.ROLLUP_SUMS]
+        upsert = self._insert_many(rollups, self._rollup_columns)
+        self._rollup_upsert = upsert.on_conflict_do_update(
+            index_elements=list(t.ROLLUP_KEYS),
+            set_={c: rollups.c[c] + upsert.excluded[c] for c in t.ROLLUP_SUMS})
 
     def repo(self, read: type[R]) -> Repo[R]:
         """The repository whose rows are returned as ``read`` (``s.Model`` -> ``models``).
@@ -394,6 +443,11 @@ class CatalogStore:
         except IntegrityError as exc:
             session.rollback()
             raise _integrity_error(exc) from exc
+        except DataError as exc:
+            # a value the database cannot hold (too long for its column, a NUL byte in
+            # PostgreSQL text): the caller's input, so 422, and nothing written
+            session.rollback()
+            raise InvalidArgument(f"a value the database cannot store: {exc.orig}") from exc
         except OperationalError as exc:
             session.rollback()
             if "no such table" in str(exc) or "does not exist" in str(exc):
@@ -515,6 +569,7 @@ class CatalogStore:
             session.add(t.JobEventRow(job_id=row.id, message="job created"))
             return s.TrainingJob.model_validate(row)
 
+    @idempotent
     def transition_job(
         self, job_id: str, status: s.JobStatus | str, *, error_message: str | None = None,
         **fields: Any,
@@ -523,7 +578,9 @@ class CatalogStore:
 
         Sets ``started_at`` on entering running and ``completed_at`` on a terminal
         status. ``fields`` may set the job's updatable columns in the same
-        transaction. Raises NotFound, InvalidTransition (nothing written).
+        transaction. A move to the current status writes nothing, so a retried call
+        (its first answer lost while the actor restarted) is harmless. Raises NotFound,
+        InvalidTransition (nothing written).
         """
         status = s.JobStatus(status)
         with self.session() as session:
@@ -735,6 +792,7 @@ class CatalogStore:
 
     # ----------------------------------------------------------------- predictions
 
+    @idempotent
     def transition_prediction(
         self, prediction_id: str, status: s.PredictionStatus | str, *,
         error_message: str | None = None, **fields: Any,
@@ -742,7 +800,9 @@ class CatalogStore:
         """Move a prediction along Replicate's lifecycle (see :mod:`catalog.lifecycle`).
 
         Sets ``started_at`` on processing, ``completed_at`` and ``duration_s`` on a
-        terminal status. Raises NotFound, InvalidTransition (nothing written).
+        terminal status. A move to the current status changes only ``fields`` (to the
+        same values when retried), so a repeated call is harmless. Raises NotFound,
+        InvalidTransition (nothing written).
         """
         status = s.PredictionStatus(status)
         with self.session() as session:
@@ -769,28 +829,160 @@ class CatalogStore:
 
     @idempotent
     def record_usage(self, records: Sequence[s.UsageCreate]) -> list[str]:
-        """Insert a batch of usage records in one transaction; returns their ids.
+        """Insert a batch of usage records in one transaction; returns every record's id
+        (the caller's, or a new one), in order.
 
-        Records whose caller-given ``id`` is already stored are skipped, so a
-        retried batch is written once.
+        Records whose ``id`` is already stored (a retried batch) or repeated in the batch
+        are skipped, so a batch written twice is stored once. The records go in as one
+        multi-row ``INSERT ... ON CONFLICT (id) DO NOTHING RETURNING id`` per
+        :data:`USAGE_CHUNK` records (sorted by id, so concurrent batches that share ids
+        wait on each other in one order and never deadlock); only the rows it inserted
+        are added to the hourly rollups (:class:`catalog.tables.UsageRollupRow`), upserted
+        in the same transaction in sorted key order. A record without ``created_at`` is
+        stamped with the time of the write.
         """
+        now = t.utcnow()
+        ids = [r.id or t.new_id(t.UsageRow.id_prefix) for r in records]
+        rows: dict[str, dict[str, Any]] = {}
+        for row_id, r in zip(ids, records, strict=True):
+            if row_id not in rows:
+                values = r.model_dump(exclude={"id", "created_at"})
+                values.update(id=row_id, created_at=r.created_at or now,
+                              total_tokens=r.prompt_tokens + r.completion_tokens)
+                rows[row_id] = values
+        ordered = [rows[row_id] for row_id in sorted(rows)]
         with self.session() as session:
-            given = [r.id for r in records if r.id]
-            seen = set(given and session.scalars(
-                select(t.UsageRow.id).where(t.UsageRow.id.in_(given))
-            ))
-            ids = []
-            for r in records:
-                row_id = r.id or t.new_id(t.UsageRow.id_prefix)
-                ids.append(row_id)
-                if row_id in seen:
-                    continue
-                seen.add(row_id)
-                values = r.model_dump(exclude={"id"})
-                session.add(t.UsageRow(
-                    id=row_id, total_tokens=r.prompt_tokens + r.completion_tokens, **values
-                ))
-            return ids
+            inserted: list[dict[str, Any]] = []
+            for start in range(0, len(ordered), USAGE_CHUNK):
+                chunk = ordered[start:start + USAGE_CHUNK]
+                new = set(session.execute(
+                    self._usage_insert, self._many_params(chunk, self._usage_columns)
+                ).scalars())
+                inserted.extend(v for v in chunk if v["id"] in new)
+            if inserted:
+                self._add_to_rollups(session, inserted)
+        return ids
+
+    def _insert_many(self, table: Any, columns: Sequence[str]) -> Any:
+        """The dialect's INSERT (with ``on_conflict_do_*``) of many rows of ``columns``
+        in one statement, run with :meth:`_many_params` of the rows.
+
+        PostgreSQL: ``INSERT ... SELECT * FROM unnest(:col1, :col2, ...)``, one array
+        per column. The statement stays short, so psycopg converts its placeholders once
+        and caches them (it re-parses a multi-row VALUES statement, whose length grows
+        with the rows, on every execution: ~40% of the time of a 500-row batch), and the
+        arrays travel in binary. Values too long for a column are refused, as by a plain
+        INSERT. SQLite: a plain INSERT run with a list of rows, which SQLAlchemy sends as
+        multi-row VALUES ("insertmanyvalues", up to 1000 rows a statement).
+        """
+        if self.engine.dialect.name == "postgresql":
+            # arrays of unbounded strings: an explicit cast to VARCHAR(n)[] would truncate
+            # a longer value silently, where the INSERT's own cast refuses it
+            arrays = [bindparam(c, type_=ARRAY(
+                String() if isinstance(table.c[c].type, String) else table.c[c].type))
+                for c in columns]
+            rows = select(func.unnest(*arrays).table_valued(*columns).render_derived())
+            return pg_insert(table).from_select(list(columns), rows)
+        return sqlite_insert(table)
+
+    def _many_params(self, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Any:
+        """The parameters of an :meth:`_insert_many` statement for ``rows``."""
+        if self.engine.dialect.name == "postgresql":
+            return {c: [r[c] for r in rows] for c in columns}
+        return rows
+
+    def _add_to_rollups(self, session: Session, rows: Sequence[dict[str, Any]]) -> None:
+        """Add newly inserted usage rows (column dicts) to their hourly rollup rows: one
+        ``INSERT ... ON CONFLICT DO UPDATE SET col = col + excluded.col`` over the
+        groups, in sorted key order (so concurrent batches lock rollup rows in one order
+        and never deadlock)."""
+        sums: dict[tuple[Any, ...], list[Any]] = {}
+        for v in rows:
+            key = (_floor_hour(v["created_at"]), v["user_id"] or "", v["api_key_id"] or "",
+                   v["model"], v["model_id"] or "", v["adapter"] or "", v["kind"])
+            acc = sums.setdefault(key, [0, 0, 0, 0.0, 0, 0.0, 0.0])
+            acc[0] += 1
+            acc[1] += v["prompt_tokens"]
+            acc[2] += v["completion_tokens"]
+            if v["cost_usd"] is not None:
+                acc[3] += v["cost_usd"]
+                acc[4] += 1
+            acc[5] += v["energy_kwh"]
+            acc[6] += v["emissions_kg"]
+        groups = [dict(zip(t.ROLLUP_KEYS, key, strict=True))
+                  | dict(zip(t.ROLLUP_SUMS, sums[key], strict=True)) for key in sorted(sums)]
+        session.execute(self._rollup_upsert, self._many_params(groups, self._rollup_columns))
+
+    @idempotent
+    def usage_summary(
+        self, group_by: s.UsageGroupBy = "model", *, since: datetime | None = None,
+        until: datetime | None = None, user_id: str | None = None,
+        api_key_id: str | None = None,
+    ) -> s.UsageSummary:
+        """Requests, tokens, cost, energy (kWh) and emissions (kg CO2eq) of the usage
+        records created in ``[since, until)``, grouped by ``group_by``, optionally of one
+        user and/or one API key.
+
+        Group keys: ``user`` the user id; ``key`` the API key id; ``model`` the ``model``
+        name (the base model, or the media provider's model); ``adapter`` the ``model_id``
+        of records with an adapter (their adapter name when they have no model id),
+        records without an adapter under null; ``day`` YYYY-MM-DD; ``month`` YYYY-MM
+        (UTC). ``cost_usd`` sums the records with a cost (null when none has one).
+
+        Whole hours are read from the hourly rollups, so the time taken does not grow with
+        the number of records; only the partial hours at the ends of a period that does
+        not start or end on the hour are read from the records themselves.
+
+        Raises:
+            InvalidArgument: an unknown ``group_by``, or a naive ``since``/``until``.
+        """
+        if group_by not in get_args(s.UsageGroupBy):
+            raise InvalidArgument(
+                f"group_by must be one of {', '.join(get_args(s.UsageGroupBy))}",
+                field="group_by")
+        _check_aware(since=since, until=until)
+
+        def key(c: _UsageColumns) -> tuple[Any, ...]:
+            if group_by in ("day", "month"):
+                return (self._period(c.time, group_by),)
+            if group_by == "adapter":
+                return (case((c.adapter.is_not(None), func.coalesce(c.model_id, c.adapter)),
+                             else_=None),)
+            return ({"user": c.user_id, "key": c.api_key_id, "model": c.model}[group_by],)
+
+        with self.session() as session:
+            groups = self._usage_sums(session, key, since=since, until=until,
+                                      user_id=user_id, api_key_id=api_key_id)
+        rows = [_summary_row(k[0], v) for k, v in sorted(groups.items(), key=_key_order)]
+        total = _summary_row(None, _UsageSums.total(groups.values()))
+        return s.UsageSummary(group_by=group_by, since=since, until=until, rows=rows,
+                              total=total)
+
+    def _usage_sums(
+        self, session: Session, key: Callable[[_UsageColumns], tuple[Any, ...]], *,
+        since: datetime | None, until: datetime | None, user_id: str | None = None,
+        api_key_id: str | None = None,
+    ) -> dict[tuple[Any, ...], _UsageSums]:
+        """Usage in ``[since, until)`` summed per ``key`` (SQL expressions over
+        :class:`_UsageColumns`): whole hours from the rollups, partial hours at the ends
+        from the records (:func:`_usage_segments`)."""
+        out: dict[tuple[Any, ...], _UsageSums] = {}
+        for cols, lo, hi in _usage_segments(since, until):
+            keys = key(cols)
+            conds = []
+            if lo is not None:
+                conds.append(cols.time >= lo)
+            if hi is not None:
+                conds.append(cols.time < hi)
+            if user_id is not None:
+                conds.append(cols.user_filter == user_id)
+            if api_key_id is not None:
+                conds.append(cols.api_key_filter == api_key_id)
+            stmt = select(*keys, *cols.measures).where(*conds).group_by(*keys)
+            for row in session.execute(stmt):
+                k, measures = tuple(row[:len(keys)]), row[len(keys):]
+                out.setdefault(k, _UsageSums()).add(*measures)
+        return out
 
     @idempotent
     def record_carbon(self, request: s.CarbonCreate) -> s.CarbonRecord:
@@ -823,54 +1015,110 @@ class CatalogStore:
 
     @idempotent
     def carbon_summary(
-        self, group_by: str = "model", *, since: datetime | None = None,
+        self, group_by: s.CarbonGroupBy = "model", *, since: datetime | None = None,
         until: datetime | None = None, user_id: str | None = None,
     ) -> s.CarbonSummary:
-        """Energy (kWh) and emissions (kg CO2eq) grouped by model, job, day, month or source.
+        """Energy (kWh) and emissions (kg CO2eq) created in ``[since, until)``, optionally
+        of one user: seed 002's summary (training vs inference, ``by_model``) plus
+        ``rows`` grouped by model, job, day, month or source.
 
-        Sums carbon records (training, media) and per-request usage (inference).
-        Usage rows group under their ``model`` name; carbon rows under ``model_id``.
+        Training is carbon records of source ``training``; inference is the usage
+        records (read from the hourly rollups for whole hours, see
+        :meth:`usage_summary`) and carbon records of other sources.
+        ``num_training_jobs`` counts the distinct jobs of the training records;
+        ``num_inference_requests`` the usage records. ``by_model`` puts usage under its
+        ``model_id`` (a record without one under its ``model`` name, e.g. a provider's
+        model) and carbon records under theirs, with names from the models table, largest
+        emissions first; ``percentage`` is each one's share of the total. In ``rows``,
+        usage groups under its ``model_id`` (else its ``model`` name), its day or month,
+        or source ``inference``; grouped by job, rows hold carbon records only.
+
+        Raises:
+            InvalidArgument: an unknown ``group_by``, or a naive ``since``/``until``.
         """
-        if group_by not in ("model", "job", "day", "month", "source"):
+        if group_by not in get_args(s.CarbonGroupBy):
             raise InvalidArgument("group_by must be model, job, day, month or source",
                                   field="group_by")
-        sources: list[tuple[type[t.CarbonRow] | type[t.UsageRow],
-                            dict[str, SQLCoreOperations[Any]]]] = [(t.CarbonRow, {
-            "model": t.CarbonRow.model_id, "job": t.CarbonRow.training_job_id,
-            "source": t.CarbonRow.source,
-        })]
-        if group_by != "job":
-            sources.append((t.UsageRow, {
-                "model": t.UsageRow.model, "source": literal("inference"),
-            }))
-        totals: dict[str | None, list[float]] = {}
+        _check_aware(since=since, until=until)
+        c = t.CarbonRow
+        conds = []
+        if since is not None:
+            conds.append(c.created_at >= since)
+        if until is not None:
+            conds.append(c.created_at < until)
+        if user_id is not None:
+            conds.append(c.user_id == user_id)
+        group_key = {"model": c.model_id, "job": c.training_job_id, "source": c.source}.get(
+            group_by)
+        if group_key is None:
+            group_key = self._period(c.created_at, group_by)
+        periodic = group_by in ("day", "month")
+
+        def usage_key(u: _UsageColumns) -> tuple[Any, ...]:
+            keys = (u.model_id, case((u.model_id.is_(None), u.model), else_=None))
+            return (*keys, self._period(u.time, group_by)) if periodic else keys
+
+        grouped: dict[str | None, list[float]] = {}
+        by_model: dict[tuple[str | None, str | None], list[float]] = {}
+        training = [0.0, 0.0]  # kWh, kg
+        inference = [0.0, 0.0]
         with self.session() as session:
-            for row_cls, keys in sources:
-                key = keys[group_by] if group_by in keys else self._period(
-                    row_cls.created_at, group_by)
-                conds = []
-                if since is not None:
-                    conds.append(row_cls.created_at >= since)
-                if until is not None:
-                    conds.append(row_cls.created_at < until)
-                if user_id is not None:
-                    conds.append(row_cls.user_id == user_id)
-                stmt = select(
-                    key, func.sum(row_cls.energy_kwh), func.sum(row_cls.emissions_kg), func.count()
-                ).where(*conds).group_by(key)
-                for k, kwh, kg, n in session.execute(stmt):
-                    acc = totals.setdefault(k, [0.0, 0.0, 0])
-                    acc[0] += kwh or 0.0
-                    acc[1] += kg or 0.0
-                    acc[2] += n
+            stmt = select(
+                group_key, c.source, c.model_id, func.sum(c.energy_kwh),
+                func.sum(c.emissions_kg), func.count(),
+            ).where(*conds).group_by(group_key, c.source, c.model_id)
+            for k, source, model_id, kwh, kg, n in session.execute(stmt):
+                kwh, kg = float(kwh or 0.0), float(kg or 0.0)
+                _add(grouped, k, kwh, kg, n)
+                _add(by_model, (model_id, None), kwh, kg)
+                split = training if source == s.CarbonSource.training else inference
+                split[0] += kwh
+                split[1] += kg
+            num_jobs = session.scalar(select(func.count(func.distinct(c.training_job_id))).where(
+                *conds, c.source == s.CarbonSource.training))
+            usage = self._usage_sums(session, usage_key, since=since, until=until,
+                                     user_id=user_id)
+            requests = 0
+            for (model_id, name, *period), sums in usage.items():
+                requests += sums.requests
+                inference[0] += sums.energy_kwh
+                inference[1] += sums.emissions_kg
+                _add(by_model, (model_id, name), sums.energy_kwh, sums.emissions_kg)
+                if group_by != "job":
+                    k = period[0] if periodic else (
+                        "inference" if group_by == "source" else model_id or name)
+                    _add(grouped, k, sums.energy_kwh, sums.emissions_kg, sums.requests)
+            ids = [m for m, _ in by_model if m is not None]
+            names: dict[str, str] = {
+                model_id: name for model_id, name in session.execute(
+                    select(t.ModelRow.id, t.ModelRow.name).where(t.ModelRow.id.in_(ids)))
+            } if ids else {}
+        total_kg = sum(v[1] for v in by_model.values())
+        models = [
+            s.CarbonByModel(
+                model_id=model_id, model_name=names.get(model_id) if model_id else name,
+                energy_kwh=v[0], emissions_kg=v[1],
+                percentage=min(100.0, 100.0 * v[1] / total_kg) if total_kg > 0 else 0.0,
+            )
+            for (model_id, name), v in sorted(
+                by_model.items(), key=lambda kv: (-kv[1][1], str(kv[0][0]), str(kv[0][1])))
+        ]
         rows = [
             s.CarbonSummaryRow(key=k, energy_kwh=v[0], emissions_kg=v[1], records=int(v[2]))
-            for k, v in sorted(totals.items(), key=lambda kv: (kv[0] is None, str(kv[0])))
+            for k, v in sorted(grouped.items(), key=_key_order)
         ]
         return s.CarbonSummary(
-            group_by=group_by, rows=rows,
-            total_energy_kwh=sum(r.energy_kwh for r in rows),
-            total_emissions_kg=sum(r.emissions_kg for r in rows),
+            total_emissions_kg=training[1] + inference[1],
+            training_emissions_kg=training[1],
+            inference_emissions_kg=inference[1],
+            total_energy_kwh=training[0] + inference[0],
+            num_training_jobs=num_jobs or 0,
+            num_inference_requests=requests,
+            period={"since": since.isoformat() if since else None,
+                    "until": until.isoformat() if until else None},
+            by_model=models,
+            group_by=group_by,
+            rows=rows,
         )
 
     def _period(self, column: Any, group_by: str) -> Any:
@@ -991,24 +1239,35 @@ class CatalogStore:
 
     def create_api_key(
         self, user_id: str, name: str, role: s.Role | str = s.Role.user, *,
-        secret: str | None = None,
+        secret: str | None = None, rpm_limit: int | None = None, tpm_limit: int | None = None,
+        token_budget: int | None = None,
     ) -> tuple[s.ApiKey, str]:
         """Create a key; returns ``(record, secret)``. Only the SHA-256 of the secret is
         stored (keys are 256-bit random, so a fast hash is enough: no dictionary to
-        attack). Pass ``secret`` to register a known key (the bootstrap admin key)."""
+        attack). Pass ``secret`` to register a known key (the bootstrap admin key).
+
+        ``rpm_limit`` (requests per minute), ``tpm_limit`` (tokens per minute) and
+        ``token_budget`` (lifetime tokens) are the key's limits, null for none; the
+        gateway enforces them. Change them with ``api_keys.update(key_id, rpm_limit=...)``.
+
+        Raises:
+            InvalidArgument: a limit below 1.
+        """
         secret = secret or "gk_" + secrets.token_urlsafe(32)
         with self.session() as session:
             row = t.ApiKeyRow(
                 id=t.new_id("key"), user_id=user_id, name=name, prefix=secret[:8],
-                key_hash=hash_key(secret), role=s.Role(role),
+                key_hash=hash_key(secret), role=s.Role(role), rpm_limit=rpm_limit,
+                tpm_limit=tpm_limit, token_budget=token_budget,
             )
             session.add(row)
             session.flush()
-            return s.ApiKey.model_validate(row), secret
+            return _validated(s.ApiKey, row), secret
 
     @idempotent
     def authenticate(self, secret: str) -> s.ApiKey | None:
-        """The live key whose hash matches ``secret``, or None."""
+        """The live key whose hash matches ``secret``, or None. Its ``tokens_used`` is
+        summed from the key's usage rollups in the same query (indexed by key)."""
         with self.session() as session:
             row = session.scalars(
                 select(t.ApiKeyRow).where(t.ApiKeyRow.key_hash == hash_key(secret))
@@ -1016,6 +1275,146 @@ class CatalogStore:
             if row is None or row.revoked:
                 return None
             return s.ApiKey.model_validate(row)
+
+
+# --------------------------------------------------------------------------- usage sums
+
+#: Most usage records one INSERT statement carries (:meth:`CatalogStore.record_usage`).
+USAGE_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class _UsageColumns:
+    """Usage records or their hourly rollups seen through the same names: key columns
+    (null where a record has none; rollups keep ``''``), the time column, the columns
+    filters compare (indexed), and the summed measures in :class:`_UsageSums`' order."""
+
+    time: Any
+    user_id: Any
+    api_key_id: Any
+    model: Any
+    model_id: Any
+    adapter: Any
+    user_filter: Any
+    api_key_filter: Any
+    measures: tuple[Any, ...]
+
+
+_u, _r = t.UsageRow, t.UsageRollupRow
+_RAW = _UsageColumns(
+    time=_u.created_at, user_id=_u.user_id, api_key_id=_u.api_key_id, model=_u.model,
+    model_id=_u.model_id, adapter=_u.adapter, user_filter=_u.user_id,
+    api_key_filter=_u.api_key_id,
+    measures=(func.count(), func.sum(_u.prompt_tokens), func.sum(_u.completion_tokens),
+              func.sum(_u.cost_usd), func.count(_u.cost_usd), func.sum(_u.energy_kwh),
+              func.sum(_u.emissions_kg)),
+)
+_ROLLED = _UsageColumns(
+    time=_r.bucket, user_id=func.nullif(_r.user_id, ""),
+    api_key_id=func.nullif(_r.api_key_id, ""), model=_r.model,
+    model_id=func.nullif(_r.model_id, ""), adapter=func.nullif(_r.adapter, ""),
+    user_filter=_r.user_id, api_key_filter=_r.api_key_id,
+    measures=(func.sum(_r.requests), func.sum(_r.prompt_tokens),
+              func.sum(_r.completion_tokens), func.sum(_r.cost_usd),
+              func.sum(_r.costed_requests), func.sum(_r.energy_kwh), func.sum(_r.emissions_kg)),
+)
+
+
+@dataclass
+class _UsageSums:
+    """Running totals of one group of usage."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    costed_requests: int = 0
+    energy_kwh: float = 0.0
+    emissions_kg: float = 0.0
+
+    def add(self, requests: Any, prompt: Any, completion: Any, cost: Any, costed: Any,
+            kwh: Any, kg: Any) -> None:
+        """Add one query row's measures (SQL sums: None for no rows, Decimal for sums of
+        BIGINT on PostgreSQL). Float sums are floored at 0: rollup rows that records were
+        subtracted from (:meth:`UsageRepo.delete`) may sit a rounding error below it."""
+        self.requests += int(requests or 0)
+        self.prompt_tokens += int(prompt or 0)
+        self.completion_tokens += int(completion or 0)
+        self.cost_usd += max(0.0, float(cost or 0.0))
+        self.costed_requests += int(costed or 0)
+        self.energy_kwh += max(0.0, float(kwh or 0.0))
+        self.emissions_kg += max(0.0, float(kg or 0.0))
+
+    @classmethod
+    def total(cls, parts: Iterable[_UsageSums]) -> _UsageSums:
+        """The sum of ``parts``."""
+        out = cls()
+        for p in parts:
+            out.add(p.requests, p.prompt_tokens, p.completion_tokens, p.cost_usd,
+                    p.costed_requests, p.energy_kwh, p.emissions_kg)
+        return out
+
+
+def _summary_row(key: Any, v: _UsageSums) -> s.UsageSummaryRow:
+    return s.UsageSummaryRow(
+        key=None if key is None else str(key), requests=v.requests,
+        prompt_tokens=v.prompt_tokens, completion_tokens=v.completion_tokens,
+        total_tokens=v.prompt_tokens + v.completion_tokens,
+        cost_usd=v.cost_usd if v.costed_requests else None, energy_kwh=v.energy_kwh,
+        emissions_kg=v.emissions_kg,
+    )
+
+
+def _floor_hour(when: datetime) -> datetime:
+    """The UTC hour ``when`` (timezone-aware) falls in."""
+    return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _usage_segments(
+    since: datetime | None, until: datetime | None
+) -> list[tuple[_UsageColumns, datetime | None, datetime | None]]:
+    """Split ``[since, until)`` into the whole hours read from the rollups and the partial
+    hours at either end read from the records (None: unbounded on that side)."""
+    def aligned(when: datetime | None) -> bool:
+        return when is None or when == _floor_hour(when)
+
+    if aligned(since) and aligned(until):
+        return [(_ROLLED, since, until)]
+    try:
+        lo = since if aligned(since) else _floor_hour(since) + timedelta(hours=1)  # type: ignore[arg-type]
+    except OverflowError:  # since is in datetime's last hour: nothing whole after it
+        return [(_RAW, since, until)]
+    hi = until if aligned(until) else _floor_hour(until)  # type: ignore[arg-type]
+    if lo is not None and hi is not None and lo >= hi:
+        return [(_RAW, since, until)]
+    segments = [(_ROLLED, lo, hi)]
+    if lo != since:
+        segments.append((_RAW, since, lo))
+    if hi != until:
+        segments.append((_RAW, hi, until))
+    return segments
+
+
+def _check_aware(**times: datetime | None) -> None:
+    """Raise InvalidArgument naming the first naive datetime (its zone is ambiguous)."""
+    for field, when in times.items():
+        if when is not None and when.utcoffset() is None:
+            raise InvalidArgument(f"{field} must be timezone-aware (e.g. ending in Z)",
+                                  field=field)
+
+
+def _key_order(item: tuple[Any, Any]) -> tuple[bool, str]:
+    """Sort groups by key, null last."""
+    key = item[0][0] if isinstance(item[0], tuple) else item[0]
+    return (key is None, str(key))
+
+
+def _add(acc: dict[Any, list[float]], key: Any, kwh: float, kg: float, n: int = 0) -> None:
+    """Add energy, emissions and a record count to ``acc[key]``."""
+    v = acc.setdefault(key, [0.0, 0.0, 0])
+    v[0] += kwh
+    v[1] += kg
+    v[2] += n
 
 
 def _check_method_format(

@@ -27,9 +27,12 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    cast,
+    func,
+    select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 
 def utcnow() -> datetime:
@@ -411,7 +414,13 @@ class ProjectImageRow(Owned, Row):
 
 class UsageRow(Row):
     __tablename__ = "usage_records"
-    __table_args__ = (Index("ix_usage_records_model_created", "model", "created_at"),)
+    __table_args__ = (
+        Index("ix_usage_records_model_created", "model", "created_at"),
+        # the summaries' filters: one user's, one key's, one model's records over a period
+        Index("ix_usage_records_user_created", "user_id", "created_at"),
+        Index("ix_usage_records_api_key_created", "api_key_id", "created_at"),
+        Index("ix_usage_records_model_id_created", "model_id", "created_at"),
+    )
     id_prefix = "use"
 
     id: Mapped[str] = _id()
@@ -428,8 +437,49 @@ class UsageRow(Row):
     emissions_kg: Mapped[float] = mapped_column(Float, default=0.0)
     cost_usd: Mapped[float | None] = mapped_column(Float)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    user_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    model_id: Mapped[str | None] = mapped_column(String(64))
+    api_key_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+#: The key columns of a rollup row, in the primary key's order.
+ROLLUP_KEYS = ("bucket", "user_id", "api_key_id", "model", "model_id", "adapter", "kind")
+#: The summed columns of a rollup row.
+ROLLUP_SUMS = ("requests", "prompt_tokens", "completion_tokens", "cost_usd", "costed_requests",
+               "energy_kwh", "emissions_kg")
+
+
+class UsageRollupRow(Base):
+    """Usage records summed per hour and per (user, key, model, model id, adapter, kind).
+
+    Maintained by :meth:`catalog.store.CatalogStore.record_usage` in the transaction that
+    inserts the records, so the summaries read these rows instead of every record. Key
+    columns hold ``''`` for a record's null (NULLs never conflict in a unique key, so an
+    upsert could not find the row); ``bucket`` is the hour the records were created in
+    (UTC). ``cost_usd`` sums the ``costed_requests`` records that have a cost.
+    """
+
+    __tablename__ = "usage_rollups"
+    __table_args__ = (
+        Index("ix_usage_rollups_api_key_bucket", "api_key_id", "bucket"),
+        Index("ix_usage_rollups_user_bucket", "user_id", "bucket"),
+    )
+
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    adapter: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    costed_requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    energy_kwh: Mapped[float] = mapped_column(Float, default=0.0)
+    emissions_kg: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class CarbonRow(Row):
@@ -462,3 +512,16 @@ class ApiKeyRow(Timestamps, Row):
     key_hash: Mapped[str] = mapped_column(String(128), unique=True)
     role: Mapped[str] = mapped_column(String(16), default="user")
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    rpm_limit: Mapped[int | None] = mapped_column(Integer)
+    tpm_limit: Mapped[int | None] = mapped_column(Integer)
+    token_budget: Mapped[int | None] = mapped_column(BigInteger)
+    # read with the row: the key's lifetime tokens, summed over its rollup rows (indexed
+    # by api_key_id), so authenticating a key is one query
+    tokens_used: Mapped[int] = column_property(
+        select(cast(func.coalesce(
+            func.sum(UsageRollupRow.prompt_tokens + UsageRollupRow.completion_tokens), 0),
+            BigInteger))
+        .where(UsageRollupRow.api_key_id == id)
+        .correlate_except(UsageRollupRow)
+        .scalar_subquery()
+    )

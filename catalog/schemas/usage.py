@@ -1,12 +1,14 @@
 """Usage and carbon: one record per inference request or provider call, carbon
-measurements (codecarbon), and their summaries (seed 002's carbon schemas)."""
+measurements (codecarbon), and their summaries (usage per user, key, model, adapter or
+period; seed 002's ``CarbonSummary`` and ``CarbonByModel``)."""
 
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from catalog.schemas.common import CreatedAt, Row, Schema, UserId
 
@@ -42,16 +44,33 @@ class UsageSpec(Schema):
         default_factory=dict, description="Extra facts (route, stream, operation, ...)."
     )
     user_id: UserId = None
+    model_id: str | None = Field(
+        None, max_length=64,
+        description="Catalog id of the model that answered: the adapter's id for an adapter "
+        "request, the base model's id otherwise; null for media provider models.",
+    )
+    api_key_id: str | None = Field(
+        None, max_length=64,
+        description="Catalog id of the API key that made the request; null for the bootstrap "
+        "admin key or internal calls.",
+    )
 
 
 class UsageCreate(UsageSpec):
-    """One request's usage. ``id`` may be set by the caller, which makes writes idempotent."""
+    """One request's usage. ``id`` may be set by the caller, which makes writes idempotent:
+    a record written again under a stored ``id`` (a retried batch) is skipped."""
 
     id: str | None = Field(
         None, max_length=64, description="Caller-chosen id; null lets the catalog pick one."
     )
     kind: Literal["llm", "media"] = Field(
         "llm", description="llm: an inference request; media: a provider call."
+    )
+    created_at: AwareDatetime | None = Field(
+        None,
+        description="When the request finished (timezone-aware; stored as UTC); null: the "
+        "time of the write. Set by the replica so a record written late (retried, spooled) "
+        "keeps its time.",
     )
 
 
@@ -110,12 +129,94 @@ class CarbonSummaryRow(Schema):
     records: int = Field(description="Carbon and usage records summed.")
 
 
-class CarbonSummary(Schema):
-    """Energy and emissions grouped by model, job, day, month or source."""
+class CarbonByModel(Schema):
+    """One model's share of the emissions (seed 002's ``CarbonByModel``)."""
 
-    group_by: Literal["model", "job", "day", "month", "source"] = Field(
-        description="What rows are grouped by."
+    model_id: str | None = Field(
+        description="The catalog model: usage under its ``model_id``, carbon records under "
+        "theirs; null for usage of a media provider's model (see ``model_name``) and carbon "
+        "records of no model."
     )
-    rows: list[CarbonSummaryRow] = Field(description="One row per group.")
-    total_energy_kwh: float = Field(description="Energy over all rows, kWh.")
-    total_emissions_kg: float = Field(description="Emissions over all rows, kg CO2eq.")
+    model_name: str | None = Field(
+        description="The model's name in the catalog; for usage without a model id, the "
+        "``model`` the usage records name (a provider's model); null when unknown."
+    )
+    emissions_kg: float = Field(ge=0, description="Emissions, kg CO2eq.")
+    energy_kwh: float = Field(ge=0, description="Energy, kWh.")
+    percentage: float = Field(
+        ge=0, le=100, description="Share of the summary's total emissions, percent (0-100)."
+    )
+
+
+CarbonGroupBy = Literal["model", "job", "day", "month", "source"]
+
+
+class CarbonSummary(Schema):
+    """Energy and emissions over a period: seed 002's ``CarbonSummary`` (totals, the
+    training/inference split, ``by_model``) plus ``rows`` grouped by model, job, day,
+    month or source.
+
+    Training is carbon records of source ``training``; inference is everything else: usage
+    records (LLM requests and media provider calls) and carbon records of source
+    ``inference`` or ``media``.
+    """
+
+    total_emissions_kg: float = Field(
+        ge=0, description="Emissions of everything in the period, kg CO2eq.")
+    training_emissions_kg: float = Field(
+        ge=0, description="Emissions of training (carbon records of source training), kg CO2eq.")
+    inference_emissions_kg: float = Field(
+        ge=0, description="Emissions of inference (usage records and carbon records of source "
+        "inference or media), kg CO2eq.")
+    total_energy_kwh: float = Field(ge=0, description="Energy of everything in the period, kWh.")
+    num_training_jobs: int = Field(
+        ge=0, description="Distinct training jobs with carbon records in the period.")
+    num_inference_requests: int = Field(
+        ge=0, description="Usage records (inference requests and provider calls) in the period.")
+    period: dict[str, str | None] = Field(
+        description='The period summed: {"since": ISO-8601 or null, "until": ISO-8601 or null} '
+        "(since inclusive, until exclusive).")
+    by_model: list[CarbonByModel] = Field(
+        description="Emissions per model, largest first; percentages sum to 100 when the "
+        "total is above 0.")
+    group_by: CarbonGroupBy = Field(description="What ``rows`` are grouped by.")
+    rows: list[CarbonSummaryRow] = Field(
+        description="One row per group. Usage records group under their model_id (else their "
+        "model name), by day, month, or under source inference; grouped by job, rows hold "
+        "carbon records only.")
+
+
+# --------------------------------------------------------------------------- usage summaries
+
+UsageGroupBy = Literal["user", "key", "model", "adapter", "day", "month"]
+
+
+class UsageSummaryRow(Schema):
+    """Usage totals of one group (or of all groups: ``UsageSummary.total``)."""
+
+    key: str | None = Field(
+        description="The group: user id (user), API key id (key), model name (model), "
+        "adapter model id (adapter), YYYY-MM-DD (day) or YYYY-MM (month), UTC; null for "
+        "records without one (and for the total)."
+    )
+    requests: int = Field(ge=0, description="Usage records (requests or provider calls).")
+    prompt_tokens: int = Field(ge=0, description="Prompt tokens.")
+    completion_tokens: int = Field(ge=0, description="Completion tokens.")
+    total_tokens: int = Field(ge=0, description="prompt_tokens + completion_tokens.")
+    cost_usd: float | None = Field(
+        ge=0, description="Cost over the records with a known cost, USD; null when none has "
+        "one.")
+    energy_kwh: float = Field(ge=0, description="Energy, kWh.")
+    emissions_kg: float = Field(ge=0, description="Emissions, kg CO2eq.")
+
+
+class UsageSummary(Schema):
+    """Usage grouped by user, API key, model, adapter, day or month over a period."""
+
+    group_by: UsageGroupBy = Field(description="What rows are grouped by.")
+    since: datetime | None = Field(description="Start of the period (inclusive), UTC; null: "
+                                   "from the first record.")
+    until: datetime | None = Field(description="End of the period (exclusive), UTC; null: up "
+                                   "to now.")
+    rows: list[UsageSummaryRow] = Field(description="One row per group, by key (null last).")
+    total: UsageSummaryRow = Field(description="Totals over all rows (key null).")

@@ -146,7 +146,97 @@ def test_downgrade_refuses_formats_0001_cannot_hold(db_url):
     store.datasets.create(s.DatasetCreate(
         name="oa-pairs", format="openai_preference", path="/p.jsonl", num_rows=1,
         size_bytes=1))
+    # SQLite's DDL is not transactional in Alembic (each revision commits on its own), so
+    # step down to 0002 first: the refused step then leaves the database at 0002 on both
+    migrate.downgrade(store.engine, "0002")
     with pytest.raises(RuntimeError, match="1 datasets have a format longer than 16"):
         migrate.downgrade(store.engine, "0001")
-    assert migrate.current_revision(store.engine) == migrate.head_revision()
+    assert migrate.current_revision(store.engine) == "0002"
     store.close()
+
+
+def _insert_0002_usage(engine) -> None:
+    """Usage records written with revision 0002's columns (no model id, no key): two
+    users, two hours, one record with a cost and an adapter, one media record."""
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    rows = [
+        ("u1", "llm", "smol", None, 10, 5, None, "alice", datetime(2026, 1, 1, 12, 5)),
+        ("u2", "llm", "smol", None, 7, 3, 0.5, "alice", datetime(2026, 1, 1, 12, 59, 59)),
+        ("u3", "llm", "smol", "lora", 1, 2, None, "bob", datetime(2026, 1, 1, 12, 30)),
+        ("u4", "llm", "smol", None, 4, 4, 0.25, None, datetime(2026, 1, 1, 13, 0)),
+        ("u5", "media", "flux", None, 0, 0, 0.03, "alice", datetime(2026, 1, 2, 9, 0, 0, 1)),
+    ]
+    with engine.begin() as conn:
+        for rid, kind, model, adapter, p, c, cost, user, when in rows:
+            conn.execute(text(
+                "INSERT INTO usage_records (id, kind, model, adapter, prompt_tokens, "
+                "completion_tokens, total_tokens, latency_ms, energy_kwh, emissions_kg, "
+                "cost_usd, details, user_id, created_at) VALUES (:id, :kind, :model, "
+                ":adapter, :p, :c, :t, 1.0, 0.001, 0.0004, :cost, '{}', :user, :when)"),
+                {"id": rid, "kind": kind, "model": model, "adapter": adapter, "p": p, "c": c,
+                 "t": p + c, "cost": cost, "user": user, "when": when})
+
+
+def test_upgrade_from_0002_backfills_usage_rollups(db_url):
+    from datetime import UTC, datetime
+
+    engine = make_engine(db_url)
+    migrate.upgrade(engine, "0002")
+    _insert_0002_usage(engine)
+    engine.dispose()
+
+    store = CatalogStore.open(db_url)  # upgrades to head
+    try:
+        old = store.usage.get("u1")
+        assert (old.model_id, old.api_key_id, old.user_id) == (None, None, "alice")
+        with store.session() as session:
+            from sqlalchemy import select
+
+            from catalog.tables import UsageRollupRow
+            rollups = {
+                (r.bucket, r.user_id, r.adapter, r.kind): (r.requests, r.prompt_tokens,
+                                                           r.completion_tokens, r.costed_requests)
+                for r in session.scalars(select(UsageRollupRow))
+            }
+        noon, one = datetime(2026, 1, 1, 12, tzinfo=UTC), datetime(2026, 1, 1, 13, tzinfo=UTC)
+        assert rollups == {
+            (noon, "alice", "", "llm"): (2, 17, 8, 1),
+            (noon, "bob", "lora", "llm"): (1, 1, 2, 0),
+            (one, "", "", "llm"): (1, 4, 4, 1),
+            (datetime(2026, 1, 2, 9, tzinfo=UTC), "alice", "", "media"): (1, 0, 0, 1),
+        }
+        # summaries read the backfilled rollups, and new records add to them
+        store.record_usage([s.UsageCreate(id="u6", model="smol", prompt_tokens=1,
+                                          user_id="alice", created_at=noon)])
+        by_user = {r.key: r for r in store.usage_summary("user").rows}
+        assert by_user["alice"].requests == 4 and by_user["alice"].prompt_tokens == 18
+        assert by_user["alice"].cost_usd == pytest.approx(0.53)
+        assert by_user[None].total_tokens == 8 and by_user["bob"].cost_usd is None
+        by_adapter = {r.key: r.requests for r in store.usage_summary("adapter").rows}
+        assert by_adapter == {"lora": 1, None: 5}  # no model id before 0003: the name
+    finally:
+        store.close()
+
+
+def test_downgrade_from_0003_keeps_usage_rows(db_url):
+    engine = make_engine(db_url)
+    migrate.upgrade(engine, "0002")
+    _insert_0002_usage(engine)
+    migrate.upgrade(engine)
+    migrate.downgrade(engine, "0002")
+    assert "usage_rollups" not in inspect(engine).get_table_names()
+    columns = {c["name"] for c in inspect(engine).get_columns("usage_records")}
+    assert "model_id" not in columns and "api_key_id" not in columns
+    with engine.connect() as conn:
+        from sqlalchemy import text
+
+        assert conn.execute(text("SELECT count(*) FROM usage_records")).scalar() == 5
+    migrate.upgrade(engine)  # and back up: the rollups are filled again
+    with engine.connect() as conn:
+        from sqlalchemy import text
+
+        assert conn.execute(text("SELECT sum(requests) FROM usage_rollups")).scalar() == 5
+    engine.dispose()

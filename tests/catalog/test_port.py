@@ -49,7 +49,8 @@ def test_retry_marks_live_on_the_operations():
     assert not Invocation(CatalogStore.register_model).idempotent
     assert not Invocation(Repo.create, s.Dataset).idempotent
     assert is_idempotent(CatalogStore.list_events)
-    assert not is_idempotent(CatalogStore.transition_job)
+    assert is_idempotent(CatalogStore.transition_job)  # a repeated move is a no-op
+    assert not is_idempotent(CatalogStore.claim_job)
 
 
 def test_local_port_runs_the_store(store):
@@ -72,6 +73,8 @@ async def test_async_local_port_runs_the_store(store):
     assert updated.description == "tiny"
     with pytest.raises(NotFound):
         await cat.training_jobs.get("job_missing")
-    cat.submit_usage([s.UsageCreate(id="u1", model="m", prompt_tokens=3)])
-    await cat.drain()
+    assert await cat.record_usage([s.UsageCreate(id="u1", model="m", prompt_tokens=3)]) == ["u1"]
     assert store.usage.get("u1").prompt_tokens == 3
+    summary = await cat.usage_summary("model")
+    assert [(r.key, r.prompt_tokens) for r in summary.rows] == [("m", 3)]
+
