@@ -15,10 +15,20 @@ Callers hold a port (:mod:`catalog.port`) over the actor::
     job = await acat.transition_job(job_id, "running")
 
 Each call ships an :class:`~catalog.port.Invocation` (a reference to the store
-method) to :meth:`CatalogActor.run`. Usage records (:meth:`CatalogStore.record_usage`)
-are buffered by the actor and written in one transaction per batch of
-``flush_size`` records or ``flush_interval_s`` seconds; the call returns only after
-its batch has committed, so an acknowledged record is durable.
+method) to :meth:`CatalogActor.run`. Idempotent operations are retried by the ports
+while the actor restarts (:data:`RESTART_BACKOFF`).
+
+Usage records: a replica keeps its records in a
+:class:`catalog.usage_buffer.UsageBuffer` and sends them in batches (about 500), each
+``await cat.record_usage(batch)``, which returns only after the batch has committed,
+so an acknowledged record is durable and an unacknowledged one is still the replica's
+to retry (same ids: the store skips ids it holds). The actor merges the batches of
+all callers that arrive while it writes into one transaction (group commit, one
+multi-row INSERT, :meth:`CatalogStore.record_usage`): a write starts at once when
+``flush_size`` records wait, else after ``flush_interval_s``; usage writes are one
+transaction at a time. If a merged transaction fails for a reason other than the
+database being unavailable, each caller's batch is written again on its own, so a
+batch the store refuses fails only its own caller.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError
 
 from catalog import schemas as s
 from catalog.config import database_url
+from catalog.errors import SchemaOutOfDate, Unavailable
 from catalog.port import AsyncCatalogPort, CatalogPort, Invocation
 from catalog.retry import Backoff, async_retrying, retrying
 from catalog.store import CatalogStore
@@ -53,11 +64,14 @@ class CatalogActor:
 
     Args:
         url: SQLAlchemy URL; resolved by the creator so every node uses the same one.
-        flush_size: usage records that trigger a batch write at once.
-        flush_interval_s: longest a usage record waits for its batch, in seconds.
+        flush_size: queued usage records that start a write at once (a replica's batch
+            of ~500 does by itself; writes arriving during a write wait for the next,
+            so they merge).
+        flush_interval_s: longest a usage record waits for a write to start, seconds
+            (small callers only: single records, a replica's partial batch).
     """
 
-    def __init__(self, url: str, flush_size: int = 256, flush_interval_s: float = 0.2):
+    def __init__(self, url: str, flush_size: int = 256, flush_interval_s: float = 0.02):
         self._store = CatalogStore.open(url, migrate=True)
         # SQLite allows one writer at a time; more threads would only queue on its lock.
         workers = 1 if url.startswith("sqlite") else 8
@@ -84,7 +98,12 @@ class CatalogActor:
         return await self._in_pool(call.apply, self._store, *args, **kwargs)
 
     async def record_usage(self, records: Sequence[s.UsageCreate]) -> list[str]:
-        """Queue usage records; return their ids once their batch has committed."""
+        """Queue usage records; return their ids once their transaction has committed.
+
+        Raises:
+            CatalogError: the store's error for this caller's records (see
+                :meth:`flush`); the records are then not stored.
+        """
         future: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
         self._pending.append((list(records), future))
         self._pending_count += len(records)
@@ -99,10 +118,28 @@ class CatalogActor:
         await self.flush()
 
     async def flush(self) -> int:
-        """Write every queued usage record now, in one transaction. Returns how many."""
+        """Write every queued usage record now, in one transaction. Returns how many
+        were written (acknowledged to their callers).
+
+        When that transaction fails and it held several callers' records, each
+        caller's records are written again in a transaction of their own, so one
+        caller's bad record fails only that caller; a database that is unavailable
+        fails them all at once (no point in asking again now).
+        """
         if self._flush_lock is None:
             self._flush_lock = asyncio.Lock()
-        async with self._flush_lock:
+        try:
+            return await self._flush_locked(self._flush_lock)
+        finally:
+            # records queued while this write ran found a timer that was not done (this
+            # one) and scheduled none: schedule theirs, or they would wait for the next
+            # caller
+            if self._pending and (self._timer is None or self._timer.done()
+                                  or self._timer is asyncio.current_task()):
+                self._timer = asyncio.ensure_future(self._flush_later())
+
+    async def _flush_locked(self, lock: asyncio.Lock) -> int:
+        async with lock:
             batch, self._pending, self._pending_count = self._pending, [], 0
             if not batch:
                 return 0
@@ -110,16 +147,37 @@ class CatalogActor:
             try:
                 ids = await self._in_pool(self._store.record_usage, records)
             except Exception as exc:
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                return 0
+                if len(batch) == 1 or isinstance(exc, Unavailable | SchemaOutOfDate):
+                    for _, fut in batch:
+                        _fail(fut, exc)
+                    return 0
+                return await self._write_each(batch)
             i = 0
             for recs, fut in batch:
                 if not fut.done():
                     fut.set_result(ids[i : i + len(recs)])
                 i += len(recs)
             return len(records)
+
+    async def _write_each(
+        self, batch: list[tuple[list[s.UsageCreate], asyncio.Future[list[str]]]]
+    ) -> int:
+        written = 0
+        for recs, fut in batch:
+            try:
+                ids = await self._in_pool(self._store.record_usage, recs)
+            except Exception as exc:
+                _fail(fut, exc)
+                continue
+            if not fut.done():
+                fut.set_result(ids)
+            written += len(recs)
+        return written
+
+
+def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
 
 
 def get_catalog(url: str | None = None, *, name: str = ACTOR_NAME) -> ActorHandle:
@@ -192,10 +250,6 @@ class Catalog(_OnActor, CatalogPort):
         """Write the actor's queued usage records now; returns how many."""
         return ray.get(self.handle.flush.remote(), timeout=self.timeout_s)
 
-    def submit_usage(self, records: Sequence[s.UsageCreate]) -> ray.ObjectRef:
-        """Queue usage records without waiting; returns the call's reference."""
-        return self.handle.record_usage.remote(list(records))
-
 
 class AsyncCatalog(_OnActor, AsyncCatalogPort):
     """:class:`~catalog.port.AsyncCatalogPort` over the catalog actor (Serve replicas);
@@ -209,7 +263,3 @@ class AsyncCatalog(_OnActor, AsyncCatalogPort):
                 self.handle.run.remote(call, *args, **kwargs), timeout=self.timeout_s)
 
         return await async_retrying(self.backoff, retry_if=_retry_if(call))(once)
-
-    def submit_usage(self, records: Sequence[s.UsageCreate]) -> None:
-        """Queue usage records in the actor's batch; do not wait."""
-        self.handle.record_usage.remote(list(records))

@@ -10,6 +10,8 @@ full location (a local path or a URI); what lives under the root::
     models/<name>/ , models/<name>-v<n>-<random>/  base models and trained adapters
     runs/job-<id>/checkpoint-<step>/        Ray Train's RunConfig.storage_path
     media/<prediction id>/<index>.<ext>     provider outputs
+    spool/usage/usage-<host>-<pid>-<random>.jsonl   usage records no catalog has
+                                            acknowledged yet (catalog.usage_buffer)
 
 Files move with :mod:`pyarrow.fs`, the filesystem layer Ray Train itself uses for
 ``RunConfig.storage_path``. S3 takes its credentials the AWS way (``AWS_ACCESS_KEY_ID``
@@ -176,6 +178,21 @@ def is_file(location_: str) -> bool:
 
     fs, path = filesystem(location_)
     return fs.get_file_info(path).type == pafs.FileType.File
+
+
+def list_files(folder: str) -> list[str]:
+    """The files directly in ``folder`` (not in its subfolders), as locations in the
+    folder's form (local paths or URIs), sorted; empty when the folder does not exist."""
+    if not is_remote(folder):
+        path = _local(folder)
+        if not path.is_dir():
+            return []
+        return sorted(str(p) for p in path.iterdir() if p.is_file())
+    import pyarrow.fs as pafs
+
+    fs, path_ = filesystem(folder)
+    infos = fs.get_file_info(pafs.FileSelector(path_, allow_not_found=True))
+    return sorted(uri_of(fs, i.path) for i in infos if i.type == pafs.FileType.File)
 
 
 def size_bytes(location_: str) -> int:

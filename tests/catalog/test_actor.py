@@ -94,9 +94,34 @@ def test_eight_concurrent_writers(catalog, db_url):
     store.close()
 
 
+def test_a_record_queued_during_a_write_is_written_without_another_caller(ray_cluster, pg_url):
+    """A call arriving while a batch is being written must not wait for a later caller
+    to start its write. The write is held in progress by a table lock (PostgreSQL)."""
+    from sqlalchemy import create_engine, text
+
+    handle = get_catalog(pg_url, name=f"catalog-test-{uuid.uuid4().hex[:8]}")
+    try:
+        ray.get(handle.__ray_ready__.remote(), timeout=60)
+        engine = create_engine(pg_url)
+        with engine.connect() as conn:
+            conn.execute(text("LOCK TABLE usage_records IN EXCLUSIVE MODE"))
+            big = handle.record_usage.remote(  # >= flush_size: its write starts at once
+                [s.UsageCreate(id=f"big{i}", model="m") for i in range(300)])
+            time.sleep(2.0)  # the write now waits on the lock
+            small = handle.record_usage.remote([s.UsageCreate(id="small", model="m")])
+            time.sleep(1.0)
+            conn.commit()  # releases the lock
+        engine.dispose()
+        assert len(ray.get(big, timeout=60)) == 300
+        assert ray.get(small, timeout=30) == ["small"]
+    finally:
+        ray.kill(handle, no_restart=True)
+
+
 def test_usage_is_batched_and_durable_when_acknowledged(catalog, db_url):
-    refs = [catalog.submit_usage([s.UsageCreate(id=f"b{i}", model="m", prompt_tokens=1)])
-            for i in range(50)]
+    # 50 concurrent callers: their batches are merged into few transactions
+    refs = [catalog.handle.record_usage.remote(
+        [s.UsageCreate(id=f"b{i}", model="m", prompt_tokens=1)]) for i in range(50)]
     acked = ray.get(refs, timeout=30)
     assert [a[0] for a in acked] == [f"b{i}" for i in range(50)]
     store = CatalogStore.open(db_url)
