@@ -175,8 +175,7 @@ async def run_in_process(args, oa, rep, tmp: Path) -> None:
     print(f"throughput: {args.concurrent} concurrent replicate predictions "
           f"(job {args.job_s}s, polled every 1 s)")
     ids, wall = await _throughput_service(service, args.concurrent)
-    await service.close()
-    await service.cat.drain()
+    await service.close()  # writes (or spools) the buffered usage records
     print(f"  all tracked to completion in {wall:.1f} s; {_check_rows(store, ids)}")
     store.close()
 

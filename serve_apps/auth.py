@@ -5,6 +5,12 @@ admin key from the environment variable ``GARDEN_ADMIN_KEY`` (compared in consta
 time) or a key stored hashed in the catalog (:meth:`CatalogStore.authenticate`).
 No key or an unknown key is 401; a known key acting on what it may not touch is
 403 (:func:`require_admin`, :func:`check_owner`).
+
+Catalog answers are cached per process for :data:`serve_apps.cache.CACHE_TTL_S`
+seconds (:class:`serve_apps.cache.RefreshingCache`, keyed by the key's SHA-256): a
+revoked key stops working, and a changed limit takes effect, within that time. While
+the catalog actor restarts, keys seen before keep working (their entry is served
+stale); a key never seen waits for the catalog.
 """
 
 from __future__ import annotations
@@ -13,16 +19,26 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from catalog import schemas as s
 from catalog.config import ADMIN_USER, is_admin_key
 from catalog.errors import PermissionDenied, Unauthenticated
+from catalog.store import hash_key
+from serve_apps.cache import RefreshingCache
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: ``user_id`` and ``role`` (``admin`` or ``user``)."""
+    """Who is calling: ``user_id`` and ``role`` (``admin`` or ``user``), and the catalog
+    key they called with (None for the bootstrap admin key), which carries its limits."""
 
     user_id: str
     role: str
+    key: s.ApiKey | None = None
+
+    @property
+    def key_id(self) -> str | None:
+        """The catalog id of the key used, or None for the bootstrap admin key."""
+        return self.key.id if self.key is not None else None
 
     @property
     def is_admin(self) -> bool:
@@ -54,14 +70,22 @@ async def current_principal(request: Request) -> Principal:
     if is_admin_key(token):
         principal = Principal(ADMIN_USER, "admin")
     else:
-        from catalog.actor import AsyncCatalog
-
-        key = await AsyncCatalog().authenticate(token)
+        key = await _KEYS.get(hash_key(token), lambda: _authenticate(token))
         if key is None:
             raise Unauthenticated("invalid or revoked API key")
-        principal = Principal(key.user_id, str(key.role))
+        principal = Principal(key.user_id, str(key.role), key)
     request.state.principal = principal
     return principal
+
+
+#: This process's catalog answers per key hash (None: unknown or revoked).
+_KEYS: RefreshingCache[str, s.ApiKey | None] = RefreshingCache()
+
+
+async def _authenticate(token: str) -> s.ApiKey | None:
+    from catalog.actor import AsyncCatalog
+
+    return await AsyncCatalog().authenticate(token)
 
 
 def require_admin(principal: Principal) -> None:

@@ -13,7 +13,9 @@ the way a machine goes: ``remove_node(allow_graceful=False)`` kills its processe
    from the checkpoint in the bucket, repeats no step before it, counts carbon per node;
 3. the engine replica serves the adapter of (1) by its bucket URI; its node is lost and
    another joins: the replica comes back there, and every request sent once it is
-   healthy succeeds.
+   healthy succeeds;
+5. 2,000 requests to that replica while the catalog actor (on PostgreSQL) is killed 10
+   times: every usage record lands exactly once.
 
 The base model stays a local path every node of this host sees (uploading SmolLM2's
 540 MB through moto would cost half a minute); ``tests/train_jobs/test_storage_uri.py``
@@ -69,6 +71,8 @@ class Multi:
     base: s.Model
     dataset: s.Dataset
     homes: list[Path] = field(default_factory=list)
+    #: the OpenAI base URL of the LLM app test 3 deploys (``.../openai/v1``)
+    llm_url: str = ""
 
     def add_worker(self):
         """A new worker node (its own GARDEN_HOME, so its own cache)."""
@@ -349,7 +353,8 @@ def test_the_engine_replica_serves_the_bucket_adapter_and_comes_back_on_a_new_no
     started = time.monotonic()
     serve.run(build_llm_app(config), name="llm", route_prefix=config.route_prefix)
     TIMINGS["engine_start_s"] = time.monotonic() - started
-    url = f"http://127.0.0.1:{port}{config.route_prefix}/v1/completions"
+    multi.llm_url = f"http://127.0.0.1:{port}{config.route_prefix}/v1"
+    url = f"{multi.llm_url}/completions"
     http = httpx.Client(headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=120)
     body = {"model": f"{BASE_NAME}:{adapter.name}:{adapter.version}",
             "prompt": "Hello, who are you?", "max_tokens": 4, "temperature": 0}
@@ -402,6 +407,39 @@ def test_the_engine_replica_serves_the_bucket_adapter_and_comes_back_on_a_new_no
     assert len(after) >= 5 and all(after), sent
     # failures only while no replica existed: none before the loss, none once healthy
     assert all(lost_at - 1.0 <= at <= healthy_at for at in failed), (failed, lost_at)
-    serve.delete("llm")
     for holder in holders:
         ray.kill(holder)
+
+
+def test_no_usage_lost_or_doubled_on_postgresql_while_the_catalog_actor_is_killed(multi):
+    """Issue 13's kill test with PostgreSQL as the catalog and the spool in the bucket:
+    2,000 requests at concurrency 16 to the replica of test 3, the catalog actor killed
+    10 times: every request answered, exactly one usage row each, with its tokens."""
+    from ray import serve
+
+    from tests.serve_apps.llm.load import chat_while_killing
+
+    assert multi.llm_url, "test 3 deploys the LLM app"
+    cat = multi.cat
+    key, secret = cat.create_api_key(f"kill-{uuid.uuid4().hex[:8]}", "kill test")
+    run = chat_while_killing(multi.llm_url, secret, BASE_NAME, cat.handle, requests=2000,
+                             concurrency=16, kills=10)
+    TIMINGS["kill_test_s"] = run.seconds
+    assert run.kills == 10
+    assert run.statuses.count(200) == 2000, sorted(set(run.statuses))
+    total = wait_for(lambda: (t := cat.usage_summary("key", api_key_id=key.id).total)
+                     .requests >= 2000 and t, 120, "every usage row", interval_s=0.5)
+    assert (total.requests, total.prompt_tokens, total.completion_tokens) == (
+        2000, run.prompt_tokens, run.completion_tokens)
+    ids: set[str] = set()
+    rows = 0
+    cursor = None
+    while True:
+        page = cat.usage.list(api_key_id=key.id, page_size=1000, cursor=cursor)
+        rows += len(page.items)
+        ids.update(r.id for r in page.items)
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    assert rows == len(ids) == 2000
+    serve.delete("llm")

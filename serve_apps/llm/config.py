@@ -150,3 +150,10 @@ class LLMAppConfig(BaseModel):
     energy_sample_s: float = Field(
         2.0, gt=0, description="How often the engine replica reads codecarbon's energy, in s."
     )
+    accounting: bool = Field(
+        True,
+        description="Write a usage record per request (tokens, energy, CO2; who asked) and "
+        "answer carbon_emissions_g. Off only to measure what accounting costs "
+        "(bench/accounting_overhead.py): requests are then neither recorded nor limited by "
+        "tokens.",
+    )

@@ -2,10 +2,21 @@
 
 Routes (under the app's route prefix, default ``/openai``):
 ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
-``POST /v1/generate``. Errors use OpenAI's shape through vLLM's exception handlers
-(``init_exception_handler``): bad parameters and malformed JSON are 400, an unknown
-model or adapter is 404, a missing or unknown API key is 401 (the gateway's keys:
-:mod:`serve_apps.auth`).
+``GET /v1/models/{model}``, ``POST /v1/generate``. Errors use OpenAI's shape through
+vLLM's exception handlers (``init_exception_handler``): bad parameters and malformed
+JSON are 400, an unknown model or adapter is 404, a missing or unknown API key is 401
+(the gateway's keys: :mod:`serve_apps.auth`), a key over one of its limits is 429 with
+``Retry-After`` (:mod:`serve_apps.llm.limits`).
+
+The request path does not call the catalog: keys (:mod:`serve_apps.auth`) and
+``model`` lookups are cached for :data:`serve_apps.cache.CACHE_TTL_S` seconds and served
+stale while the catalog actor restarts. A ``model`` not in the cache is looked up at
+once, so an adapter registered a moment ago is servable on its first request; a
+deleted adapter stops resolving within the TTL.
+
+Chat and completion responses carry ``carbon_emissions_g`` (grams CO2eq of the
+request's share of the replica's measured energy) as a top-level field, and in the
+final usage chunk of a stream; OpenAI clients ignore fields they do not know.
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ from http import HTTPStatus
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -31,17 +42,21 @@ from vllm.entrypoints.serve.exception_handling.handlers.validation import (
 
 from catalog.errors import Unauthenticated
 from catalog.port import AsyncCatalogPort
-from serve_apps.auth import current_principal
+from serve_apps.auth import Principal, current_principal
+from serve_apps.cache import RefreshingCache
 from serve_apps.llm.config import LLMAppConfig
-from serve_apps.llm.models import Target, UnknownModel, adapter_served_name, list_adapters, resolve
+from serve_apps.llm.limits import KeyLimiter, LimitExceeded
+from serve_apps.llm.models import Target, UnknownModel, list_adapters, resolve
 from serve_apps.llm.protocol import GenerateRequest
+from serve_apps.llm.usage import Caller, Tally
 
 log = logging.getLogger(__name__)
 
 
-def _error(message: str, status: HTTPStatus, err_type: str, param: str | None = None):
+def _error(message: str, status: HTTPStatus, err_type: str, param: str | None = None,
+           headers: dict[str, str] | None = None):
     err = create_error_response(message, err_type=err_type, status_code=status, param=param)
-    return JSONResponse(status_code=err.error.code, content=err.model_dump())
+    return JSONResponse(status_code=err.error.code, content=err.model_dump(), headers=headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -95,16 +110,31 @@ class LLMIngress:
         self.engine = engine
         self.catalog = catalog if catalog is not None else AsyncCatalog()
         self.base = await self.catalog.find_model(config.model)
+        self._targets: RefreshingCache[str, Target] = RefreshingCache()
+        self.limiter = KeyLimiter()
 
     async def _target(self, model: str | None) -> Target:
-        return await resolve(self.catalog, self.base, model)
+        return await self._targets.get(
+            model or "", lambda: resolve(self.catalog, self.base, model))
 
-    async def _call(self, method: str, request, target: Target):
-        """Call ``method`` on the engine; SSE stream, JSON body, or OpenAI error response."""
+    async def _call(self, method: str, request, raw: Request):
+        """Resolve ``request.model``, admit the caller under its key's limits, call
+        ``method`` on the engine; SSE stream, JSON body, or OpenAI error response."""
+        try:
+            target = await self._target(request.model)
+        except UnknownModel as exc:
+            return _error(str(exc), HTTPStatus.NOT_FOUND, "NotFoundError", "model")
+        principal: Principal = await current_principal(raw)
+        try:
+            self.limiter.admit(principal.key)
+        except LimitExceeded as exc:
+            return _error(exc.message, HTTPStatus.TOO_MANY_REQUESTS, "RateLimitError",
+                          headers={"Retry-After": str(exc.retry_after_s)})
         handle = self.engine.options(
             stream=True, multiplexed_model_id=target.adapter.id if target.adapter else ""
         )
-        gen = getattr(handle, method).remote(request)
+        caller = Caller(principal.user_id, principal.key_id)
+        gen = getattr(handle, method).remote(request, caller)
         try:
             first = await gen.__anext__()
         except StopAsyncIteration:
@@ -116,52 +146,65 @@ class LLMIngress:
             async def stream():
                 yield first
                 async for chunk in gen:
-                    yield chunk
+                    if isinstance(chunk, Tally):
+                        self._count(principal, chunk)
+                    else:
+                        yield chunk
 
             return StreamingResponse(stream(), media_type="text/event-stream")
-        return JSONResponse(content=first.model_dump(mode="json"))
+        body = first.model_dump(mode="json")
+        async for item in gen:
+            if isinstance(item, Tally):
+                self._count(principal, item)
+                body.setdefault("carbon_emissions_g", item.carbon_emissions_g)
+        return JSONResponse(content=body)
+
+    def _count(self, principal: Principal, tally: Tally) -> None:
+        self.limiter.count_tokens(principal.key, tally.prompt_tokens + tally.completion_tokens)
 
     @fastapi_app.post("/v1/chat/completions")
-    async def chat(self, request: ChatCompletionRequest):
+    async def chat(self, request: ChatCompletionRequest, raw: Request):
         """OpenAI chat completions (https://platform.openai.com/docs/api-reference/chat)."""
         if not request.messages:
             return _error("messages must hold at least one message", HTTPStatus.BAD_REQUEST,
                           "BadRequestError", "messages")
-        try:
-            target = await self._target(request.model)
-        except UnknownModel as exc:
-            return _error(str(exc), HTTPStatus.NOT_FOUND, "NotFoundError", "model")
-        return await self._call("chat", request, target)
+        return await self._call("chat", request, raw)
 
     @fastapi_app.post("/v1/completions")
-    async def completions(self, request: CompletionRequest):
+    async def completions(self, request: CompletionRequest, raw: Request):
         """OpenAI completions (https://platform.openai.com/docs/api-reference/completions)."""
-        try:
-            target = await self._target(request.model)
-        except UnknownModel as exc:
-            return _error(str(exc), HTTPStatus.NOT_FOUND, "NotFoundError", "model")
-        return await self._call("completions", request, target)
+        return await self._call("completions", request, raw)
 
     @fastapi_app.post("/v1/generate")
-    async def generate(self, request: GenerateRequest):
+    async def generate(self, request: GenerateRequest, raw: Request):
         """The seed's generate route: GenerateRequest -> GenerateResponse."""
+        return await self._call("generate", request, raw)
+
+    def _card(self, target: Target):
+        from vllm.entrypoints.serve.engine.protocol import ModelCard
+
+        if target.adapter is None:
+            return ModelCard(id=self.base.name, root=self.base.path, owned_by="model-garden",
+                             max_model_len=self.config.engine_args.max_model_len)
+        return ModelCard(id=target.served_name, root=target.adapter.id,
+                         parent=self.base.name, owned_by="model-garden")
+
+    @fastapi_app.get("/v1/models/{model:path}")
+    async def model(self, model: str) -> Response:
+        """One model (OpenAI ``models.retrieve``): the base or one of its adapters, by any
+        name ``model`` accepts; 404 for anything else."""
         try:
-            target = await self._target(request.model)
+            target = await self._target(model)
         except UnknownModel as exc:
             return _error(str(exc), HTTPStatus.NOT_FOUND, "NotFoundError", "model")
-        return await self._call("generate", request, target)
+        return JSONResponse(content=self._card(target).model_dump(mode="json"))
 
     @fastapi_app.get("/v1/models")
     async def models(self):
         """The base model and every adapter of it in the catalog (OpenAI model list)."""
-        from vllm.entrypoints.serve.engine.protocol import ModelCard, ModelList
+        from vllm.entrypoints.serve.engine.protocol import ModelList
 
-        max_len = self.config.engine_args.max_model_len
-        cards = [ModelCard(id=self.base.name, root=self.base.path, max_model_len=max_len,
-                           owned_by="model-garden")]
+        cards = [self._card(Target(self.base))]
         for adapter in await list_adapters(self.catalog, self.base):
-            cards.append(ModelCard(
-                id=adapter_served_name(self.base, adapter), root=adapter.id,
-                parent=self.base.name, owned_by="model-garden",
-            ))
+            cards.append(self._card(Target(self.base, adapter)))
         return JSONResponse(content=ModelList(data=cards).model_dump(mode="json"))

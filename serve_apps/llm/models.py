@@ -4,7 +4,8 @@ Accepted forms (``base`` is the served base model's name or id):
 ``base``; ``base:adapter`` where ``adapter`` is an adapter's id, name or name:version;
 an adapter's id, name or name:version alone. The adapter must be registered in the
 catalog with ``kind="adapter"`` and ``base_model_id`` equal to the served base.
-The catalog is asked on every request, so an adapter registered a moment ago by a
+The ingress caches what this resolves (:mod:`serve_apps.llm.ingress`); a miss asks the
+catalog at once, so an adapter registered a moment ago by a
 training job is servable at once.
 """
 

@@ -12,8 +12,10 @@ folder (a storage URI is copied once per node, :func:`catalog.storage.local_copy
 and loads it into the engine once per replica with
 ``OpenAIServingModels.load_lora_adapter`` (a local folder works: no URI check).
 
-Every request yields its output, then writes a usage record to the catalog
-without waiting (:mod:`serve_apps.llm.usage`).
+Every request yields its output, then a :class:`~serve_apps.llm.usage.Tally` (tokens and
+grams of CO2, for the ingress's limits and response bodies), and hands its usage record
+to the replica's :class:`~catalog.usage_buffer.UsageBuffer`, which writes it to the
+catalog in batches without the request waiting (:mod:`serve_apps.llm.usage`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Any, Protocol
 
+from catalog.usage_buffer import UsageBuffer
 from ray import serve
 
 from catalog import storage
@@ -34,7 +37,7 @@ from serve_apps.llm.config import LLMAppConfig
 from serve_apps.llm.energy import EnergyMeter
 from serve_apps.llm.models import adapter_served_name, local_adapter_path
 from serve_apps.llm.protocol import GenerateRequest, GenerateResponse, GenerateUsage
-from serve_apps.llm.usage import RequestAccount
+from serve_apps.llm.usage import Caller, RequestAccount, Tally
 
 
 class AdapterLoadError(RuntimeError):
@@ -101,6 +104,8 @@ class LLMServer:
         await init_app_state(self.engine, self.state, self.args, supported_tasks=tasks)
         self.meter = EnergyMeter(config.carbon_country_iso_code, config.energy_sample_s)
         self.meter.start()
+        self.usage = UsageBuffer(self.catalog)
+        self.usage.start()
 
         n = config.deployment.max_adapters_per_replica
 
@@ -109,8 +114,12 @@ class LLMServer:
 
         self._adapter = serve.multiplexed(max_num_models_per_replica=n)(load_adapter)
 
-    def __del__(self):
-        """Serve calls this when the replica stops: stop the meter and the engine."""
+    async def __del__(self):
+        """Serve calls this when the replica stops: write or spool the usage records
+        still buffered, then stop the meter and the engine."""
+        usage = getattr(self, "usage", None)
+        if usage is not None:
+            await usage.close()
         meter = getattr(self, "meter", None)
         if meter is not None:
             meter.stop()
@@ -143,20 +152,24 @@ class LLMServer:
             return self.base.name, None
         return await self._adapter(adapter_id), adapter_id
 
-    async def chat(self, request) -> AsyncIterator[Any]:
-        """Run a vLLM ``ChatCompletionRequest``: yields SSE strings, or one response/error."""
+    async def chat(self, request, caller: Caller | None = None) -> AsyncIterator[Any]:
+        """Run a vLLM ``ChatCompletionRequest`` for ``caller``: yields SSE strings, or one
+        response or error, then a :class:`Tally`."""
         async for item in self._run("chat", request, self.state.openai_serving_chat
-                                    .create_chat_completion):
+                                    .create_chat_completion, caller):
             yield item
 
-    async def completions(self, request) -> AsyncIterator[Any]:
-        """Run a vLLM ``CompletionRequest``: yields SSE strings, or one response/error."""
+    async def completions(self, request, caller: Caller | None = None) -> AsyncIterator[Any]:
+        """Run a vLLM ``CompletionRequest`` for ``caller``: yields SSE strings, or one
+        response or error, then a :class:`Tally`."""
         async for item in self._run("completions", request, self.state
-                                    .openai_serving_completion.create_completion):
+                                    .openai_serving_completion.create_completion, caller):
             yield item
 
-    async def generate(self, request: GenerateRequest) -> AsyncIterator[Any]:
-        """Run the seed's generate request; yields one GenerateResponse or ErrorResponse."""
+    async def generate(self, request: GenerateRequest,
+                       caller: Caller | None = None) -> AsyncIterator[Any]:
+        """Run the seed's generate request; yields one GenerateResponse or ErrorResponse,
+        then a :class:`Tally`."""
         from vllm.entrypoints.openai.completion.protocol import (
             CompletionRequest,
             CompletionResponse,
@@ -170,13 +183,15 @@ class LLMServer:
         account = None
         result = None
         async for item in self._run("generate", req, self.state.openai_serving_completion
-                                    .create_completion, keep_account=True):
+                                    .create_completion, caller, keep_account=True):
             if isinstance(item, RequestAccount):
                 account = item
-            else:
+            elif not isinstance(item, Tally):
                 result = item
-        if not isinstance(result, CompletionResponse) or account is None:
+        if not isinstance(result, CompletionResponse):
             yield result
+            if account is not None:
+                yield account.tally()
             return
         choice = result.choices[0]
         yield GenerateResponse(
@@ -184,11 +199,20 @@ class LLMServer:
             finish_reason=choice.finish_reason,
             usage=GenerateUsage(**result.usage.model_dump(
                 include={"prompt_tokens", "completion_tokens", "total_tokens"})),
-            latency_ms=account.latency_ms, carbon_emissions_g=account.emissions_kg * 1000,
+            latency_ms=account.latency_ms if account else 0.0,
+            carbon_emissions_g=account.carbon_emissions_g if account else 0.0,
         )
+        if account is not None:
+            yield account.tally()
 
-    async def _run(self, route: str, request, create, keep_account: bool = False):
-        """Run ``create(request)`` with accounting; yields its SSE strings or its one result.
+    async def _run(self, route: str, request, create, caller: Caller | None = None,
+                   keep_account: bool = False):
+        """Run ``create(request)`` with accounting; yields its SSE strings or its one
+        result, then a :class:`Tally` (or the whole account with ``keep_account``).
+
+        The account closes (its energy share taken) as soon as the output is complete:
+        before a non-streamed response is yielded, and at the final usage chunk of a
+        stream, which then carries ``carbon_emissions_g`` beside ``usage``.
 
         vLLM raises on bad parameters (max_tokens out of range, prompt longer than
         max_model_len); those become OpenAI error responses (vLLM's own mapping:
@@ -208,11 +232,31 @@ class LLMServer:
             status = HTTPStatus.NOT_FOUND if isinstance(exc, NotFound) else HTTPStatus.BAD_REQUEST
             yield create_error_response(str(exc), err_type=status.phrase, status_code=status)
             return
+        if not self.config.accounting:  # bench/accounting_overhead.py's peer
+            request.model = served
+            try:
+                result = await create(request, raw_request=None)
+            except (ValueError, TypeError, OverflowError, VLLMError) as exc:
+                result = create_error_response(exc)
+            if isinstance(result, AsyncIterator):
+                async for chunk in result:
+                    yield chunk
+            else:
+                yield result
+            return
         energy_token = self.meter.begin()
         request.model = served
         stream = bool(getattr(request, "stream", False))
+        caller = caller or Caller()
         account = RequestAccount(route=route, base=self.base.name, served=served,
-                                 adapter_id=adapter_id, start=start, stream=stream)
+                                 adapter_id=adapter_id, start=start, stream=stream,
+                                 model_id=adapter_id or self.base.id, user_id=caller.user_id,
+                                 api_key_id=caller.api_key_id)
+
+        def finish() -> None:
+            if not account.finished:
+                account.finish(self.meter.end(energy_token))
+
         # Ask vLLM for the final usage chunk always (we account from it); pass it on
         # only when the client asked (stream_options.include_usage).
         client_wants_usage = bool(request.stream_options and request.stream_options.include_usage)
@@ -225,30 +269,41 @@ class LLMServer:
                 result = create_error_response(exc)
             if isinstance(result, ErrorResponse):
                 account.status = result.error.code
+                finish()
                 yield result
             elif isinstance(result, AsyncIterator):
                 async for chunk in result:
                     account.first_token()
                     if '"choices":[]' in chunk and '"usage":{' in chunk:
-                        _usage_from_sse(chunk, account)
-                        if not client_wants_usage:
-                            continue
+                        line, event = _usage_event(chunk)
+                        if event is not None:
+                            usage = event["usage"]
+                            account.set_usage(usage.get("prompt_tokens"),
+                                              usage.get("completion_tokens"))
+                            finish()
+                            if not client_wants_usage:
+                                continue
+                            event["carbon_emissions_g"] = account.carbon_emissions_g
+                            chunk = chunk.replace(
+                                line, "data: " + json.dumps(event, separators=(",", ":")), 1)
                     yield chunk
             else:
                 account.first_token()
                 account.set_usage(result.usage.prompt_tokens, result.usage.completion_tokens)
+                finish()
                 yield result
         finally:
-            account.finish(self.meter.end(energy_token))
-            account.submit(self.catalog)
-        if keep_account:
-            yield account
+            finish()
+            account.submit(self.usage)
+        yield account if keep_account else account.tally()
 
 
-def _usage_from_sse(chunk: str, account: RequestAccount) -> None:
-    """Read ``usage`` from one ``data: {...}`` SSE event, if it carries one."""
+def _usage_event(chunk: str) -> tuple[str, dict[str, Any] | None]:
+    """The ``data: {...}`` line of an SSE chunk that carries ``usage``, and its JSON
+    (``("", None)`` when none does)."""
     for line in chunk.splitlines():
         if line.startswith("data: {"):
-            usage = json.loads(line[6:]).get("usage")
-            if usage:
-                account.set_usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+            event = json.loads(line[6:])
+            if event.get("usage"):
+                return line, event
+    return "", None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import random
 import time
@@ -29,6 +30,7 @@ from catalog import schemas as s
 from catalog import storage as shared_storage
 from catalog.errors import Conflict, InvalidArgument, InvalidTransition, NotFound, Unavailable
 from catalog.port import AsyncCatalogPort, AsyncRepoPort
+from catalog.usage_buffer import UsageBuffer
 from serve_apps.auth import Principal, check_owner, owner_filter
 from serve_apps.media.config import MediaConfig
 from serve_apps.media.pricing import estimate_cost
@@ -92,6 +94,12 @@ class MediaService:
         config = config or MediaConfig.from_env()
         self.config = config
         self.cat = catalog
+        #: usage records wait here until the catalog acknowledges them; it runs on the
+        #: replica's event loop (started here when built inside one, else by the first
+        #: record)
+        self.usage = UsageBuffer(catalog)
+        with contextlib.suppress(RuntimeError):  # no running loop
+            self.usage.start()
         self.providers = providers if providers is not None else build_providers(config)
         self.cooldown = Cooldown(config.cooldown)
         self.outputs = OutputStore(config.resolved_media_dir(),
@@ -282,6 +290,7 @@ class MediaService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.usage.close()
         await self.outputs.aclose()
         for provider in self.providers.values():
             await provider.aclose()
@@ -335,6 +344,7 @@ class MediaService:
                 model = provider.model_for(attempt_job)
             except NotFound:
                 continue
+            provider.check_model(model)  # a malformed model: 422 before any row
             if job.webhook_url is None and self.config.webhook_url and name == "replicate":
                 attempt_job = replace(attempt_job, webhook_url=(
                     f"{self.config.webhook_url.rstrip('/')}/v1/webhooks/{name}"))
@@ -397,12 +407,13 @@ class MediaService:
             else pred.model
         cost = estimate_cost(pred.provider, cost_key or pred.model, duration_s=job.duration_s,
                              overrides=self.config.prices_usd)
-        self.cat.submit_usage([s.UsageCreate(
+        self.usage.start()
+        self.usage.add(s.UsageCreate(
             id=f"use_{pred.id}", kind="media", model=pred.model, provider=pred.provider,
             latency_ms=latency_ms, cost_usd=cost, user_id=pred.user_id,
             details={"size": job.size or job.aspect_ratio, "steps": job.steps,
                      "operation": pred.operation, "prediction_id": pred.id, "calls": calls},
-        )])
+        ))
 
     # ----------------------------------------------------------------- lifecycle
 

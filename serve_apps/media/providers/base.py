@@ -165,6 +165,14 @@ class Provider:
                 return self.default_models[key]
         raise NotFound(f"{self.name} has no model for {job.key}", field="model")
 
+    def check_model(self, model: str) -> None:
+        """Refuse a ``model`` this provider cannot name before anything is written.
+
+        Raises:
+            InvalidArgument: ``model`` is not in the provider's reference format (422,
+                field ``model``). The default accepts any name.
+        """
+
     async def submit(self, job: MediaJob) -> ProviderJob:
         """Start ``job``. Synchronous APIs return a terminal job with outputs."""
         raise NotImplementedError

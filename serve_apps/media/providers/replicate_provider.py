@@ -22,9 +22,10 @@ from typing import Any, ClassVar
 import httpx
 import replicate
 from replicate.exceptions import ModelError, ReplicateError
+from replicate.identifier import ModelVersionIdentifier
 from replicate.webhook import Webhooks, WebhookSigningSecret, WebhookValidationError
 
-from catalog.errors import Unauthenticated, Unavailable
+from catalog.errors import InvalidArgument, Unauthenticated, Unavailable
 from catalog.schemas import PredictionStatus
 from serve_apps.media.providers.base import (
     MediaJob,
@@ -95,6 +96,18 @@ class ReplicateProvider(Provider):
         if job.duration_s:
             data["duration"] = job.duration_s
         return data
+
+    def check_model(self, model: str) -> None:
+        """Replicate names models ``owner/name`` or ``owner/name:version`` (parsed with the
+        client's own ``ModelVersionIdentifier``).
+
+        Raises:
+            InvalidArgument: any other form (422, field ``model``).
+        """
+        try:
+            ModelVersionIdentifier.parse(model)
+        except ValueError as exc:
+            raise InvalidArgument(str(exc), field="model") from None
 
     async def submit(self, job: MediaJob) -> ProviderJob:
         model = self.model_for(job)

@@ -125,7 +125,7 @@ def test_adapter_registered_after_deploy_is_served_from_uri(
     text = greedy(client, served)
     assert text != greedy(client, BASE_NAME)
     rec = wait_usage(llm_catalog, lambda r: r.adapter == served)
-    assert rec.details["adapter_id"] == fresh.id
+    assert rec.model_id == fresh.id  # the adapter's energy and CO2 are charged to it
 
 
 def test_generate_route_reports_usage_latency_and_carbon(llm_url, llm_catalog):
@@ -204,3 +204,149 @@ def test_openai_routes_need_an_api_key(llm_url):
                  httpx.post(f"{llm_url}/chat/completions", timeout=30,
                             json={"model": BASE_NAME, "messages": CHAT, "max_tokens": 2})):
         assert resp.status_code == 401 and "API key" in resp.json()["error"]["message"]
+
+
+# ----------------------------------------------------------------- accounting (issue 13)
+
+def user_key(catalog, **limits):
+    """A fresh user and a catalog API key of theirs: ``(record, secret)``."""
+    import uuid
+
+    return catalog.create_api_key(f"user-{uuid.uuid4().hex[:8]}", "tests", **limits)
+
+
+def as_user(llm_url, secret):
+    return openai.OpenAI(base_url=llm_url, api_key=secret, timeout=120, max_retries=0)
+
+
+def key_summary(catalog, key_id: str, expected: int, timeout_s: float = 120.0):
+    """The usage summary of one key once it counts ``expected`` requests."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        catalog.flush()
+        total = catalog.usage_summary("key", api_key_id=key_id).total
+        if total.requests >= expected or time.monotonic() > deadline:
+            return total
+        time.sleep(0.5)
+
+
+def test_responses_carry_carbon_and_usage_records_who_asked(llm_url, llm_catalog):
+    key, secret = user_key(llm_catalog)
+    oa = as_user(llm_url, secret)
+    out = oa.chat.completions.create(model=BASE_NAME, messages=CHAT, max_tokens=4)
+    assert out.model_extra["carbon_emissions_g"] >= 0
+    chunks = list(oa.chat.completions.create(model=BASE_NAME, messages=CHAT, max_tokens=4,
+                                             stream=True,
+                                             stream_options={"include_usage": True}))
+    final = chunks[-1]
+    assert final.usage is not None and final.model_extra["carbon_emissions_g"] >= 0
+    rec = wait_usage(llm_catalog, lambda r: r.api_key_id == key.id and r.details["stream"])
+    assert rec.user_id == key.user_id
+    assert rec.completion_tokens == final.usage.completion_tokens
+    assert rec.emissions_kg * 1000 == pytest.approx(final.model_extra["carbon_emissions_g"])
+
+
+def test_adapter_usage_lands_under_the_adapter(llm_url, llm_catalog, adapter_model, base_model):
+    key, secret = user_key(llm_catalog)
+    oa = as_user(llm_url, secret)
+    oa.completions.create(model=adapter_model.id, prompt=PROMPT, max_tokens=3)
+    oa.completions.create(model=BASE_NAME, prompt=PROMPT, max_tokens=3)
+    key_summary(llm_catalog, key.id, 2)
+    by_adapter = llm_catalog.usage_summary("adapter", api_key_id=key.id)
+    rows = {r.key: r.requests for r in by_adapter.rows}
+    assert rows == {adapter_model.id: 1, None: 1}
+    recs = llm_catalog.usage.list(api_key_id=key.id).items
+    assert sorted(r.model_id for r in recs) == sorted([adapter_model.id, base_model.id])
+
+
+def test_models_retrieve_base_and_adapter(client, adapter_model):
+    served = f"{BASE_NAME}:{adapter_model.name}:{adapter_model.version}"
+    assert client.models.retrieve(BASE_NAME).id == BASE_NAME
+    card = client.models.retrieve(served)
+    assert card.id == served and card.model_extra["parent"] == BASE_NAME
+    assert client.models.retrieve(adapter_model.id).id == served
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")
+
+
+def test_a_revoked_key_is_refused_within_the_cache_ttl(llm_url, llm_catalog):
+    from serve_apps.cache import CACHE_TTL_S
+
+    key, secret = user_key(llm_catalog)
+    oa = as_user(llm_url, secret)
+    oa.completions.create(model=BASE_NAME, prompt=PROMPT, max_tokens=1)
+    llm_catalog.api_keys.delete(key.id)  # what DELETE /v1/keys/{id} does
+    revoked_at = time.monotonic()
+    while True:
+        try:
+            oa.completions.create(model=BASE_NAME, prompt=PROMPT, max_tokens=1)
+        except openai.AuthenticationError:
+            break
+        assert time.monotonic() - revoked_at < CACHE_TTL_S + 5, "revoked key still accepted"
+        time.sleep(0.2)
+
+
+def test_a_key_over_its_rpm_gets_429_with_retry_after(llm_url, llm_catalog):
+    key, secret = user_key(llm_catalog, rpm_limit=2)
+    body = {"model": BASE_NAME, "prompt": PROMPT, "max_tokens": 1}
+    headers = {"Authorization": f"Bearer {secret}"}
+    codes = [httpx.post(f"{llm_url}/completions", json=body, headers=headers, timeout=60)
+             for _ in range(3)]
+    assert [r.status_code for r in codes] == [200, 200, 429]
+    refused = codes[2]
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.json()["error"]["type"] == "RateLimitError"
+    assert "requests per minute" in refused.json()["error"]["message"]
+    with pytest.raises(openai.RateLimitError):
+        as_user(llm_url, secret).completions.create(**body)
+    # the refused requests are not counted as usage
+    assert key_summary(llm_catalog, key.id, 2, timeout_s=10).requests == 2
+
+
+def test_a_token_budget_is_enforced_on_tokens(llm_url, llm_catalog):
+    key, secret = user_key(llm_catalog, token_budget=40)
+    oa = as_user(llm_url, secret)
+    used, answered = 0, 0
+    for _ in range(20):
+        try:
+            out = oa.completions.create(model=BASE_NAME, prompt=PROMPT, max_tokens=8)
+        except openai.RateLimitError as err:
+            assert "token budget" in err.body["message"]
+            break
+        used += out.usage.total_tokens
+        answered += 1
+    else:
+        pytest.fail("the budget never stopped the key")
+    assert used >= 40 and used - out.usage.total_tokens < 40  # the crossing request finished
+    total = key_summary(llm_catalog, key.id, answered, timeout_s=10)
+    assert (total.requests, total.total_tokens) == (answered, used)
+
+
+def test_no_usage_lost_or_doubled_while_the_catalog_actor_is_killed(
+    llm_url, llm_catalog, catalog_handle
+):
+    """Issue 13's kill test: 2,000 requests at concurrency 16, the catalog actor killed 10
+    times: every request answered, exactly one usage row each, with its tokens."""
+    from tests.serve_apps.llm.load import chat_while_killing
+
+    key, secret = user_key(llm_catalog)
+    as_user(llm_url, secret).completions.create(model=BASE_NAME, prompt=PROMPT, max_tokens=1)
+    run = chat_while_killing(llm_url, secret, BASE_NAME, catalog_handle, requests=2000,
+                             concurrency=16, kills=10)
+    print(f"kill test (SQLite): {len(run.statuses)} requests in {run.seconds:.1f} s, "
+          f"{run.kills} kills")
+    assert run.kills == 10
+    assert run.statuses.count(200) == 2000, sorted(set(run.statuses))
+    total = key_summary(llm_catalog, key.id, 2001)
+    assert total.requests == 2001
+    assert total.completion_tokens == run.completion_tokens + 1
+    rows = []
+    cursor = None
+    while True:
+        page = llm_catalog.usage.list(api_key_id=key.id, page_size=500, cursor=cursor)
+        rows.extend(page.items)
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    assert len(rows) == len({r.id for r in rows}) == 2001
+    assert sum(r.prompt_tokens for r in rows if r.details["route"] == "chat") == run.prompt_tokens

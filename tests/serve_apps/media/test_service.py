@@ -35,7 +35,7 @@ async def test_stability_generate_stores_output_with_metadata(service, fakes, me
     assert f.size_bytes == len(png_bytes(96, 64))
     assert (result.image.width, result.image.height) == (96, 64)
     assert fakes.stability.state.calls["create"] == 1
-    await service.cat.drain()
+    await service.usage.flush()
     [usage] = media_store.usage.list(kind="media").items
     assert (usage.provider, usage.model, usage.cost_usd) == ("stability", "core", 0.03)
     assert usage.details["prediction_id"] == pred.id

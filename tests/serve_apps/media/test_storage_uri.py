@@ -158,4 +158,3 @@ async def test_service_stores_and_edits_through_s3(s3_root, s3_bucket, fakes, me
             png_bytes(384, 256)
     finally:
         await svc.close()
-        await svc.cat.drain()

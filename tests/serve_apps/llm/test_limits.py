@@ -1,0 +1,79 @@
+"""KeyLimiter: requests and tokens per minute, and the token budget, on a driven clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from catalog import schemas as s
+from serve_apps.llm.limits import KeyLimiter, LimitExceeded
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def key(**fields) -> s.ApiKey:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    limits = {"rpm_limit": None, "tpm_limit": None, "token_budget": None,
+              "tokens_used": 0} | fields
+    return s.ApiKey(id="key_1", user_id="u", name="k", prefix="gk_", role="user",
+                    revoked=False, created_at=now, updated_at=now, **limits)
+
+
+def test_keys_without_limits_always_pass():
+    limiter = KeyLimiter()
+    for _ in range(1000):
+        limiter.admit(key())
+    limiter.admit(None)
+
+
+def test_rpm_refuses_the_request_over_the_limit_and_names_when_to_retry():
+    clock = Clock()
+    limiter, k = KeyLimiter(clock), key(rpm_limit=3)
+    for _ in range(3):
+        limiter.admit(k)
+        clock.now += 10
+    with pytest.raises(LimitExceeded) as err:
+        limiter.admit(k)
+    assert err.value.limit == "rpm_limit" and err.value.retry_after_s == 30
+    clock.now += 30  # the first request leaves the window
+    limiter.admit(k)
+
+
+def test_tpm_counts_finished_tokens_and_lets_the_crossing_request_finish():
+    clock = Clock()
+    limiter, k = KeyLimiter(clock), key(tpm_limit=100)
+    limiter.admit(k)
+    limiter.count_tokens(k, 60)
+    limiter.admit(k)  # 60 < 100: admitted
+    clock.now += 20
+    limiter.count_tokens(k, 60)  # 120 now
+    with pytest.raises(LimitExceeded) as err:
+        limiter.admit(k)
+    assert err.value.limit == "tpm_limit" and err.value.retry_after_s == 40
+    clock.now += 40
+    limiter.admit(k)
+
+
+def test_budget_adds_local_tokens_to_the_catalog_total_and_a_refresh_takes_them_back():
+    limiter = KeyLimiter(Clock())
+    k = key(token_budget=100, tokens_used=50)
+    limiter.admit(k)
+    limiter.count_tokens(k, 30)
+    limiter.admit(k)  # 80
+    limiter.count_tokens(k, 30)  # 110
+    with pytest.raises(LimitExceeded) as err:
+        limiter.admit(k)
+    assert err.value.limit == "token_budget"
+    # the catalog has since recorded the first request only: 80 used, 30 still local
+    fresher = key(token_budget=100, tokens_used=80)
+    with pytest.raises(LimitExceeded):
+        limiter.admit(fresher)
+    raised = key(token_budget=200, tokens_used=80)
+    limiter.admit(raised)
