@@ -3,13 +3,15 @@
 
 ``garden demo``, ``garden up | down | status``, ``garden datasets upload | list``, ``garden models
 import | list``, ``garden train``, ``garden chat``, ``garden images generate``,
-``garden carbon``, ``garden keys create | list``. The API URL and key come from
+``garden carbon``, ``garden usage``, ``garden keys create | list | limits``. The API URL
+and key come from
 ``--api-url``/``--api-key`` or ``GARDEN_API_URL``/``GARDEN_API_KEY``.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -72,15 +75,34 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(1) from exc
 
 
+def _is_number(value: Any) -> bool:
+    if value is None or value == "":
+        return True
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, bool)
+
+
 def _table(title: str, columns: list[str], rows: list[list[Any]], total: int | None = None,
-           next_cursor: str | None = None) -> None:
-    table = Table(title=title, caption=None if total is None else
+           next_cursor: str | None = None, footer: list[Any] | None = None) -> None:
+    """Print a rich table; ``total`` adds an "n of total" caption, ``footer`` a last row
+    (bold, after a rule). Number columns are right-aligned and never wrapped; text
+    columns fold (ids stay whole, over several lines) when the terminal is narrow."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False,
+                  caption=None if total is None else
                   f"{len(rows)} of {total}" + (f"; next: --cursor {next_cursor}"
                                                if next_cursor else ""))
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*["" if v is None else str(v) for v in row])
+    body = [*rows, *([footer] if footer is not None else [])]
+    for i, col in enumerate(columns):
+        numeric = bool(rows) and all(_is_number(row[i]) for row in rows)
+        table.add_column(col, justify="right" if numeric else "left", no_wrap=numeric,
+                         overflow="ellipsis" if numeric else "fold")
+    for i, row in enumerate(body):
+        table.add_row(*["" if v is None else str(v) for v in row],
+                      end_section=footer is not None and i == len(rows) - 1,
+                      style="bold" if footer is not None and i == len(rows) else None)
     console.print(table)
 
 
@@ -331,7 +353,8 @@ def carbon(
     since: datetime | None = None, until: datetime | None = None,
     csv: bool = typer.Option(False, "--csv", help="Print every record as CSV instead."),
 ) -> None:
-    """Energy (kWh) and emissions (kg CO2eq), grouped."""
+    """Energy (kWh) and emissions (kg CO2eq): totals, training vs inference, each model's
+    share, and the rows grouped by --group-by."""
     client = _client(ctx)
     with _errors():
         if csv:
@@ -339,31 +362,114 @@ def carbon(
                           markup=False, highlight=False)
             return
         summary = client.carbon.summary(group_by, since=since, until=until)  # type: ignore[arg-type]
+    period = summary.period
+    console.print(
+        f"total {summary.total_emissions_kg:.6f} kg CO2eq, {summary.total_energy_kwh:.6f} kWh"
+        f" (from {period.get('since') or 'the start'} to {period.get('until') or 'now'})")
+    console.print(f"training  {summary.training_emissions_kg:.6f} kg CO2eq, "
+                  f"{summary.num_training_jobs} job(s)")
+    console.print(f"inference {summary.inference_emissions_kg:.6f} kg CO2eq, "
+                  f"{summary.num_inference_requests} request(s)")
+    _table("carbon by model", ["model id", "name", "kg CO2eq", "energy kWh", "share %"],
+           [[m.model_id, m.model_name, f"{m.emissions_kg:.6f}", f"{m.energy_kwh:.6f}",
+             f"{m.percentage:.1f}"] for m in summary.by_model])
     _table(f"carbon by {summary.group_by}", [group_by, "energy kWh", "kg CO2eq", "records"],
            [[r.key, f"{r.energy_kwh:.6f}", f"{r.emissions_kg:.6f}", r.records]
             for r in summary.rows])
-    console.print(f"total {summary.total_energy_kwh:.6f} kWh, "
-                  f"{summary.total_emissions_kg:.6f} kg CO2eq")
+
+
+def _usage_row(label: Any, row: Any) -> list[Any]:
+    """A usage table row: energy in Wh and emissions in g (a request's share is small)."""
+    cost = None if row.cost_usd is None else f"{row.cost_usd:.4f}"
+    return [label, row.requests, row.prompt_tokens, row.completion_tokens, cost,
+            f"{row.energy_kwh * 1000:.4g}", f"{row.emissions_kg * 1000:.4g}"]
+
+
+@app.command()
+def usage(
+    ctx: typer.Context,
+    by: str = typer.Option("model", "--by", help="user, key, model, adapter, day or month."),
+    since: Annotated[datetime | None, typer.Option(help="Start (inclusive, UTC).")] = None,
+    until: Annotated[datetime | None, typer.Option(help="End (exclusive, UTC).")] = None,
+    user: str | None = typer.Option(None, help="Admins: one user's usage only."),
+    csv: str | None = typer.Option(None, "--csv", metavar="FILE",
+                                   help="Write every record as CSV to FILE ('-': stdout)."),
+) -> None:
+    """Requests, prompt and completion tokens, cost (USD, where known), energy (Wh) and
+    emissions (g CO2eq), grouped, with the totals; a user sees their own usage, an admin
+    everyone's. --csv writes every record (kWh, kg) instead."""
+    client = _client(ctx)
+    with _errors():
+        if csv is not None:
+            dest = sys.stdout if csv == "-" else Path(csv)
+            size = client.usage.export_csv(dest, since=since, until=until, user_id=user)
+            if csv != "-":
+                console.print(f"wrote {csv} ({size} bytes)")
+            return
+        summary = client.usage.summary(by, since=since, until=until,  # type: ignore[arg-type]
+                                       user_id=user)
+    _table(f"usage by {summary.group_by}",
+           [by, "requests", "prompt", "completion", "USD", "Wh", "g CO2eq"],
+           [_usage_row(r.key, r) for r in summary.rows],
+           footer=_usage_row("total", summary.total))
+
+
+def _limit(value: int | None) -> int | None:
+    """A CLI limit: 0 means no limit (the API's null); None leaves it out."""
+    return None if value == 0 else value
 
 
 @keys_app.command("create")
 def keys_create(
     ctx: typer.Context, user_id: str, name: str = typer.Option("cli"),
     role: str = typer.Option("user", help="user or admin"),
+    rpm: int | None = typer.Option(None, "--rpm", min=1, help="Requests per minute."),
+    tpm: int | None = typer.Option(None, "--tpm", min=1, help="Tokens per minute."),
+    budget: int | None = typer.Option(None, "--budget", min=1,
+                                      help="Tokens in the key's lifetime."),
 ) -> None:
-    """Admin: create a key for USER_ID; the secret is printed once."""
+    """Admin: create a key for USER_ID (optionally limited); the secret is printed once."""
     with _errors():
-        record, secret = _client(ctx).keys.create(user_id, name, role)
+        record, secret = _client(ctx).keys.create(user_id, name, role, rpm_limit=rpm,
+                                                  tpm_limit=tpm, token_budget=budget)
     console.print(json.dumps({"id": record.id, "user_id": record.user_id,
-                              "role": str(record.role), "secret": secret}))
+                              "role": str(record.role), "rpm_limit": record.rpm_limit,
+                              "tpm_limit": record.tpm_limit,
+                              "token_budget": record.token_budget, "secret": secret}))
+
+
+@keys_app.command("limits")
+def keys_limits(
+    ctx: typer.Context, key_id: str,
+    rpm: int | None = typer.Option(None, "--rpm", min=0,
+                                   help="Requests per minute (0: no limit)."),
+    tpm: int | None = typer.Option(None, "--tpm", min=0, help="Tokens per minute (0: no limit)."),
+    budget: int | None = typer.Option(None, "--budget", min=0,
+                                      help="Tokens in the key's lifetime (0: no limit)."),
+) -> None:
+    """Admin: set or clear (0) KEY_ID's limits; limits not given keep their value."""
+    from garden.client.keys import UNSET
+
+    changes = {name: _limit(value) for name, value in
+               (("rpm_limit", rpm), ("tpm_limit", tpm), ("token_budget", budget))
+               if value is not None}
+    with _errors():
+        key = _client(ctx).keys.set_limits(
+            key_id, **{k: changes.get(k, UNSET) for k in ("rpm_limit", "tpm_limit",
+                                                            "token_budget")})
+    _table("key", ["id", "user", "rpm", "tpm", "budget", "tokens used"],
+           [[key.id, key.user_id, key.rpm_limit, key.tpm_limit, key.token_budget,
+             key.tokens_used]])
 
 
 @keys_app.command("list")
 def keys_list(ctx: typer.Context) -> None:
     with _errors():
         page = _client(ctx).keys.list()
-    _table("keys", ["id", "user", "name", "prefix", "role"],
-           [[k.id, k.user_id, k.name, k.prefix, k.role] for k in page.items], page.total)
+    _table("keys", ["id", "user", "name", "prefix", "role", "rpm", "tpm", "budget",
+                    "tokens used"],
+           [[k.id, k.user_id, k.name, k.prefix, k.role, k.rpm_limit, k.tpm_limit,
+             k.token_budget, k.tokens_used] for k in page.items], page.total)
 
 
 if __name__ == "__main__":

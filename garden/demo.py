@@ -273,15 +273,15 @@ def _report(client, job, adapter, cluster, questions_since: datetime,
                   f"{job.eval_loss_after:.4f} (held-out chatterbot pairs)")
     console.print(f"training: {job.energy_kwh or 0:.6f} kWh, {job.emissions_kg or 0:.6f} kg CO2eq "
                   f"(codecarbon, {job.country_iso_code})")
-    time.sleep(1.0)  # usage records are batched by the catalog actor (0.2 s)
-    # Usage rows carry the served base model's name (adapter requests included);
-    # rows keyed by model id are training carbon records, reported above.
-    base_name = client.models.get(job.base_model_id).name
-    for row in client.carbon.summary("model", since=questions_since).rows:
-        if row.key == base_name:
-            console.print(f"this run's inference on {base_name} and its adapter: "
-                          f"{row.records} requests, "
-                          f"{row.energy_kwh:.6f} kWh, {row.emissions_kg:.6f} kg CO2eq")
+    time.sleep(1.0)  # usage records reach the catalog in batches (the replica's buffer)
+    usage = client.usage.summary("adapter", since=questions_since)
+    by_adapter = {row.key: row for row in usage.rows}
+    for key, label in ((adapter.id, f"adapter {adapter.id}"), (None, "the base model")):
+        row = by_adapter.get(key)
+        if row is not None:
+            console.print(f"this run's inference on {label}: {row.requests} requests, "
+                          f"{row.total_tokens} tokens, {row.energy_kwh:.6f} kWh, "
+                          f"{row.emissions_kg:.6f} kg CO2eq")
     console.print(f"API       {cluster.api_url}  (docs: {cluster.api_url}/docs)")
     console.print(f"OpenAI    {client.openai_base_url}  (model {adapter.id} or the base name)")
     console.print(f"dashboard {cluster.dashboard_url}")

@@ -8,12 +8,15 @@
     base = client.models.list(kind="base", published=True).items[0]
     job = client.training.create(name="demo", base_model_id=base.id, dataset_id=ds.id)
     job.wait(on_progress=lambda j, points: print(j.status, points[-1:] ))
+    client.usage.summary(group_by="day")    # requests, tokens, kWh, kg CO2eq per day
     openai.OpenAI(base_url=client.openai_base_url, api_key=client.api_key)
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
@@ -26,6 +29,7 @@ from garden.client.media import ImageGeneration, Images, Predictions
 from garden.client.models import Models
 from garden.client.training import Job, Training
 from garden.client.transport import RetryTransport
+from garden.client.usage import Usage
 from garden.errors import GardenError
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
@@ -79,6 +83,16 @@ class Client:
             raise GardenError.from_response(response)
         return response
 
+    @contextmanager
+    def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """Send one request and yield the response before its body is read (iterate it
+        with ``iter_bytes``); raise the typed GardenError for a 4xx/5xx answer."""
+        with self._http.stream(method, path, **kwargs) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise GardenError.from_response(response)
+            yield response
+
     @property
     def openai_base_url(self) -> str:
         """Base URL for the official ``openai`` client (``<api>/openai/v1``)."""
@@ -118,6 +132,10 @@ class Client:
     @cached_property
     def keys(self) -> Keys:
         return Keys(self)
+
+    @cached_property
+    def usage(self) -> Usage:
+        return Usage(self)
 
     def health(self) -> dict[str, Any]:
         """``/health``: ``{"status", "components": {name: {"status", "detail"}}}``. An

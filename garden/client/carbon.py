@@ -1,11 +1,12 @@
-"""``client.carbon``: energy (kWh) and emissions (kg CO2eq) summaries, records, CSV."""
+"""``client.carbon``: energy (kWh) and emissions (kg CO2eq) summaries (seed 002's
+``CarbonSummary``), a job's footprint, records, CSV."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from catalog.schemas import CarbonRecord, CarbonSummary, Page
+from catalog.schemas import CarbonGroupBy, CarbonRecord, CarbonSummary, Page
 from garden.client.base import Namespace
 
 
@@ -15,10 +16,12 @@ def _iso(when: datetime | None) -> str | None:
 
 class Carbon(Namespace):
     def summary(
-        self, group_by: Literal["model", "job", "day", "month", "source"] = "month", *,
+        self, group_by: CarbonGroupBy = "month", *,
         since: datetime | None = None, until: datetime | None = None,
     ) -> CarbonSummary:
-        """Totals grouped by period, model, job or source, over ``[since, until)``."""
+        """The footprint over ``[since, until)``: total, training and inference emissions,
+        energy, job and request counts, ``by_model`` shares, and ``rows`` grouped by
+        period, model, job or source."""
         params = {"group_by": group_by, "since": _iso(since), "until": _iso(until)}
         data = self._client.request("GET", "/v1/carbon/summary", params={
             k: v for k, v in params.items() if v is not None}).json()
@@ -30,7 +33,15 @@ class Carbon(Namespace):
                           {"source": source, "page_size": page_size, "cursor": cursor})
 
     def job(self, job_id: str) -> dict[str, Any]:
-        """``{"job_id", "energy_kwh", "emissions_kg", "records": [...]}``."""
+        """A training job's footprint (seed 002's ``JobCarbonDetails``)::
+
+            {"job_id", "total_emissions_kg", "total_energy_kwh", "duration_seconds",
+             "carbon_intensity" (g CO2eq/kWh), "location",
+             "breakdown": {"cpu_power_w", "gpu_power_w", "ram_power_w", "cpu_energy_kwh",
+                           "gpu_energy_kwh", "ram_energy_kwh"},
+             "timeline": [{"timestamp", "emissions_kg" (cumulative), "power_w"}],
+             "records": [CarbonRecord as JSON]}
+        """
         return self._client.request("GET", f"/v1/carbon/jobs/{job_id}").json()
 
     def export_csv(self, *, since: datetime | None = None, until: datetime | None = None,
