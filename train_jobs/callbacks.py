@@ -111,7 +111,9 @@ class CatalogCallback(UserCallback):
                              tokens_per_s=point.tokens_per_second)
 
     def _record_energy(self, cat: CatalogPort, metrics: list[dict[str, Any]]) -> None:
-        """Rewrite the carbon record of every node whose tracker reported."""
+        """Rewrite the carbon record of every node whose tracker reported: its totals,
+        CPU/GPU/RAM breakdown, location, carbon intensity, and its timeline with this
+        report's point added (:meth:`train_jobs.carbon.NodeSessions.node`)."""
         nodes = {self._energy.update(m["carbon"]) for m in metrics if m.get("carbon")}
         for node_id in sorted(nodes):
             cat.record_carbon(node_record(self.job, node_id, self._energy.node(node_id)))
