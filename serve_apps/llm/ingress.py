@@ -72,6 +72,12 @@ async def _authorize(request: Request) -> None:
         raise StarletteHTTPException(401, exc.message) from exc
 
 
+async def _chained(first, rest):
+    yield first
+    async for item in rest:
+        yield item
+
+
 def build_fastapi() -> FastAPI:
     """The FastAPI app of :class:`LLMIngress` with vLLM's OpenAI error handlers.
 
@@ -144,23 +150,21 @@ class LLMIngress:
             return JSONResponse(status_code=first.error.code, content=first.model_dump())
         if isinstance(first, str):
             async def stream():
-                yield first
-                async for chunk in gen:
-                    if isinstance(chunk, Tally):
-                        self._count(principal, chunk)
-                    else:
+                async for chunk in _chained(first, gen):
+                    tally = chunk if isinstance(chunk, Tally) else getattr(chunk, "tally", None)
+                    if tally is not None:
+                        self.limiter.count_tokens(
+                            principal.key, tally.prompt_tokens + tally.completion_tokens)
+                    if isinstance(chunk, str):
                         yield chunk
 
             return StreamingResponse(stream(), media_type="text/event-stream")
+        # one item: the response, with its usage and carbon_emissions_g
         body = first.model_dump(mode="json")
-        async for item in gen:
-            if isinstance(item, Tally):
-                self._count(principal, item)
-                body.setdefault("carbon_emissions_g", item.carbon_emissions_g)
+        usage = body.get("usage") or {}
+        self.limiter.count_tokens(principal.key, (usage.get("prompt_tokens") or 0)
+                                  + (usage.get("completion_tokens") or 0))
         return JSONResponse(content=body)
-
-    def _count(self, principal: Principal, tally: Tally) -> None:
-        self.limiter.count_tokens(principal.key, tally.prompt_tokens + tally.completion_tokens)
 
     @fastapi_app.post("/v1/chat/completions")
     async def chat(self, request: ChatCompletionRequest, raw: Request):

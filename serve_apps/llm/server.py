@@ -12,8 +12,9 @@ folder (a storage URI is copied once per node, :func:`catalog.storage.local_copy
 and loads it into the engine once per replica with
 ``OpenAIServingModels.load_lora_adapter`` (a local folder works: no URI check).
 
-Every request yields its output, then a :class:`~serve_apps.llm.usage.Tally` (tokens and
-grams of CO2, for the ingress's limits and response bodies), and hands its usage record
+Every request yields its output (a non-streamed response carries ``carbon_emissions_g``;
+a stream's last chunks carry a :class:`~serve_apps.llm.usage.Tally` of tokens and grams
+of CO2 for the ingress's limits, without an extra item), and hands its usage record
 to the replica's :class:`~catalog.usage_buffer.UsageBuffer`, which writes it to the
 catalog in batches without the request waiting (:mod:`serve_apps.llm.usage`).
 """
@@ -27,17 +28,17 @@ from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Any, Protocol
 
-from catalog.usage_buffer import UsageBuffer
 from ray import serve
 
 from catalog import storage
 from catalog.errors import NotFound
 from catalog.port import AsyncCatalogPort
+from catalog.usage_buffer import UsageBuffer
 from serve_apps.llm.config import LLMAppConfig
 from serve_apps.llm.energy import EnergyMeter
 from serve_apps.llm.models import adapter_served_name, local_adapter_path
 from serve_apps.llm.protocol import GenerateRequest, GenerateResponse, GenerateUsage
-from serve_apps.llm.usage import Caller, RequestAccount, Tally
+from serve_apps.llm.usage import Caller, RequestAccount, TalliedChunk
 
 
 class AdapterLoadError(RuntimeError):
@@ -104,7 +105,9 @@ class LLMServer:
         await init_app_state(self.engine, self.state, self.args, supported_tasks=tasks)
         self.meter = EnergyMeter(config.carbon_country_iso_code, config.energy_sample_s)
         self.meter.start()
-        self.usage = UsageBuffer(self.catalog)
+        # a batch a second at most: at low traffic, one catalog write per request would
+        # cost the requests beside it CPU (bench/accounting_overhead.py)
+        self.usage = UsageBuffer(self.catalog, flush_interval_s=1.0)
         self.usage.start()
 
         n = config.deployment.max_adapters_per_replica
@@ -154,22 +157,22 @@ class LLMServer:
 
     async def chat(self, request, caller: Caller | None = None) -> AsyncIterator[Any]:
         """Run a vLLM ``ChatCompletionRequest`` for ``caller``: yields SSE strings, or one
-        response or error, then a :class:`Tally`."""
+        response or error (see :meth:`_run`)."""
         async for item in self._run("chat", request, self.state.openai_serving_chat
                                     .create_chat_completion, caller):
             yield item
 
     async def completions(self, request, caller: Caller | None = None) -> AsyncIterator[Any]:
         """Run a vLLM ``CompletionRequest`` for ``caller``: yields SSE strings, or one
-        response or error, then a :class:`Tally`."""
+        response or error (see :meth:`_run`)."""
         async for item in self._run("completions", request, self.state
                                     .openai_serving_completion.create_completion, caller):
             yield item
 
     async def generate(self, request: GenerateRequest,
                        caller: Caller | None = None) -> AsyncIterator[Any]:
-        """Run the seed's generate request; yields one GenerateResponse or ErrorResponse,
-        then a :class:`Tally`."""
+        """Run the seed's generate request; yields one GenerateResponse (with its usage and
+        ``carbon_emissions_g``) or ErrorResponse."""
         from vllm.entrypoints.openai.completion.protocol import (
             CompletionRequest,
             CompletionResponse,
@@ -186,12 +189,10 @@ class LLMServer:
                                     .create_completion, caller, keep_account=True):
             if isinstance(item, RequestAccount):
                 account = item
-            elif not isinstance(item, Tally):
+            else:
                 result = item
         if not isinstance(result, CompletionResponse):
             yield result
-            if account is not None:
-                yield account.tally()
             return
         choice = result.choices[0]
         yield GenerateResponse(
@@ -202,17 +203,20 @@ class LLMServer:
             latency_ms=account.latency_ms if account else 0.0,
             carbon_emissions_g=account.carbon_emissions_g if account else 0.0,
         )
-        if account is not None:
-            yield account.tally()
 
     async def _run(self, route: str, request, create, caller: Caller | None = None,
                    keep_account: bool = False):
         """Run ``create(request)`` with accounting; yields its SSE strings or its one
-        result, then a :class:`Tally` (or the whole account with ``keep_account``).
+        result (and, with ``keep_account``, the :class:`RequestAccount` last).
 
         The account closes (its energy share taken) as soon as the output is complete:
-        before a non-streamed response is yielded, and at the final usage chunk of a
-        stream, which then carries ``carbon_emissions_g`` beside ``usage``.
+        before a non-streamed response is yielded, which then carries
+        ``carbon_emissions_g``; and at the final usage chunk of a stream, which carries it
+        beside ``usage`` when the client asked for usage. The ingress learns a stream's
+        tokens from a :class:`TalliedChunk`: the usage chunk, or the one after it when
+        the client did not ask for usage; a stream that ends without one ends with a
+        bare :class:`Tally`. No extra item follows a response (each costs the ingress a
+        message from this replica before it can answer).
 
         vLLM raises on bad parameters (max_tokens out of range, prompt longer than
         max_model_len); those become OpenAI error responses (vLLM's own mapping:
@@ -267,11 +271,14 @@ class LLMServer:
                 result = await create(request, raw_request=None)
             except (ValueError, TypeError, OverflowError, VLLMError) as exc:
                 result = create_error_response(exc)
+            tallied = False
             if isinstance(result, ErrorResponse):
                 account.status = result.error.code
                 finish()
+                tallied = True  # no tokens to count
                 yield result
             elif isinstance(result, AsyncIterator):
+                owed = False  # the tally rides on the next chunk
                 async for chunk in result:
                     account.first_token()
                     if '"choices":[]' in chunk and '"usage":{' in chunk:
@@ -282,20 +289,33 @@ class LLMServer:
                                               usage.get("completion_tokens"))
                             finish()
                             if not client_wants_usage:
+                                owed = True
                                 continue
                             event["carbon_emissions_g"] = account.carbon_emissions_g
-                            chunk = chunk.replace(
-                                line, "data: " + json.dumps(event, separators=(",", ":")), 1)
+                            chunk = TalliedChunk(chunk.replace(
+                                line, "data: " + json.dumps(event, separators=(",", ":")), 1))
+                            chunk.tally = account.tally()
+                            tallied = True
+                    elif owed:
+                        chunk = TalliedChunk(chunk)
+                        chunk.tally = account.tally()
+                        owed, tallied = False, True
                     yield chunk
             else:
                 account.first_token()
                 account.set_usage(result.usage.prompt_tokens, result.usage.completion_tokens)
                 finish()
+                # vLLM's response models keep extra fields (OpenAIBaseModel: extra="allow")
+                result.carbon_emissions_g = account.carbon_emissions_g
+                tallied = True
                 yield result
         finally:
             finish()
             account.submit(self.usage)
-        yield account if keep_account else account.tally()
+        if keep_account:
+            yield account
+        elif not tallied:
+            yield account.tally()
 
 
 def _usage_event(chunk: str) -> tuple[str, dict[str, Any] | None]:

@@ -30,12 +30,21 @@ class Caller:
 
 
 class Tally(NamedTuple):
-    """The engine's last item of every request, for the ingress: token counts and the
-    request's emissions in grams CO2eq."""
+    """What the ingress needs of a finished stream: token counts (for the key's limits)
+    and the request's emissions in grams CO2eq."""
 
     prompt_tokens: int
     completion_tokens: int
     carbon_emissions_g: float
+
+
+class TalliedChunk(str):
+    """An SSE chunk (a ``str``, sent to the client as is) that also carries its stream's
+    :class:`Tally` in ``tally``, so the engine tells the ingress the tokens without a
+    message of their own. Pickles with the attribute (a ``str`` subclass keeps its
+    ``__dict__``)."""
+
+    tally: Tally
 
 
 @dataclass
