@@ -326,9 +326,10 @@ def test_streamed_tokens_count_toward_the_tpm_limit(llm_url, llm_catalog):
     """A stream's tokens reach the ingress's limiter (on the chunk after the usage chunk
     the client did not ask for): a key of 40 tokens a minute is refused within a few
     8-token streams."""
-    key, secret = user_key(llm_catalog, tpm_limit=40)
+    _, secret = user_key(llm_catalog, tpm_limit=40)
     oa = as_user(llm_url, secret)
-    for answered in range(20):
+    answered = 0
+    while answered < 20:
         try:
             chunks = list(oa.completions.create(model=BASE_NAME, prompt=PROMPT, max_tokens=8,
                                                 stream=True))
@@ -336,8 +337,7 @@ def test_streamed_tokens_count_toward_the_tpm_limit(llm_url, llm_catalog):
             assert "tokens per minute" in err.body["message"]
             break
         assert chunks and all(c.usage is None for c in chunks)  # usage not asked for
-    else:
-        pytest.fail("streamed tokens never counted")
+        answered += 1
     assert 2 <= answered <= 5  # 40 tokens: three to five streams of 8 + the prompt's
 
 
