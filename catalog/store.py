@@ -284,12 +284,8 @@ class UsageRepo(Repo[s.UsageRecord]):
         r = t.UsageRollupRow
         with self.store.session() as session:
             row = self._get_row(session, row_id, lock=True)
-            where = (
-                r.bucket == _floor_hour(row.created_at), r.user_id == (row.user_id or ""),
-                r.api_key_id == (row.api_key_id or ""), r.model == row.model,
-                r.model_id == (row.model_id or ""), r.adapter == (row.adapter or ""),
-                r.kind == row.kind,
-            )
+            key = _rollup_key({c: getattr(row, c) for c in _ROLLUP_SOURCE})
+            where = tuple(getattr(r, c) == v for c, v in zip(t.ROLLUP_KEYS, key, strict=True))
             costed = row.cost_usd is not None
             session.execute(update(r).where(*where).values(
                 requests=r.requests - 1, prompt_tokens=r.prompt_tokens - row.prompt_tokens,
@@ -898,9 +894,7 @@ class CatalogStore:
         and never deadlock)."""
         sums: dict[tuple[Any, ...], list[Any]] = {}
         for v in rows:
-            key = (_floor_hour(v["created_at"]), v["user_id"] or "", v["api_key_id"] or "",
-                   v["model"], v["model_id"] or "", v["adapter"] or "", v["kind"])
-            acc = sums.setdefault(key, [0, 0, 0, 0.0, 0, 0.0, 0.0])
+            acc = sums.setdefault(_rollup_key(v), [0, 0, 0, 0.0, 0, 0.0, 0.0])
             acc[0] += 1
             acc[1] += v["prompt_tokens"]
             acc[2] += v["completion_tokens"]
@@ -969,11 +963,7 @@ class CatalogStore:
         out: dict[tuple[Any, ...], _UsageSums] = {}
         for cols, lo, hi in _usage_segments(since, until):
             keys = key(cols)
-            conds = []
-            if lo is not None:
-                conds.append(cols.time >= lo)
-            if hi is not None:
-                conds.append(cols.time < hi)
+            conds = _within(cols.time, lo, hi)
             if user_id is not None:
                 conds.append(cols.user_filter == user_id)
             if api_key_id is not None:
@@ -1041,11 +1031,7 @@ class CatalogStore:
                                   field="group_by")
         _check_aware(since=since, until=until)
         c = t.CarbonRow
-        conds = []
-        if since is not None:
-            conds.append(c.created_at >= since)
-        if until is not None:
-            conds.append(c.created_at < until)
+        conds = _within(c.created_at, since, until)
         if user_id is not None:
             conds.append(c.user_id == user_id)
         group_key = {"model": c.model_id, "job": c.training_job_id, "source": c.source}.get(
@@ -1368,6 +1354,28 @@ def _summary_row(key: Any, v: _UsageSums) -> s.UsageSummaryRow:
 def _floor_hour(when: datetime) -> datetime:
     """The UTC hour ``when`` (timezone-aware) falls in."""
     return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+#: The usage columns a rollup row is keyed by, in :data:`catalog.tables.ROLLUP_KEYS`' order
+#: (the record's ``created_at`` gives the rollup's ``bucket``).
+_ROLLUP_SOURCE = ("created_at", *t.ROLLUP_KEYS[1:])
+
+
+def _rollup_key(values: dict[str, Any]) -> tuple[Any, ...]:
+    """The rollup key (:data:`catalog.tables.ROLLUP_KEYS`) of one usage record's column
+    values: its hour, and ``''`` for a key column that is null (rollups keep no nulls)."""
+    hour, *rest = (values[c] for c in _ROLLUP_SOURCE)
+    return (_floor_hour(hour), *("" if v is None else v for v in rest))
+
+
+def _within(column: Any, since: datetime | None, until: datetime | None) -> list[Any]:
+    """SQL conditions ``since <= column < until`` (a None bound: none on that side)."""
+    conds = []
+    if since is not None:
+        conds.append(column >= since)
+    if until is not None:
+        conds.append(column < until)
+    return conds
 
 
 def _usage_segments(

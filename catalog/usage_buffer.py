@@ -81,7 +81,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pydantic
-import sqlalchemy.exc
 
 from catalog import schemas as s
 from catalog import storage
@@ -96,11 +95,11 @@ log = logging.getLogger(__name__)
 SEND_BACKOFF = Backoff(initial_s=0.1, max_delay_s=5.0)
 
 #: Errors that mean "the catalog answered and refuses these records": retrying the same
-#: records cannot succeed. Everything else (actor restarting, database unavailable,
-#: time-outs, unknown errors) is retried.
+#: records cannot succeed. The store maps the database's own refusals (a value it cannot
+#: hold, a constraint) to these (:meth:`catalog.store.CatalogStore.session`). Everything
+#: else (actor restarting, database unavailable, time-outs, unknown errors) is retried.
 REFUSED: tuple[type[BaseException], ...] = (
     InvalidArgument, Conflict, NotFound, pydantic.ValidationError,
-    sqlalchemy.exc.DataError, sqlalchemy.exc.IntegrityError,
 )
 
 #: Name of the spool files this buffer writes and replays (others in the folder are left).

@@ -98,6 +98,11 @@ def as_utc(when: datetime | None) -> datetime | None:
 #: A query time (ISO 8601), converted to UTC by :func:`as_utc`; the catalog asks for aware
 #: times. Use as ``Annotated[UtcTime, Query(description=...)] = None``.
 UtcTime = Annotated[datetime | None, AfterValidator(as_utc)]
+#: The ``since`` and ``until`` query parameters of the usage and carbon routes.
+Since = Annotated[UtcTime, Query(
+    description="Start of the period, inclusive (ISO 8601; without an offset: UTC).")]
+Until = Annotated[UtcTime, Query(
+    description="End of the period, exclusive (ISO 8601; without an offset: UTC).")]
 
 Caller = Annotated[Principal, Depends(principal)]
 Cat = Annotated[AsyncCatalogPort, Depends(catalog)]

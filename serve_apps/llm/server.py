@@ -218,16 +218,13 @@ class LLMServer:
         bare :class:`Tally`. No extra item follows a response (each costs the ingress a
         message from this replica before it can answer).
 
-        vLLM raises on bad parameters (max_tokens out of range, prompt longer than
-        max_model_len); those become OpenAI error responses (vLLM's own mapping:
-        client errors 400) instead of failing the call.
+        Bad parameters are answered with an error response (:func:`_created`).
         """
         from vllm.entrypoints.generate.base.protocol import StreamOptions
         from vllm.entrypoints.serve.engine.protocol import ErrorResponse
         from vllm.entrypoints.serve.exception_handling.error_response import (
             create_error_response,
         )
-        from vllm.exceptions import VLLMError
 
         start = time.perf_counter()
         try:
@@ -238,10 +235,7 @@ class LLMServer:
             return
         if not self.config.accounting:  # bench/accounting_overhead.py's peer
             request.model = served
-            try:
-                result = await create(request, raw_request=None)
-            except (ValueError, TypeError, OverflowError, VLLMError) as exc:
-                result = create_error_response(exc)
+            result = await _created(create, request)
             if isinstance(result, AsyncIterator):
                 async for chunk in result:
                     yield chunk
@@ -267,10 +261,7 @@ class LLMServer:
         if stream and not client_wants_usage:
             request.stream_options = StreamOptions(include_usage=True)
         try:
-            try:
-                result = await create(request, raw_request=None)
-            except (ValueError, TypeError, OverflowError, VLLMError) as exc:
-                result = create_error_response(exc)
+            result = await _created(create, request)
             tallied = False
             if isinstance(result, ErrorResponse):
                 account.status = result.error.code
@@ -316,6 +307,22 @@ class LLMServer:
             yield account
         elif not tallied:
             yield account.tally()
+
+
+async def _created(create, request) -> Any:
+    """``create(request)`` (a vLLM serving method): its response, stream or error. vLLM
+    raises on bad parameters (max_tokens out of range, a prompt longer than
+    max_model_len); those become OpenAI error responses (vLLM's own mapping: client
+    errors are 400) instead of failing the call."""
+    from vllm.entrypoints.serve.exception_handling.error_response import (
+        create_error_response,
+    )
+    from vllm.exceptions import VLLMError
+
+    try:
+        return await create(request, raw_request=None)
+    except (ValueError, TypeError, OverflowError, VLLMError) as exc:
+        return create_error_response(exc)
 
 
 def _usage_event(chunk: str) -> tuple[str, dict[str, Any] | None]:

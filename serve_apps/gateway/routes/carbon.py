@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -15,7 +15,16 @@ from pydantic import BaseModel, Field, ValidationError
 
 from catalog import schemas as s
 from serve_apps.auth import owner_filter
-from serve_apps.gateway.deps import CSV_RESPONSES, Caller, Cat, Paging, UtcTime, csv_export
+from serve_apps.gateway.deps import (
+    CSV_RESPONSES,
+    Caller,
+    Cat,
+    Paging,
+    Since,
+    Until,
+    as_utc,
+    csv_export,
+)
 from serve_apps.gateway.routes.training import owned_job
 
 router = APIRouter(prefix="/v1/carbon", tags=["carbon"])
@@ -24,12 +33,8 @@ router = APIRouter(prefix="/v1/carbon", tags=["carbon"])
 CSV_COLUMNS = ("id", "created_at", "source", "energy_kwh", "emissions_kg", "duration_s",
                "training_job_id", "model_id", "country_iso_code", "user_id")
 
-#: Rows fetched from the catalog per page (job records, CSV export).
+#: Rows fetched from the catalog per page of a job's carbon records.
 PAGE_SIZE = 1000
-
-Since = Annotated[UtcTime, Query(
-    description="Inclusive start (ISO 8601; without an offset: UTC).")]
-Until = Annotated[UtcTime, Query(description="Exclusive end (ISO 8601; without an offset: UTC).")]
 
 
 class CarbonBreakdown(BaseModel):
@@ -91,10 +96,6 @@ class _Point(BaseModel):
     power_w: float = 0.0
 
 
-def _aware(when: datetime) -> datetime:
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
 def _node_timeline(record: s.CarbonRecord) -> list[_Point]:
     """A record's timeline points, oldest first; points that do not parse are skipped."""
     raw = record.details.get("timeline")
@@ -104,7 +105,7 @@ def _node_timeline(record: s.CarbonRecord) -> list[_Point]:
             point = _Point.model_validate(item)
         except ValidationError:
             continue
-        points.append(point.model_copy(update={"timestamp": _aware(point.timestamp)}))
+        points.append(point.model_copy(update={"timestamp": as_utc(point.timestamp)}))
     return sorted(points, key=lambda p: p.timestamp)
 
 

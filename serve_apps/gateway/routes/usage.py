@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from catalog import schemas as s
 from catalog.errors import InvalidArgument, PermissionDenied
 from serve_apps.auth import Principal, owner_filter
-from serve_apps.gateway.deps import CSV_RESPONSES, Caller, Cat, Paging, UtcTime, csv_export
+from serve_apps.gateway.deps import CSV_RESPONSES, Caller, Cat, Paging, Since, Until, csv_export
 
 router = APIRouter(prefix="/v1/usage", tags=["usage"])
 
@@ -23,12 +23,6 @@ CSV_COLUMNS = ("id", "created_at", "kind", "user_id", "api_key_id", "model", "mo
                "adapter", "provider", "prompt_tokens", "completion_tokens", "total_tokens",
                "latency_ms", "ttft_ms", "cost_usd", "energy_kwh", "emissions_kg")
 
-#: Rows fetched from the catalog per page of the CSV export.
-
-Since = Annotated[UtcTime, Query(
-    description="Start of the period, inclusive (ISO 8601; without an offset: UTC).")]
-Until = Annotated[UtcTime, Query(
-    description="End of the period, exclusive (ISO 8601; without an offset: UTC).")]
 UserFilter = Annotated[str | None, Query(
     max_length=200, description="Admins: only this user's usage. A user may name only "
     "themselves (403 otherwise).")]
