@@ -2,7 +2,8 @@
 
 Routes (under the app's route prefix, default ``/openai``):
 ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
-``GET /v1/models/{model}``, ``POST /v1/generate``. Errors use OpenAI's shape through
+``GET /v1/models/{model}``, and seed 002's ``POST /v1/generate`` and
+``POST /v1/generate/batch`` (:mod:`serve_apps.llm.protocol`). Errors use OpenAI's shape through
 vLLM's exception handlers (``init_exception_handler``): bad parameters and malformed
 JSON are 400, an unknown model or adapter is 404, a missing or unknown API key is 401
 (the gateway's keys: :mod:`serve_apps.auth`), a key over one of its limits is 429 with
@@ -24,6 +25,7 @@ from __future__ import annotations
 import logging
 from argparse import Namespace
 from http import HTTPStatus
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -47,7 +49,12 @@ from serve_apps.cache import RefreshingCache
 from serve_apps.llm.config import LLMAppConfig
 from serve_apps.llm.limits import KeyLimiter, LimitExceeded
 from serve_apps.llm.models import Target, UnknownModel, list_adapters, resolve
-from serve_apps.llm.protocol import GenerateRequest
+from serve_apps.llm.protocol import (
+    BatchInferenceRequest,
+    BatchInferenceResponse,
+    GenerateRequest,
+    GenerateResponse,
+)
 from serve_apps.llm.usage import Caller, Tally
 
 log = logging.getLogger(__name__)
@@ -95,6 +102,13 @@ def build_fastapi() -> FastAPI:
 
 fastapi_app = build_fastapi()
 
+#: The error answers of the seed routes, for the OpenAPI document (OpenAI's error shape).
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": text} for code, text in (
+        (400, "Bad parameters (`param` names the field)"), (401, "No or unknown API key"),
+        (404, "Unknown model_id"), (429, "Over the key's limits (Retry-After)"))
+}
+
 
 @serve.ingress(fastapi_app)
 class LLMIngress:
@@ -123,13 +137,15 @@ class LLMIngress:
         return await self._targets.get(
             model or "", lambda: resolve(self.catalog, self.base, model))
 
-    async def _call(self, method: str, request, raw: Request):
-        """Resolve ``request.model``, admit the caller under its key's limits, call
-        ``method`` on the engine; SSE stream, JSON body, or OpenAI error response."""
+    async def _call(self, method: str, request, raw: Request, model: str | None = None,
+                    model_param: str = "model"):
+        """Resolve ``model`` (default ``request.model``), admit the caller under its key's
+        limits, call ``method`` on the engine with ``request``; SSE stream, JSON body, or
+        OpenAI error response (an unknown model: 404 naming ``model_param``)."""
         try:
-            target = await self._target(request.model)
+            target = await self._target(model if model is not None else request.model)
         except UnknownModel as exc:
-            return _error(str(exc), HTTPStatus.NOT_FOUND, "NotFoundError", "model")
+            return _error(str(exc), HTTPStatus.NOT_FOUND, "NotFoundError", model_param)
         principal: Principal = await current_principal(raw)
         try:
             self.limiter.admit(principal.key)
@@ -159,11 +175,12 @@ class LLMIngress:
                         yield chunk
 
             return StreamingResponse(stream(), media_type="text/event-stream")
-        # one item: the response, with its usage and carbon_emissions_g
+        # one item: the response, with its usage and carbon_emissions_g (a batch: its
+        # results' usage)
         body = first.model_dump(mode="json")
-        usage = body.get("usage") or {}
-        self.limiter.count_tokens(principal.key, (usage.get("prompt_tokens") or 0)
-                                  + (usage.get("completion_tokens") or 0))
+        usages = [r["usage"] for r in body.get("results") or []] or [body.get("usage") or {}]
+        self.limiter.count_tokens(principal.key, sum(
+            (u.get("prompt_tokens") or 0) + (u.get("completion_tokens") or 0) for u in usages))
         return JSONResponse(content=body)
 
     @fastapi_app.post("/v1/chat/completions")
@@ -179,10 +196,30 @@ class LLMIngress:
         """OpenAI completions (https://platform.openai.com/docs/api-reference/completions)."""
         return await self._call("completions", request, raw)
 
-    @fastapi_app.post("/v1/generate")
+    @fastapi_app.post(
+        "/v1/generate", response_model=GenerateResponse,
+        responses={200: {"content": {"text/event-stream": {}}, "description":
+                         "GenerateResponse; with `stream`: server-sent events, one "
+                         "GenerateChunk per piece of text, then the GenerateResponse, "
+                         "then `[DONE]`"},
+                   **_ERRORS},
+    )
     async def generate(self, request: GenerateRequest, raw: Request):
-        """The seed's generate route: GenerateRequest -> GenerateResponse."""
-        return await self._call("generate", request, raw)
+        """Seed 002's generate route: GenerateRequest -> GenerateResponse (text, usage,
+        latency, grams of CO2), or server-sent events with ``stream``. ``model_id`` takes
+        what OpenAI's ``model`` takes (base, adapter id, name or ``base:adapter``)."""
+        return await self._call("generate", request, raw, request.model_id, "model_id")
+
+    @fastapi_app.post("/v1/generate/batch", response_model=BatchInferenceResponse,
+                      responses=_ERRORS)
+    async def generate_batch(self, request: BatchInferenceRequest, raw: Request):
+        """Seed 002's batch inference: up to 100 prompts run concurrently in one engine
+        replica (vLLM batches them) -> one result per prompt, in order. A prompt the
+        engine refuses gets its ``error``; the others still answer. The key's rate limit
+        counts the call once, its token limits count every prompt's tokens; each prompt
+        is one usage record."""
+        return await self._call("generate_batch", request, raw, request.model_id,
+                                "model_id")
 
     def _card(self, target: Target):
         from vllm.entrypoints.serve.engine.protocol import ModelCard

@@ -12,6 +12,11 @@ folder (a storage URI is copied once per node, :func:`catalog.storage.local_copy
 and loads it into the engine once per replica with
 ``OpenAIServingModels.load_lora_adapter`` (a local folder works: no URI check).
 
+Seed 002's generate and batch requests (:mod:`serve_apps.llm.protocol`) become vLLM
+``CompletionRequest`` objects with the seed's sampling parameters and run through the
+same serving and accounting path as ``/v1/completions``; a batch is one engine request
+per prompt, submitted together (vLLM's scheduler batches them).
+
 Every request yields its output (a non-streamed response carries ``carbon_emissions_g``;
 a stream's last chunks carry a :class:`~serve_apps.llm.usage.Tally` of tokens and grams
 of CO2 for the ingress's limits, without an extra item), and hands its usage record
@@ -37,8 +42,18 @@ from catalog.usage_buffer import UsageBuffer
 from serve_apps.llm.config import LLMAppConfig
 from serve_apps.llm.energy import EnergyMeter
 from serve_apps.llm.models import adapter_served_name, local_adapter_path
-from serve_apps.llm.protocol import GenerateRequest, GenerateResponse, GenerateUsage
-from serve_apps.llm.usage import Caller, RequestAccount, TalliedChunk
+from serve_apps.llm.protocol import (
+    BatchInferenceRequest,
+    BatchInferenceResponse,
+    BatchInferenceResult,
+    FinishReason,
+    GenerateChunk,
+    GenerateRequest,
+    GenerateResponse,
+    SamplingParameters,
+    TokenUsage,
+)
+from serve_apps.llm.usage import Caller, RequestAccount, TalliedChunk, Tally
 
 
 class AdapterLoadError(RuntimeError):
@@ -169,39 +184,169 @@ class LLMServer:
                                     .openai_serving_completion.create_completion, caller):
             yield item
 
+    def _completion_request(self, prompt: str, params: SamplingParameters, stream: bool = False):
+        """vLLM's ``CompletionRequest`` for one prompt with seed 002's sampling parameters
+        (same names in vLLM), or the 400 :class:`ErrorResponse` vLLM's own check of those
+        parameters gives (``param`` = ``body.parameters.<field>``, as a validation error
+        names it): seed 002 allows ``top_p=0``, vLLM's ``SamplingParams`` wants it above 0."""
+        from vllm.entrypoints.generate.base.protocol import StreamOptions
+        from vllm.entrypoints.openai.completion.protocol import CompletionRequest
+        from vllm.entrypoints.serve.exception_handling.error_response import (
+            create_error_response,
+        )
+        from vllm.exceptions import VLLMValidationError
+
+        try:
+            req = CompletionRequest(
+                model=None, prompt=prompt, stream=stream,
+                stream_options=StreamOptions(include_usage=True) if stream else None,
+                **params.model_dump(exclude={"stop"}), stop=params.stop or [],
+            )
+            req.to_sampling_params(
+                params.max_tokens,
+                self.state.openai_serving_completion.default_sampling_params)
+        except VLLMValidationError as exc:
+            return create_error_response(
+                str(exc), param=f"body.parameters.{exc.parameter}" if exc.parameter else None)
+        except ValueError as exc:  # pydantic's ValidationError among them
+            return create_error_response(exc)
+        return req
+
     async def generate(self, request: GenerateRequest,
                        caller: Caller | None = None) -> AsyncIterator[Any]:
-        """Run the seed's generate request; yields one GenerateResponse (with its usage and
-        ``carbon_emissions_g``) or ErrorResponse."""
-        from vllm.entrypoints.openai.completion.protocol import (
-            CompletionRequest,
-            CompletionResponse,
-        )
+        """Run seed 002's generate request for ``caller``.
 
-        req = CompletionRequest(
-            model=None, prompt=request.prompt, max_tokens=request.max_tokens,
-            temperature=request.temperature, top_p=request.top_p, stop=request.stop,
-            seed=request.seed,
-        )
-        account = None
-        result = None
-        async for item in self._run("generate", req, self.state.openai_serving_completion
-                                    .create_completion, caller, keep_account=True):
-            if isinstance(item, RequestAccount):
-                account = item
-            else:
-                result = item
+        Yields one :class:`GenerateResponse` (with usage, ``latency_ms`` and
+        ``carbon_emissions_g``) or an ``ErrorResponse``; with ``stream`` SSE strings: one
+        :class:`GenerateChunk` event per piece of text, then the :class:`GenerateResponse`
+        event and ``data: [DONE]`` (a :class:`TalliedChunk` carrying the tokens for the
+        ingress's limits).
+        """
+        from vllm.entrypoints.openai.completion.protocol import CompletionResponse
+        from vllm.entrypoints.serve.engine.protocol import ErrorResponse
+
+        req = self._completion_request(request.prompt, request.parameters, request.stream)
+        if isinstance(req, ErrorResponse):
+            yield req
+            return
+        create = self.state.openai_serving_completion.create_completion
+        if request.stream:
+            async for chunk in self._generate_stream(req, create, caller):
+                yield chunk
+            return
+        result, account = await self._generate_one(req, create, caller, "generate")
         if not isinstance(result, CompletionResponse):
             yield result
             return
         choice = result.choices[0]
         yield GenerateResponse(
-            id=result.id, model=result.model, text=choice.text,
-            finish_reason=choice.finish_reason,
-            usage=GenerateUsage(**result.usage.model_dump(
-                include={"prompt_tokens", "completion_tokens", "total_tokens"})),
+            id=result.id, model=result.model, generated_text=choice.text,
+            finish_reason=_finish_reason(choice.finish_reason),
+            usage=_token_usage(result.usage),
             latency_ms=account.latency_ms if account else 0.0,
             carbon_emissions_g=account.carbon_emissions_g if account else 0.0,
+        )
+
+    async def _generate_one(self, req, create, caller: Caller | None,
+                            route: str) -> tuple[Any, RequestAccount | None]:
+        """(CompletionResponse or ErrorResponse, its closed account or None when
+        accounting is off) of one non-streamed completion."""
+        result, account = None, None
+        async for item in self._run(route, req, create, caller, keep_account=True):
+            if isinstance(item, RequestAccount):
+                account = item
+            else:
+                result = item
+        return result, account
+
+    async def _generate_stream(self, req, create, caller: Caller | None) -> AsyncIterator[Any]:
+        """The SSE events of a streamed generate request (see :meth:`generate`), from
+        vLLM's completion stream (which always ends with its usage chunk here)."""
+        from vllm.entrypoints.serve.engine.protocol import ErrorResponse
+
+        rid, model, finish, usage = "", "", None, None
+        parts: list[str] = []
+        account = None
+        async for item in self._run("generate", req, create, caller, keep_account=True):
+            if isinstance(item, RequestAccount):
+                account = item
+                continue
+            if isinstance(item, ErrorResponse):  # refused before any output
+                yield item
+                return
+            for event in _sse_events(item):
+                if "error" in event:  # vLLM's in-stream error event: pass it on
+                    finish = "error"
+                    yield _sse(event)
+                    continue
+                rid, model = event.get("id", rid), event.get("model", model)
+                if event.get("usage"):
+                    usage = event["usage"]
+                for choice in event.get("choices") or []:
+                    if choice.get("text"):
+                        parts.append(choice["text"])
+                        yield _sse(GenerateChunk(id=rid, model=model, text=choice["text"])
+                                   .model_dump())
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
+        final = GenerateResponse(
+            id=rid, model=model or req.model, generated_text="".join(parts),
+            finish_reason=_finish_reason(finish), usage=_token_usage(usage),
+            latency_ms=account.latency_ms if account else 0.0,
+            carbon_emissions_g=account.carbon_emissions_g if account else 0.0,
+        )
+        last = TalliedChunk(_sse(final.model_dump()) + "data: [DONE]\n\n")
+        u = final.usage
+        last.tally = account.tally() if account else Tally(
+            u.prompt_tokens, u.completion_tokens, 0.0)
+        yield last
+
+    async def generate_batch(self, request: BatchInferenceRequest,
+                             caller: Caller | None = None) -> AsyncIterator[Any]:
+        """Run seed 002's batch inference request for ``caller``: every prompt is its own
+        engine request, all submitted at once (vLLM's scheduler batches them, up to
+        ``max_num_seqs`` at a time), each with its own usage record (route
+        ``generate_batch``) and energy share.
+
+        Yields one :class:`BatchInferenceResponse`, the results in prompt order; a prompt
+        the engine refuses (longer than ``max_model_len``, ...) gets its ``error`` and the
+        others still run. Yields an ``ErrorResponse`` instead when the parameters are
+        invalid or the adapter cannot be loaded (every prompt would fail alike).
+        """
+        from vllm.entrypoints.openai.completion.protocol import CompletionResponse
+        from vllm.entrypoints.serve.engine.protocol import ErrorResponse
+
+        start = time.perf_counter()
+        check = self._completion_request("x", request.parameters)
+        if isinstance(check, ErrorResponse):
+            yield check
+            return
+        try:
+            served, _ = await self._served_name()
+        except (AdapterLoadError, NotFound, FileNotFoundError) as exc:
+            yield _adapter_error(exc)
+            return
+        create = self.state.openai_serving_completion.create_completion
+
+        async def one(prompt: str) -> tuple[BatchInferenceResult, float]:
+            req = self._completion_request(prompt, request.parameters)
+            if isinstance(req, ErrorResponse):
+                return BatchInferenceResult(prompt=prompt, error=req.error.message), 0.0
+            result, account = await self._generate_one(req, create, caller, "generate_batch")
+            grams = account.carbon_emissions_g if account else 0.0
+            if isinstance(result, CompletionResponse):
+                return BatchInferenceResult(
+                    prompt=prompt, generated_text=result.choices[0].text,
+                    usage=_token_usage(result.usage)), grams
+            message = result.error.message if isinstance(result, ErrorResponse) else (
+                "the engine returned nothing")
+            return BatchInferenceResult(prompt=prompt, error=message), grams
+
+        done = await asyncio.gather(*(one(p) for p in request.prompts))
+        yield BatchInferenceResponse(
+            model=served, results=[r for r, _ in done],
+            total_carbon_emissions_g=sum(g for _, g in done),
+            total_latency_ms=(time.perf_counter() - start) * 1000,
         )
 
     async def _run(self, route: str, request, create, caller: Caller | None = None,
@@ -222,16 +367,12 @@ class LLMServer:
         """
         from vllm.entrypoints.generate.base.protocol import StreamOptions
         from vllm.entrypoints.serve.engine.protocol import ErrorResponse
-        from vllm.entrypoints.serve.exception_handling.error_response import (
-            create_error_response,
-        )
 
         start = time.perf_counter()
         try:
             served, adapter_id = await self._served_name()
         except (AdapterLoadError, NotFound, FileNotFoundError) as exc:
-            status = HTTPStatus.NOT_FOUND if isinstance(exc, NotFound) else HTTPStatus.BAD_REQUEST
-            yield create_error_response(str(exc), err_type=status.phrase, status_code=status)
+            yield _adapter_error(exc)
             return
         if not self.config.accounting:  # bench/accounting_overhead.py's peer
             request.model = served
@@ -334,3 +475,43 @@ def _usage_event(chunk: str) -> tuple[str, dict[str, Any] | None]:
             if event.get("usage"):
                 return line, event
     return "", None
+
+
+def _adapter_error(exc: Exception):
+    """The OpenAI error response for an adapter that cannot be served: 404 when the
+    catalog no longer has it, 400 when its files are missing or vLLM refused them."""
+    from vllm.entrypoints.serve.exception_handling.error_response import (
+        create_error_response,
+    )
+
+    status = HTTPStatus.NOT_FOUND if isinstance(exc, NotFound) else HTTPStatus.BAD_REQUEST
+    return create_error_response(str(exc), err_type=status.phrase, status_code=status)
+
+
+def _finish_reason(reason: str | None) -> FinishReason:
+    """Seed 002's finish reason for vLLM's: ``stop`` and ``length`` as they are; anything
+    else (``abort``, an error, none) is ``error``."""
+    if reason == "length":
+        return "length"
+    return "stop" if reason == "stop" else "error"
+
+
+def _token_usage(usage: Any) -> TokenUsage:
+    """:class:`TokenUsage` from vLLM's ``UsageInfo`` or its JSON (zeros for None)."""
+    if usage is None:
+        return TokenUsage()
+    if not isinstance(usage, dict):
+        usage = usage.model_dump()
+    prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
+    return TokenUsage(prompt_tokens=prompt, completion_tokens=completion,
+                      total_tokens=prompt + completion)
+
+
+def _sse_events(chunk: str) -> list[dict[str, Any]]:
+    """The JSON events of the ``data: {...}`` lines of an SSE chunk (``[DONE]`` skipped)."""
+    return [json.loads(line[6:]) for line in chunk.splitlines() if line.startswith("data: {")]
+
+
+def _sse(event: dict[str, Any]) -> str:
+    """One SSE event: ``data: <compact JSON>`` and a blank line."""
+    return "data: " + json.dumps(event, separators=(",", ":")) + "\n\n"
