@@ -1,13 +1,15 @@
 """``/v1/training/jobs``: create (registers the job and submits its Ray job), list, get,
-cancel, events, metrics, checkpoints and the Ray job's logs."""
+cancel, events, metrics, checkpoints, the Ray job's logs and the live event stream."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -18,6 +20,13 @@ from serve_apps.auth import Principal, check_owner, owner_filter
 from serve_apps.gateway.deps import Caller, Cat, Paging, Settings, Worker
 from serve_apps.gateway.routes.datasets import owned_dataset
 from serve_apps.gateway.routes.models import check_visible
+from serve_apps.gateway.stream import (
+    Cursor,
+    follow,
+    last_event_id,
+    stream_responses,
+    training_job_source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -176,3 +185,23 @@ async def job_logs(job_id: str, caller: Caller, cat: Cat, config: Settings) -> J
     except (RuntimeError, OSError, ValueError) as exc:  # OSError: network, timeout
         raise Unavailable(f"Ray job API unavailable: {exc}") from exc
     return JobLogs(job_id=job_id, ray_job_id=job.ray_job_id, logs=text)
+
+
+async def _streamed_job(job_id: str, caller: Caller, cat: Cat) -> s.TrainingJob:
+    """Dependency of the stream: ownership is checked before the stream starts (404/403)."""
+    return await owned_job(cat, caller, job_id)
+
+
+@router.get("/{job_id}/stream", response_class=EventSourceResponse,
+            responses=stream_responses("Server-sent events: status_change, log, metrics, "
+                                       "progress, then end (see serve_apps.gateway.stream)."))
+async def job_stream(
+    request: Request, job: Annotated[s.TrainingJob, Depends(_streamed_job)], cat: Cat,
+    cursor: Annotated[Cursor | None, Depends(last_event_id)],
+) -> AsyncIterator[ServerSentEvent]:
+    """The job's life as it happens (seed 002's events over SSE): status changes with the
+    old and new status, log lines, metric points and progress, each with an ``id`` that a
+    client sends back as ``Last-Event-ID`` to resume after it; ``event: end`` follows the
+    terminal status. 422 for a ``Last-Event-ID`` this stream never sent."""
+    async for event in follow(training_job_source(cat, job.id), request, cursor=cursor):
+        yield event

@@ -1,0 +1,94 @@
+"""``garden jobs list | show | logs | watch | cancel`` and ``garden models publish``
+(typer CliRunner) against the live gateway; the job is a catalog row the test drives
+through the catalog (nothing trains)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from typer.testing import CliRunner
+
+from catalog import schemas as s
+from garden.cli import app
+from tests import factories
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture
+def run(gateway_url, keys):
+    runner = CliRunner()
+
+    def invoke(*args: str, key: str | None = None):
+        return runner.invoke(app, ["--api-url", gateway_url, "--api-key", key or keys.alice,
+                                   *args])
+
+    return invoke
+
+
+@pytest.fixture
+def job(catalog_store):
+    tag = uuid.uuid4().hex[:6]
+    base = factories.base_model(catalog_store, f"cbase-{tag}", published=True)
+    data = factories.dataset(catalog_store, f"cdata-{tag}", user_id="alice")
+    return factories.job(catalog_store, base=base, data=data, name=f"cli-{tag}",
+                         user_id="alice")
+
+
+def test_jobs_watch_follows_the_stream_to_the_end(run, job, catalog_store):
+    def drive() -> None:
+        time.sleep(1.0)
+        catalog_store.transition_job(job.id, "running", total_steps=3)
+        for step, loss in ((1, 2.5), (2, 2.0), (3, 1.5)):
+            catalog_store.append_metrics(job.id, [s.MetricPoint(step=step, train_loss=loss)])
+            catalog_store.training_jobs.update(job.id, current_step=step, progress=step / 3)
+            time.sleep(0.3)
+        catalog_store.add_event(job.id, s.JobEvent(level="warning", message="node is hot"))
+        catalog_store.transition_job(job.id, "completed")
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    watched = run("jobs", "watch", job.id, "--timeout-s", "60")
+    driver.join()
+    assert watched.exit_code == 0, watched.output
+    out = watched.output
+    assert out.index("status pending -> running") < out.index("node is hot") < out.index(
+        "status running -> completed")
+    assert "loss 1.5000 (min 1.5000)" in out and f"job {job.id} completed" in out
+
+    listed = run("jobs", "list", "--status", "completed")
+    assert listed.exit_code == 0 and job.name in listed.output and "100%" in listed.output
+    shown = run("jobs", "show", job.id)
+    assert shown.exit_code == 0, shown.output
+    assert "completed" in shown.output and "train loss" in shown.output
+    assert "1.5000 (step 3)" in shown.output and "node is hot" in shown.output
+    events = run("jobs", "logs", job.id, "--events")
+    assert events.exit_code == 0 and "status -> completed" in events.output
+    # a finished job cannot be cancelled: the API's 409, exit 1
+    refused = run("jobs", "cancel", job.id)
+    assert refused.exit_code == 1 and "409" in refused.output
+
+
+def test_jobs_watch_exits_1_for_a_failed_job_and_others_are_refused(run, job, catalog_store,
+                                                                     keys):
+    catalog_store.transition_job(job.id, "failed", error_message="out of memory")
+    watched = run("jobs", "watch", job.id)
+    assert watched.exit_code == 1
+    assert "status pending -> failed: out of memory" in watched.output
+    denied = run("jobs", "watch", job.id, key=keys.bob)
+    assert denied.exit_code == 1 and "403 permission_denied" in denied.output
+
+
+def test_models_publish_and_unpublish(run, catalog_store, keys):
+    model = factories.base_model(catalog_store, f"mine-{uuid.uuid4().hex[:6]}",
+                                 user_id="alice", published=False)
+    published = run("models", "publish", model.id)
+    assert published.exit_code == 0 and "published" in published.output
+    assert catalog_store.models.get(model.id).published
+    private = run("models", "publish", model.id, "--unpublish")
+    assert private.exit_code == 0 and "private" in private.output
+    assert not catalog_store.models.get(model.id).published
+    assert run("models", "publish", model.id, key=keys.bob).exit_code == 1
