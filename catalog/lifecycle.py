@@ -4,18 +4,22 @@ Training jobs: ``pending -> queued -> running -> completed | failed | cancelled`
 a job may fail or be cancelled before it runs. Predictions follow Replicate's
 lifecycle (https://replicate.com/docs/topics/predictions/lifecycle):
 ``starting -> processing -> succeeded | failed | canceled``, and a provider may
-report a terminal status without ever reporting ``processing``. Terminal states
-have no way out. Moving to the state a row is already in is a no-op (webhooks and
-pollers repeat themselves), not an error.
+report a terminal status without ever reporting ``processing``. Batches follow
+OpenAI's Batch API (https://platform.openai.com/docs/guides/batch): ``validating ->
+in_progress -> finalizing -> completed``, ``failed`` from any live status, ``cancelling
+-> cancelled`` (a batch still validating may be cancelled at once), ``expired`` past its
+window. Terminal states have no way out. Moving to the state a row is already in is a
+no-op (webhooks and pollers repeat themselves), not an error.
 """
 
 from __future__ import annotations
 
 from catalog.errors import InvalidTransition
-from catalog.schemas import JobStatus, PredictionStatus
+from catalog.schemas import BatchStatus, JobStatus, PredictionStatus
 
 J = JobStatus
 P = PredictionStatus
+B = BatchStatus
 
 JOB_TRANSITIONS: dict[str, frozenset[str]] = {
     J.pending: frozenset({J.queued, J.running, J.failed, J.cancelled}),
@@ -34,12 +38,27 @@ PREDICTION_TRANSITIONS: dict[str, frozenset[str]] = {
     P.canceled: frozenset(),
 }
 
+BATCH_TRANSITIONS: dict[str, frozenset[str]] = {
+    B.validating: frozenset({B.in_progress, B.failed, B.cancelling, B.cancelled, B.expired}),
+    B.in_progress: frozenset({B.finalizing, B.completed, B.failed, B.cancelling, B.expired}),
+    B.finalizing: frozenset({B.completed, B.failed, B.cancelling, B.expired}),
+    B.cancelling: frozenset({B.cancelled, B.failed}),
+    B.completed: frozenset(),
+    B.failed: frozenset(),
+    B.cancelled: frozenset(),
+    B.expired: frozenset(),
+}
+
 #: Job statuses with no way out: completed, failed, cancelled.
 TERMINAL_JOB_STATUSES: frozenset[JobStatus] = frozenset(
     J(status) for status, nxt in JOB_TRANSITIONS.items() if not nxt)
 #: Prediction statuses with no way out: succeeded, failed, canceled.
 TERMINAL_PREDICTION_STATUSES: frozenset[PredictionStatus] = frozenset(
     P(status) for status, nxt in PREDICTION_TRANSITIONS.items() if not nxt)
+
+#: Batch statuses with no way out: completed, failed, cancelled, expired.
+TERMINAL_BATCH_STATUSES: frozenset[BatchStatus] = frozenset(
+    B(status) for status, nxt in BATCH_TRANSITIONS.items() if not nxt)
 
 
 def is_terminal(table: dict[str, frozenset[str]], status: str) -> bool:

@@ -223,6 +223,7 @@ class _Operations(_Invoker):
     usage = RepoOf(s.UsageRecord)
     carbon = RepoOf(s.CarbonRecord)
     api_keys = RepoOf(s.ApiKey)
+    batches = RepoOf(s.Batch)
 
     # health
     ping = Operation(CatalogStore.ping)
@@ -254,6 +255,12 @@ class _Operations(_Invoker):
     list_prompt_helper_versions = Operation(CatalogStore.list_prompt_helper_versions)
     fork_prompt_helper = Operation(CatalogStore.fork_prompt_helper)
     fork_theme_helper = Operation(CatalogStore.fork_theme_helper)
+    # batches
+    create_batch = Operation(CatalogStore.create_batch)
+    transition_batch = Operation(CatalogStore.transition_batch)
+    claim_batch = Operation(CatalogStore.claim_batch)
+    add_batch_event = Operation(CatalogStore.add_batch_event)
+    list_batch_events = Operation(CatalogStore.list_batch_events)
     # API keys
     create_api_key = Operation(CatalogStore.create_api_key)
     authenticate = Operation(CatalogStore.authenticate)

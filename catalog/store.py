@@ -56,6 +56,7 @@ from catalog.errors import (
     Unavailable,
 )
 from catalog.lifecycle import (
+    BATCH_TRANSITIONS,
     JOB_TRANSITIONS,
     PREDICTION_TRANSITIONS,
     check_transition,
@@ -299,6 +300,30 @@ class UsageRepo(Repo[s.UsageRecord]):
             session.delete(row)
 
 
+#: Columns of a batch that :meth:`Repo.update` and :meth:`CatalogStore.transition_batch`
+#: may set (its status and status times move by transitions only).
+BATCH_UPDATABLE = (
+    "ray_job_id", "output_file_id", "error_file_id", "errors", "request_total",
+    "request_completed", "request_failed", "prompt_tokens", "completion_tokens",
+    "energy_kwh", "emissions_kg",
+)
+
+
+class BatchRepo(Repo[s.Batch]):
+    """:class:`Repo` of batches: a ``BatchCreate``'s ``metadata`` goes to the
+    ``batch_metadata`` column (``metadata`` is SQLAlchemy's own attribute)."""
+
+    def _insert(self, session: Session, request: BaseModel, **extra: Any) -> Any:
+        values = request.model_dump(mode="json", exclude={"id", "metadata"})
+        values = {k: v for k, v in values.items() if hasattr(self.row, k)}
+        values["batch_metadata"] = getattr(request, "metadata", None)
+        values.update(extra)
+        row = self.row(id=t.new_id(self.row.id_prefix), **values)
+        session.add(row)
+        session.flush()
+        return row
+
+
 def _plain(value: Any) -> Any:
     """JSON-ready form of pydantic models (and lists of them) for JSON columns."""
     if isinstance(value, BaseModel):
@@ -386,6 +411,11 @@ class CatalogStore:
         )
         self.api_keys = Repo(self, t.ApiKeyRow, s.ApiKey, filters=("role",),
                              updatable=("rpm_limit", "tpm_limit", "token_budget"))
+        self.batches = BatchRepo(
+            self, t.BatchRow, s.Batch,
+            filters=("status", "endpoint", "input_file_id", "api_key_id", "ray_job_id"),
+            updatable=BATCH_UPDATABLE,
+        )
         self._repos: dict[type[BaseModel], Repo[Any]] = {
             repo.read: repo for repo in vars(self).values() if isinstance(repo, Repo)
         }
@@ -540,7 +570,9 @@ class CatalogStore:
     def create_training_job(self, request: s.TrainingJobCreate) -> s.TrainingJob:
         """Insert a pending job after checking its base model and datasets exist and that
         the datasets' format suits its method: dpo trains on preference pairs
-        (:data:`catalog.schemas.PREFERENCE_FORMATS`), sft on chats (the other formats).
+        (:data:`catalog.schemas.PREFERENCE_FORMATS`), sft on chats
+        (:data:`~catalog.schemas.CHAT_FORMATS`); batch files
+        (:data:`~catalog.schemas.BATCH_FORMATS`) train nothing.
 
         Raises:
             InvalidArgument: a missing reference (``field`` names it), or a dataset or eval
@@ -678,13 +710,16 @@ class CatalogStore:
             return len(points)
 
     @idempotent
-    def list_metrics(self, job_id: str) -> list[s.MetricPoint]:
-        """A job's metric points in step order. Raises NotFound."""
+    def list_metrics(self, job_id: str, *, after_step: int | None = None) -> list[s.MetricPoint]:
+        """A job's metric points in step order; with ``after_step``, only those at a
+        step above it (a live stream's next read). Raises NotFound."""
         with self.session() as session:
             self.training_jobs._get_row(session, job_id)
+            where = [t.JobMetricRow.job_id == job_id]
+            if after_step is not None:
+                where.append(t.JobMetricRow.step > after_step)
             rows = session.scalars(
-                select(t.JobMetricRow)
-                .where(t.JobMetricRow.job_id == job_id)
+                select(t.JobMetricRow).where(*where)
                 .order_by(t.JobMetricRow.step, t.JobMetricRow.id)
             )
             return [s.MetricPoint.model_validate(r) for r in rows]
@@ -1262,6 +1297,140 @@ class CatalogStore:
                 return None
             return s.ApiKey.model_validate(row)
 
+    # ----------------------------------------------------------------- batches
+
+    def create_batch(
+        self, request: s.BatchCreate, *, user_id: str | None = None,
+        api_key_id: str | None = None, ray_job_id: str | None = None,
+    ) -> s.Batch:
+        """Insert a ``validating`` batch of the input file's lines (``request_counts.total``
+        = the dataset's rows), expiring ``completion_window`` (24 h) after creation, and log
+        its first event.
+
+        Raises:
+            InvalidArgument: no dataset ``input_file_id``, or one whose format is not
+                ``openai_batch`` (``field="input_file_id"``). Nothing is written.
+        """
+        with self.session() as session:
+            data = session.get(t.DatasetRow, request.input_file_id)
+            if data is None:
+                raise InvalidArgument(f"input file {request.input_file_id!r} not found",
+                                      field="input_file_id")
+            if data.format != s.DatasetFormat.openai_batch:
+                raise InvalidArgument(
+                    f"input file {request.input_file_id!r} is a {data.format} dataset; a batch "
+                    "reads request lines {custom_id, method, url, body} (format openai_batch)",
+                    field="input_file_id")
+            now = t.utcnow()
+            row = self.batches._insert(
+                session, request, status=s.BatchStatus.validating, user_id=user_id,
+                api_key_id=api_key_id, ray_job_id=ray_job_id, request_total=data.num_rows,
+                created_at=now, updated_at=now, expires_at=now + timedelta(hours=24))
+            session.add(t.BatchEventRow(
+                batch_id=row.id, message=f"batch created: {data.num_rows} lines of "
+                f"{request.input_file_id} to {request.endpoint}"))
+            return s.Batch.model_validate(row)
+
+    @idempotent
+    def transition_batch(
+        self, batch_id: str, status: s.BatchStatus | str, *, message: str | None = None,
+        **fields: Any,
+    ) -> s.Batch:
+        """Move a batch to ``status`` (:data:`catalog.lifecycle.BATCH_TRANSITIONS`), stamp
+        its ``<status>_at`` time, set ``fields`` (columns of :data:`BATCH_UPDATABLE`) and
+        log a ``batch_events`` row (``message`` appended). A move to the current status
+        changes only ``fields``, so a repeated call is harmless.
+
+        Raises:
+            NotFound, InvalidTransition, InvalidArgument (a field not updatable); nothing
+            is written.
+        """
+        status = s.BatchStatus(status)
+        with self.session() as session:
+            row = self.batches._get_row(session, batch_id, lock=True)
+            self._move_batch(session, row, status, message=message, fields=fields)
+            return s.Batch.model_validate(row)
+
+    def _move_batch(
+        self, session: Session, row: t.BatchRow, status: s.BatchStatus, *,
+        message: str | None, fields: dict[str, Any],
+    ) -> None:
+        for key in fields:
+            if key not in self.batches.updatable:
+                raise InvalidArgument(f"batches.{key} cannot be updated", field=key)
+        changed = check_transition(BATCH_TRANSITIONS, row.status, status)
+        for key, value in fields.items():
+            setattr(row, key, _plain(value))
+        if changed:
+            row.status = status
+            stamp = f"{status.value}_at"
+            if hasattr(t.BatchRow, stamp) and getattr(row, stamp) is None:
+                setattr(row, stamp, t.utcnow())
+            level = "error" if status == s.BatchStatus.failed else "info"
+            text = f"status -> {status}" + (f": {message}" if message else "")
+            session.add(t.BatchEventRow(batch_id=row.id, level=level, message=text))
+        row.updated_at = t.utcnow()
+        session.flush()
+
+    def claim_batch(self, batch_id: str, ray_job_id: str | None) -> s.Batch:
+        """Take a ``validating`` batch to ``in_progress`` for the caller, atomically: a
+        batch runs at most once. Records ``ray_job_id`` (the caller's Ray job submission
+        id) when the batch has none; when it has one, the caller must present it.
+
+        Raises:
+            NotFound. InvalidTransition: the batch is not validating (``field="status"``)
+                or belongs to another Ray job (``field="ray_job_id"``); nothing is written.
+        """
+        with self.session() as session:
+            row = self.batches._get_row(session, batch_id, lock=True)
+            if row.status != s.BatchStatus.validating:
+                raise InvalidTransition(
+                    f"batch {batch_id} is already {row.status}: a batch runs at most once",
+                    field="status")
+            if row.ray_job_id is not None and row.ray_job_id != ray_job_id:
+                raise InvalidTransition(
+                    f"batch {batch_id} belongs to Ray job {row.ray_job_id}, not {ray_job_id}",
+                    field="ray_job_id")
+            fields = {"ray_job_id": ray_job_id} if ray_job_id is not None else {}
+            self._move_batch(session, row, s.BatchStatus.in_progress, message=None,
+                             fields=fields)
+            return s.Batch.model_validate(row)
+
+    @idempotent
+    def add_batch_event(self, batch_id: str, event: s.JobEvent) -> None:
+        """Append a log line to a batch (same rules as :meth:`add_event`: a repeated call
+        with the same time and message writes nothing). Raises NotFound."""
+        with self.session() as session:
+            self.batches._get_row(session, batch_id)
+            values = event.model_dump(exclude_none=True)
+            if event.created_at is not None and session.scalar(
+                select(t.BatchEventRow.id).where(
+                    t.BatchEventRow.batch_id == batch_id,
+                    t.BatchEventRow.created_at == event.created_at,
+                    t.BatchEventRow.message == event.message).limit(1)) is not None:
+                return
+            session.add(t.BatchEventRow(batch_id=batch_id, **values))
+
+    @idempotent
+    def list_batch_events(
+        self, batch_id: str, *, after: int = 0, limit: int = 1000
+    ) -> list[dict]:
+        """A batch's events with sequence number > ``after``, oldest first:
+        ``[{"seq", "level", "message", "created_at"}]`` (as :meth:`list_events`).
+        Raises NotFound."""
+        with self.session() as session:
+            self.batches._get_row(session, batch_id)
+            rows = session.scalars(
+                select(t.BatchEventRow)
+                .where(t.BatchEventRow.batch_id == batch_id, t.BatchEventRow.id > after)
+                .order_by(t.BatchEventRow.id)
+                .limit(limit)
+            )
+            return [
+                {"seq": r.id, "level": r.level, "message": r.message, "created_at": r.created_at}
+                for r in rows
+            ]
+
 
 # --------------------------------------------------------------------------- usage sums
 
@@ -1430,13 +1599,12 @@ def _check_method_format(
 ) -> None:
     """Raise InvalidArgument (``field="method"``) when ``method`` cannot train on the
     format of dataset ``data`` (given as the job's ``field``)."""
-    preference = data.format in s.PREFERENCE_FORMATS
-    if method == s.TrainingMethod.dpo and not preference:
+    if method == s.TrainingMethod.dpo and data.format not in s.PREFERENCE_FORMATS:
         needs = sorted(s.PREFERENCE_FORMATS)
         what = "preference pairs"
-    elif method == s.TrainingMethod.sft and preference:
-        needs = sorted(set(s.DatasetFormat) - s.PREFERENCE_FORMATS)
-        what = "chats (dpo trains on preference pairs)"
+    elif method == s.TrainingMethod.sft and data.format not in s.CHAT_FORMATS:
+        needs = sorted(s.CHAT_FORMATS)
+        what = "chats (dpo trains on preference pairs, nothing on batch files)"
     else:
         return
     raise InvalidArgument(

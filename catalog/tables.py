@@ -149,6 +149,9 @@ class DatasetRow(Owned, Row):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     description: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str | None] = mapped_column(Text)
+    file_format: Mapped[str] = mapped_column(String(16), default="jsonl", server_default="jsonl")
+    schema: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    statistics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 # --------------------------------------------------------------------------- training
@@ -341,6 +344,77 @@ class VideoRow(Owned, Row):
         ForeignKey("predictions.id", ondelete="SET NULL"), index=True
     )
     files: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+class BatchRow(Owned, Row):
+    """A batch inference job (OpenAI's Batch object); see :mod:`catalog.schemas.batches`.
+    ``metadata`` is SQLAlchemy's name, so the column ``metadata`` maps to
+    ``batch_metadata``; ``object``, ``request_counts`` and ``usage`` are read-only views
+    of the columns, in OpenAI's shape."""
+
+    __tablename__ = "batches"
+    id_prefix = "batch"
+
+    id: Mapped[str] = _id()
+    api_key_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    input_file_id: Mapped[str] = mapped_column(
+        ForeignKey("datasets.id", ondelete="RESTRICT"), index=True
+    )
+    completion_window: Mapped[str] = mapped_column(String(16), default="24h")
+    batch_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+    status: Mapped[str] = mapped_column(String(16), index=True, default="validating")
+    output_file_id: Mapped[str | None] = mapped_column(String(64))
+    error_file_id: Mapped[str | None] = mapped_column(String(64))
+    errors: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    request_total: Mapped[int] = mapped_column(Integer, default=0)
+    request_completed: Mapped[int] = mapped_column(Integer, default=0)
+    request_failed: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    energy_kwh: Mapped[float | None] = mapped_column(Float)
+    emissions_kg: Mapped[float | None] = mapped_column(Float)
+    ray_job_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    in_progress_at: Mapped[datetime | None] = mapped_column()
+    finalizing_at: Mapped[datetime | None] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column()
+    failed_at: Mapped[datetime | None] = mapped_column()
+    cancelling_at: Mapped[datetime | None] = mapped_column()
+    cancelled_at: Mapped[datetime | None] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column()
+    expired_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def object(self) -> str:
+        return "batch"
+
+    @property
+    def request_counts(self) -> dict[str, int]:
+        return {"total": self.request_total or 0, "completed": self.request_completed or 0,
+                "failed": self.request_failed or 0}
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        prompt, completion = self.prompt_tokens or 0, self.completion_tokens or 0
+        return {"input_tokens": prompt, "output_tokens": completion,
+                "total_tokens": prompt + completion,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": 0}}
+
+
+class BatchEventRow(Base):
+    __tablename__ = "batch_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(
+        ForeignKey("batches.id", ondelete="CASCADE"), index=True
+    )
+    level: Mapped[str] = mapped_column(String(16), default="info")
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # --------------------------------------------------------------------------- prompt styles

@@ -82,13 +82,15 @@ def _import_base_model(source: str | None, name: str | None) -> s.Model:
 @ray.remote(num_cpus=HEAVY_NUM_CPUS, max_retries=0)
 def _register_dataset(
     path: str, name: str, user_id: str | None, description: str | None, source: str | None,
+    filename: str | None, column_mapping: dict[str, str] | None, base_model_id: str | None,
 ) -> s.Dataset:
     from catalog.actor import Catalog
     from train_jobs.datasets import register_dataset
 
     with _portable_errors():
         return register_dataset(Catalog(), path, name, user_id=user_id,
-                                description=description, source=source)
+                                description=description, source=source, filename=filename,
+                                column_mapping=column_mapping, base_model_id=base_model_id)
 
 
 @ray.remote(num_cpus=LIGHT_NUM_CPUS, max_retries=0)
@@ -105,6 +107,22 @@ def _cancel_training_job(job_id: str, address: str | None) -> s.TrainingJob:
 
     with _portable_errors():
         return cancel_training_job(job_id, address=address)
+
+
+@ray.remote(num_cpus=LIGHT_NUM_CPUS, max_retries=0)
+def _submit_batch(batch_id: str, address: str | None, timeout_s: float) -> str:
+    from batch_jobs.submit import submit_batch
+
+    with _portable_errors():
+        return submit_batch(batch_id, address=address, timeout_s=timeout_s)
+
+
+@ray.remote(num_cpus=LIGHT_NUM_CPUS, max_retries=0)
+def _cancel_batch(batch_id: str, address: str | None) -> s.Batch:
+    from batch_jobs.submit import cancel_batch
+
+    with _portable_errors():
+        return cancel_batch(batch_id, address=address)
 
 
 def _on_this_node() -> NodeAffinitySchedulingStrategy:
@@ -148,13 +166,21 @@ class RayWork:
 
     async def register_dataset(
         self, path: str, name: str, *, user_id: str | None, description: str | None,
-        source: str | None,
+        source: str | None, filename: str | None = None,
+        column_mapping: dict[str, str] | None = None, base_model_id: str | None = None,
     ) -> s.Dataset:
         task = _register_dataset.options(scheduling_strategy=_on_this_node())
-        return await _result(task.remote(path, name, user_id, description, source))
+        return await _result(task.remote(path, name, user_id, description, source, filename,
+                                          column_mapping, base_model_id))
 
     async def submit_training_job(self, job_id: str, *, timeout_s: float) -> str:
         return await _result(_submit_training_job.remote(job_id, self.dashboard_url, timeout_s))
 
     async def cancel_training_job(self, job_id: str) -> s.TrainingJob:
         return await _result(_cancel_training_job.remote(job_id, self.dashboard_url))
+
+    async def submit_batch(self, batch_id: str, *, timeout_s: float) -> str:
+        return await _result(_submit_batch.remote(batch_id, self.dashboard_url, timeout_s))
+
+    async def cancel_batch(self, batch_id: str) -> s.Batch:
+        return await _result(_cancel_batch.remote(batch_id, self.dashboard_url))

@@ -1,11 +1,12 @@
 """The ``garden`` command line (typer + rich), built on :class:`garden.Client` and
 :mod:`cluster.local`.
 
-``garden demo``, ``garden up | down | status``, ``garden datasets upload | list``, ``garden models
-import | list``, ``garden train``, ``garden chat``, ``garden images generate``,
-``garden carbon``, ``garden usage``, ``garden keys create | list | limits``. The API URL
-and key come from
-``--api-url``/``--api-key`` or ``GARDEN_API_URL``/``GARDEN_API_KEY``.
+``garden demo``, ``garden up | down | status``, ``garden datasets upload | list | show``,
+``garden models import | list | publish``, ``garden train``, ``garden jobs list | show | logs
+| cancel | watch``, ``garden batch create | list | show | cancel | download``, ``garden
+chat``, ``garden images generate``, ``garden carbon``, ``garden usage``, ``garden keys
+create | list | limits``. The API URL and key come from ``--api-url``/``--api-key`` or
+``GARDEN_API_URL``/``GARDEN_API_KEY``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Annotated, Any
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from garden.client import Client
@@ -38,6 +39,12 @@ app.add_typer(datasets_app, name="datasets")
 app.add_typer(models_app, name="models")
 app.add_typer(images_app, name="images")
 app.add_typer(keys_app, name="keys")
+jobs_app = typer.Typer(help="List, show, follow and cancel training jobs.",
+                       no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+batch_app = typer.Typer(help="Batch inference jobs (OpenAI's Batch API on Ray Data LLM).",
+                        no_args_is_help=True)
+app.add_typer(batch_app, name="batch")
 
 console = Console(soft_wrap=True)  # never break URLs or ids across lines
 
@@ -188,14 +195,31 @@ def status() -> None:
 @datasets_app.command("upload")
 def datasets_upload(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL file.")],
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                         help="JSONL, JSON, CSV or Parquet file.")],
     name: str | None = typer.Option(None, help="Dataset name (default: file stem)."),
     description: str | None = typer.Option(None),
+    column_mapping: str | None = typer.Option(
+        None, help='JSON object {file column: row field}, e.g. '
+        '\'{"question": "instruction", "answer": "output"}\'.'),
+    base_model: str | None = typer.Option(
+        None, help="Model (id or name) whose tokenizer counts the statistics' lengths "
+        "(default: characters)."),
 ) -> None:
-    """Upload a JSONL file (alpaca, sharegpt or OpenAI messages rows)."""
+    """Upload a dataset file (rows of alpaca, sharegpt, OpenAI messages, preference pairs or
+    batch requests; CSV and Parquet columns map by name)."""
+    mapping = None
+    if column_mapping:
+        try:
+            mapping = json.loads(column_mapping)
+        except json.JSONDecodeError as exc:
+            console.print(f"[red]error[/]: --column-mapping is not JSON: {exc.msg}")
+            raise typer.Exit(1) from exc
     with _errors():
-        ds = _client(ctx).datasets.upload(path, name, description=description)
-    console.print(f"uploaded {ds.id}: {ds.name} v{ds.version}, {ds.num_rows} rows, {ds.format}")
+        ds = _client(ctx).datasets.upload(path, name, description=description,
+                                          column_mapping=mapping, base_model_id=base_model)
+    console.print(f"uploaded {ds.id}: {ds.name} v{ds.version}, {ds.num_rows} rows, {ds.format}"
+                  f" (from {ds.file_format})")
 
 
 @datasets_app.command("list")
@@ -208,6 +232,51 @@ def datasets_list(
     _table("datasets", ["id", "name", "version", "format", "rows", "created"],
            [[d.id, d.name, d.version, d.format, d.num_rows, f"{d.created_at:%Y-%m-%d %H:%M}"]
             for d in page.items], page.total, page.next_cursor)
+
+
+@datasets_app.command("show")
+def datasets_show(
+    ctx: typer.Context, dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
+) -> None:
+    """A dataset, its schema (columns, required columns, a sample row) and its statistics
+    (prompt and answer lengths)."""
+    with _errors():
+        ds = _client(ctx).datasets.get(dataset_id)
+    info = Table(title=f"dataset {ds.id}", box=box.SIMPLE, show_header=False)
+    for key, value in (("name", f"{ds.name} v{ds.version}"), ("format", ds.format),
+                       ("file format", ds.file_format), ("rows", ds.num_rows),
+                       ("size", f"{ds.size_bytes} bytes"), ("path", ds.path),
+                       ("source", ds.source), ("description", ds.description),
+                       ("owner", ds.user_id), ("created", f"{ds.created_at:%Y-%m-%d %H:%M}")):
+        info.add_row(key, "" if value is None else str(value))
+    console.print(info)
+    schema = ds.dataset_schema
+    if schema is None:
+        console.print("schema: not recorded")
+    else:
+        table = Table(title="schema", box=box.SIMPLE)
+        table.add_column("column")
+        table.add_column("required")
+        table.add_column("sample", overflow="fold")
+        for column in schema.columns:
+            sample = schema.sample.get(column)
+            text = sample if isinstance(sample, str) else json.dumps(sample, ensure_ascii=False)
+            table.add_row(column, "yes" if column in schema.required_columns else "",
+                          text if len(text) <= 200 else text[:199] + "…")
+        console.print(table)
+    stats = ds.statistics
+    if stats is None:
+        console.print("statistics: none (batch request file, or not recorded)")
+        return
+    unit = stats.length_unit + (f" of {stats.tokenizer}" if stats.tokenizer else "")
+    table = Table(title=f"statistics ({unit})", box=box.SIMPLE, show_header=False)
+    for key, value in (("rows", stats.num_rows),
+                       ("avg prompt length", f"{stats.avg_input_length:.1f}"),
+                       ("avg answer length", f"{stats.avg_output_length:.1f}"),
+                       ("min length", stats.min_length), ("max length", stats.max_length),
+                       ("total tokens", stats.total_tokens)):
+        table.add_row(key, "" if value is None else str(value))
+    console.print(table)
 
 
 # --------------------------------------------------------------------------- models
@@ -238,6 +307,17 @@ def models_list(
     _table("models", ["id", "name", "version", "kind", "base", "published"],
            [[m.id, m.name, m.version, m.kind, m.base_model_id, m.published]
             for m in page.items], page.total, page.next_cursor)
+
+
+@models_app.command("publish")
+def models_publish(
+    ctx: typer.Context, model: str = typer.Argument(..., help="Model id or name."),
+    unpublish: bool = typer.Option(False, "--unpublish", help="Make it private again."),
+) -> None:
+    """Publish one of your models (everyone may then use it), or --unpublish it."""
+    with _errors():
+        m = _client(ctx).models.publish(model, published=not unpublish)
+    console.print(f"{m.id}: {m.name} v{m.version} {'published' if m.published else 'private'}")
 
 
 # --------------------------------------------------------------------------- training
@@ -273,9 +353,8 @@ def train(
         console.print(f"job {job.id} {job.status} (ray job {job.ray_job_id})")
         if not wait:
             return
-        with Progress(TextColumn("{task.description}"), BarColumn(),
-                      TextColumn("step {task.completed:.0f}/{task.total:.0f}"),
-                      TimeElapsedColumn(), console=console) as bar:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("step"),
+                      MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
             # the job's total_steps is known once its trainer has sized the run
             task = bar.add_task(job.status, total=job.total_steps or max_steps or None)
 
@@ -287,6 +366,262 @@ def train(
 
             job.wait(timeout_s=timeout_s, on_progress=show)
         console.print(f"job {job.id} completed; model {job.output_model_id}")
+
+
+# --------------------------------------------------------------------------- jobs
+
+#: Eight levels of a text sparkline, lowest first.
+_SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def _sparkline(values: list[float], width: int = 60) -> str:
+    """The last ``width`` values as a one-line chart (min to max over those shown)."""
+    shown = values[-width:]
+    if not shown:
+        return ""
+    low, high = min(shown), max(shown)
+    span = (high - low) or 1.0
+    return "".join(_SPARKS[round((v - low) / span * (len(_SPARKS) - 1))] for v in shown)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    ctx: typer.Context,
+    status: str | None = typer.Option(None, help="pending, queued, running, completed, "
+                                      "failed or cancelled."),
+    page_size: int = 50, cursor: str | None = None,
+) -> None:
+    """Your training jobs (an admin's: everyone's), newest first."""
+    with _errors():
+        page = _client(ctx).training.list(status=status, page_size=page_size, cursor=cursor)
+    _table("training jobs", ["id", "name", "method", "status", "progress", "step", "created"],
+           [[j.id, j.name, j.method, j.status, f"{j.progress:.0%}",
+             f"{j.current_step}/{j.total_steps}", f"{j.created_at:%Y-%m-%d %H:%M}"]
+            for j in page.items], page.total, page.next_cursor)
+
+
+@jobs_app.command("show")
+def jobs_show(ctx: typer.Context, job_id: str,
+              events: int = typer.Option(10, help="Last event-log lines shown.")) -> None:
+    """One job: status, progress, references, timings, its last metric point and events."""
+    client = _client(ctx)
+    with _errors():
+        job = client.training.get(job_id)
+        points = job.metrics()
+        log = job.events(limit=1000)["items"]
+    rows = [["status", job.status], ["name", job.name], ["method", job.method],
+            ["progress", f"{job.progress:.0%} (step {job.current_step}/{job.total_steps}, "
+                         f"epoch {job.current_epoch:.2f}/{job.total_epochs:.2f})"],
+            ["base model", job.base_model_id], ["dataset", job.dataset_id],
+            ["output model", job.output_model_id], ["ray job", job.ray_job_id],
+            ["created", job.created_at], ["started", job.started_at],
+            ["completed", job.completed_at], ["error", job.error_message]]
+    last = next((p for p in reversed(points) if p.train_loss is not None), None)
+    if last is not None:
+        rows.append(["train loss", f"{last.train_loss:.4f} (step {last.step})"])
+    evals = [p for p in points if p.eval_loss is not None]
+    if evals:
+        rows.append(["eval loss", f"{evals[-1].eval_loss:.4f} (step {evals[-1].step})"])
+    _table(f"job {job.id}", ["field", "value"], [r for r in rows if r[1] is not None])
+    for e in log[-events:] if events > 0 else []:
+        console.print(f"{e['created_at']}  {e['level']:7}  {e['message']}", markup=False,
+                      highlight=False)
+
+
+@jobs_app.command("logs")
+def jobs_logs(
+    ctx: typer.Context, job_id: str,
+    events: bool = typer.Option(False, "--events", help="The catalog's event log instead "
+                                "of the Ray job's driver log."),
+) -> None:
+    """The Ray job's driver log (or, with --events, the job's event log)."""
+    client = _client(ctx)
+    with _errors():
+        if events:
+            after = 0
+            while True:
+                page = client.training.events(job_id, after=after, limit=1000)
+                for e in page["items"]:
+                    console.print(f"{e['created_at']}  {e['level']:7}  {e['message']}",
+                                  markup=False, highlight=False)
+                if len(page["items"]) < 1000:
+                    return
+                after = page["next_after"]
+        text = client.training.logs(job_id)
+    console.print(text, end="", markup=False, highlight=False)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(ctx: typer.Context, job_id: str) -> None:
+    """Stop the job's Ray job and mark it cancelled."""
+    with _errors():
+        job = _client(ctx).training.cancel(job_id)
+    console.print(f"job {job.id} {job.status}")
+
+
+@jobs_app.command("watch")
+def jobs_watch(
+    ctx: typer.Context, job_id: str,
+    timeout_s: float = typer.Option(24 * 3600, help="Longest wait, seconds."),
+) -> None:
+    """Follow a job live from its event stream: status changes and log lines as they
+    come, a progress bar, and the train loss as a sparkline. Exits 0 when the job
+    completes, 1 when it fails or is cancelled."""
+    from rich.console import Group
+    from rich.live import Live
+    from rich.text import Text
+
+    client = _client(ctx)
+    losses: dict[int, float] = {}
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("step"),
+                   MofNCompleteColumn(), TimeElapsedColumn(), console=console)
+    task = bar.add_task("connecting", total=None)
+    figure = Text()
+    status = "?"
+    with _errors(), Live(Group(bar, figure), console=console, refresh_per_second=4,
+                         transient=False) as live:
+        for event in client.training.stream(job_id, timeout_s=timeout_s):
+            kind = event["type"]
+            if kind == "status_change":
+                status = event["new_status"]
+                error = f": {event['error']}" if event.get("error") else ""
+                live.console.print(f"status {event['old_status']} -> {status}{error}",
+                                   markup=False, highlight=False)
+            elif kind == "log":
+                live.console.print(f"{event['level']:7} {event['message']}", markup=False,
+                                   highlight=False)
+            elif kind == "metrics" and event["metrics"].get("train_loss") is not None:
+                losses[int(event["step"])] = float(event["metrics"]["train_loss"])
+            elif kind == "progress":
+                status = event["status"]
+                bar.update(task, completed=event["current_step"],
+                           total=event["total_steps"] or None,
+                           description=f"{status} epoch {event['current_epoch']:.2f}")
+            if losses:
+                values = [losses[k] for k in sorted(losses)]
+                figure.plain = (f"loss {values[-1]:.4f} (min {min(values):.4f}) "
+                                f"{_sparkline(values)}")
+    console.print(f"job {job_id} {status}")
+    if status != "completed":
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def _batch_rows(b: Any) -> list[list[Any]]:
+    counts = b.request_counts
+    return [["status", b.status], ["endpoint", b.endpoint], ["input file", b.input_file_id],
+            ["lines", f"{counts.completed} done, {counts.failed} failed of {counts.total}"],
+            ["tokens", f"{b.usage.input_tokens} in, {b.usage.output_tokens} out"],
+            ["energy", f"{b.energy_kwh:.6f} kWh" if b.energy_kwh is not None else None],
+            ["emissions", f"{b.emissions_kg * 1000:.4f} g CO2eq"
+             if b.emissions_kg is not None else None],
+            ["output file", b.output_file_id], ["error file", b.error_file_id],
+            ["ray job", b.ray_job_id], ["metadata", b.metadata], ["created", b.created_at],
+            ["completed", b.completed_at or b.failed_at or b.cancelled_at],
+            ["errors", "; ".join(e.message for e in b.errors.data) if b.errors else None]]
+
+
+@batch_app.command("create")
+def batch_create(
+    ctx: typer.Context,
+    file: Annotated[Path | None, typer.Argument(
+        help="A JSONL file of request lines {custom_id, method, url, body}: uploaded "
+        "first.")] = None,
+    input_file_id: str | None = typer.Option(None, help="An uploaded dataset of request "
+                                             "lines (instead of FILE)."),
+    endpoint: str = typer.Option("/v1/chat/completions",
+                                 help="/v1/chat/completions or /v1/completions."),
+    metadata: Annotated[list[str] | None, typer.Option(
+        "--metadata", help="key=value, repeatable.")] = None,
+    wait: bool = typer.Option(False, "--wait", help="Wait until the batch ends."),
+    timeout_s: float = typer.Option(24 * 3600, help="Longest wait with --wait, seconds."),
+) -> None:
+    """Create a batch (and start its Ray job); prints its id."""
+    from garden.client.batches import BatchFailedError
+
+    if (file is None) == (input_file_id is None):
+        console.print("[red]error[/]: give FILE or --input-file-id (one of them)")
+        raise typer.Exit(2)
+    pairs = {}
+    for item in metadata or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            console.print(f"[red]error[/]: --metadata {item!r}: expected key=value")
+            raise typer.Exit(2)
+        pairs[key] = value
+    client = _client(ctx)
+    with _errors():
+        if file is not None:
+            input_file_id = client.datasets.upload(file).id
+            console.print(f"uploaded {file} as dataset {input_file_id}")
+        assert input_file_id is not None
+        batch = client.batches.create(input_file_id=input_file_id, endpoint=endpoint,
+                                      metadata=pairs or None)
+        console.print(f"batch {batch.id} {batch.status}")
+        if wait:
+            try:
+                batch = batch.wait(timeout_s=timeout_s)
+            except BatchFailedError as exc:
+                console.print(f"[red]error[/]: {exc}")
+                raise typer.Exit(1) from exc
+            console.print(f"batch {batch.id} {batch.status}: "
+                          f"{batch.request_counts.completed} done, "
+                          f"{batch.request_counts.failed} failed")
+
+
+@batch_app.command("list")
+def batch_list(
+    ctx: typer.Context,
+    status: str | None = typer.Option(None, help="validating, in_progress, finalizing, "
+                                      "completed, failed, cancelling, cancelled, expired."),
+    limit: int = typer.Option(20, help="Most batches listed."),
+    after: str | None = typer.Option(None, help="List the batches after this batch id."),
+) -> None:
+    """Your batches (an admin's: everyone's), newest first."""
+    with _errors():
+        items = _client(ctx).batches.list(status=status, limit=limit, after=after)
+    _table("batches", ["id", "status", "endpoint", "done", "failed", "total", "created"],
+           [[b.id, b.status, b.endpoint, b.request_counts.completed, b.request_counts.failed,
+             b.request_counts.total, f"{b.created_at:%Y-%m-%d %H:%M}"] for b in items])
+
+
+@batch_app.command("show")
+def batch_show(ctx: typer.Context, batch_id: str,
+               events: int = typer.Option(10, help="Last event-log lines shown.")) -> None:
+    """One batch: status, line counts, tokens, energy, files and its last events."""
+    client = _client(ctx)
+    with _errors():
+        batch = client.batches.get(batch_id)
+        log = client.batches.events(batch_id, limit=1000)["items"]
+    _table(f"batch {batch.id}", ["field", "value"],
+           [r for r in _batch_rows(batch) if r[1] is not None])
+    for e in log[-events:] if events > 0 else []:
+        console.print(f"{e['created_at']}  {e['level']:7}  {e['message']}", markup=False,
+                      highlight=False)
+
+
+@batch_app.command("cancel")
+def batch_cancel(ctx: typer.Context, batch_id: str) -> None:
+    """Cancel a batch: it stops and keeps the lines done so far in its output file."""
+    with _errors():
+        batch = _client(ctx).batches.cancel(batch_id)
+    console.print(f"batch {batch.id} {batch.status}")
+
+
+@batch_app.command("download")
+def batch_download(
+    ctx: typer.Context, batch_id: str,
+    errors: bool = typer.Option(False, "--errors", help="The error file, not the output."),
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Where to save (default <batch id>_<kind>.jsonl).")] = None,
+) -> None:
+    """Save a batch's output file (or, with --errors, its error file) as JSONL."""
+    with _errors():
+        path = _client(ctx).batches.download(batch_id, "errors" if errors else "output",
+                                             output)
+    console.print(f"saved {path}")
 
 
 # --------------------------------------------------------------------------- chat, images

@@ -13,9 +13,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Top-level packages of this repository; imports of anything else are not checked.
-PROJECT = ("catalog", "train_jobs", "serve_apps", "cluster", "garden", "bench", "tests")
+PROJECT = ("catalog", "train_jobs", "batch_jobs", "serve_apps", "cluster", "garden", "bench",
+           "tests")
 #: The packages whose modules are checked (``bench`` and ``tests`` may import anything).
-CHECKED = ("catalog", "train_jobs", "serve_apps", "cluster", "garden")
+CHECKED = ("catalog", "train_jobs", "batch_jobs", "serve_apps", "cluster", "garden")
 
 #: The pure contract modules of the catalog that ``garden`` may import.
 CONTRACT = ("catalog.schemas", "catalog.errors", "catalog.retry", "catalog.lifecycle")
@@ -26,8 +27,9 @@ _CLIENT = ("garden.client", "garden.errors", *CONTRACT)
 ALLOWED: dict[str, tuple[str, ...]] = {
     "catalog": ("catalog",),
     "train_jobs": ("train_jobs", "catalog"),
+    "batch_jobs": ("batch_jobs", "catalog"),
     "serve_apps": ("serve_apps", "catalog"),
-    "cluster": ("cluster", "serve_apps", "train_jobs", "catalog"),
+    "cluster": ("cluster", "serve_apps", "train_jobs", "batch_jobs", "catalog"),
     # the garden package itself re-exports the client; its client speaks HTTP
     "garden": _CLIENT,
     "garden.client": _CLIENT,

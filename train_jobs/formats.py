@@ -26,6 +26,15 @@ with ``chosen`` and ``rejected`` different. The converters follow LLaMA-Factory'
 - openai_preference: ``{"input": {"messages": [...]}, "preferred_output": [assistant
   message], "non_preferred_output": [assistant message]}``
   (https://platform.openai.com/docs/guides/direct-preference-optimization)
+
+Batch request files (:data:`catalog.schemas.BATCH_FORMATS`) are checked too, but nothing
+trains on them, so their converter has no ``convert``:
+
+- openai_batch: ``{"custom_id", "method": "POST", "url": "/v1/chat/completions" |
+  "/v1/completions", "body": {...}}`` (https://platform.openai.com/docs/guides/batch);
+  only the line's structure is checked here (the batch job checks each body).
+- openai_batch_output: ``{"id", "custom_id", "response": {...} | null, "error": {...} |
+  null}``, the output and error files of a batch.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from catalog.schemas import PREFERENCE_FORMATS, DatasetFormat
+from catalog.schemas import BATCH_FORMATS, PREFERENCE_FORMATS, DatasetFormat
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,10 @@ class Converter:
     markers: ClassVar[tuple[str, ...]]
     #: The top-level keys a row of the format must have (for "not a known format" errors).
     needs: ClassVar[tuple[str, ...]]
+
+    def matches(self, row: dict[str, Any]) -> bool:
+        """Whether ``row`` looks like this format: it has one of the ``markers``."""
+        return any(key in row for key in self.markers)
 
     def validate(self, row: dict[str, Any]) -> list[RowError]:
         """Every problem of ``row`` (empty when it converts cleanly)."""
@@ -300,10 +313,72 @@ class OpenAIPreferenceConverter(Converter):
         }
 
 
-#: Every converter, by format. Preference formats come first: their markers are the
-#: more specific ones when a row has keys of several formats.
+class OpenAIBatchConverter(Converter):
+    """Request lines of OpenAI's Batch API: ``{"custom_id": str, "method": "POST", "url":
+    "/v1/chat/completions" | "/v1/completions", "body": object}``.
+
+    Only the structure is checked (the body's own fields are the batch job's to check, line
+    by line); the uniqueness of ``custom_id`` over a file is checked by the file reader
+    (``train_jobs.datasets``). Not trainable: :meth:`convert` raises ValueError.
+    """
+
+    name = DatasetFormat.openai_batch
+    markers = ("custom_id",)
+    needs = ("custom_id", "method", "url", "body")
+    #: The endpoints a batch line may name (those our LLM app serves).
+    urls: ClassVar[tuple[str, ...]] = ("/v1/chat/completions", "/v1/completions")
+
+    def validate(self, row):
+        errors = [e for e in (_text_error(row, "custom_id"),) if e is not None]
+        if row.get("method") != "POST":
+            errors.append(RowError("method", "must be 'POST'"))
+        if row.get("url") not in self.urls:
+            errors.append(RowError("url", f"must be one of {list(self.urls)}"))
+        body = row.get("body")
+        if not isinstance(body, dict):
+            got = "missing" if body is None else f"got {type(body).__name__}"
+            errors.append(RowError("body", f"must be an object, {got}"))
+        return errors
+
+    def convert(self, row):
+        raise ValueError("openai_batch rows are batch requests: nothing trains on them")
+
+
+class OpenAIBatchOutputConverter(Converter):
+    """Output and error lines of OpenAI's Batch API: ``{"id": str, "custom_id": str,
+    "response": {"status_code", "request_id", "body"} | null, "error": {"code", "message"} |
+    null}``, with a response or an error. Detected by ``custom_id`` with ``response`` or
+    ``error`` and no ``method``. Not trainable: :meth:`convert` raises ValueError.
+    """
+
+    name = DatasetFormat.openai_batch_output
+    markers = ("response", "error")
+    needs = ("id", "custom_id", "response", "error")
+
+    def matches(self, row):
+        return "custom_id" in row and "method" not in row and super().matches(row)
+
+    def validate(self, row):
+        errors = [e for e in (_text_error(row, "id"), _text_error(row, "custom_id"))
+                  if e is not None]
+        for key in ("response", "error"):
+            value = row.get(key)
+            if value is not None and not isinstance(value, dict):
+                errors.append(RowError(key, f"must be an object or null, got "
+                                            f"{type(value).__name__}"))
+        if row.get("response") is None and row.get("error") is None:
+            errors.append(RowError("response", "a line needs a response or an error"))
+        return errors
+
+    def convert(self, row):
+        raise ValueError("openai_batch_output rows are batch results: nothing trains on them")
+
+
+#: Every converter, by format. The batch formats come first, then preference formats:
+#: their markers are the more specific ones when a row has keys of several formats.
 CONVERTERS: dict[DatasetFormat, Converter] = {
-    c.name: c for c in (OpenAIPreferenceConverter(), PreferenceConverter(), AlpacaConverter(),
+    c.name: c for c in (OpenAIBatchOutputConverter(), OpenAIBatchConverter(),
+                        OpenAIPreferenceConverter(), PreferenceConverter(), AlpacaConverter(),
                         ShareGPTConverter(), OpenAIConverter())
 }
 
@@ -311,6 +386,8 @@ CONVERTERS: dict[DatasetFormat, Converter] = {
 def detect_format(row: Any) -> DatasetFormat | None:
     """The format of ``row`` by its top-level keys, or None when no format matches.
 
+    ``custom_id`` with ``response`` or ``error`` and no ``method`` -> openai_batch_output;
+    ``custom_id`` -> openai_batch;
     ``preferred_output``/``non_preferred_output`` -> openai_preference;
     ``chosen``/``rejected`` -> preference; ``instruction`` -> alpaca;
     ``conversations`` -> sharegpt; ``messages`` -> openai (first match in that order).
@@ -320,7 +397,7 @@ def detect_format(row: Any) -> DatasetFormat | None:
     if not isinstance(row, dict):
         return None
     for name, converter in CONVERTERS.items():
-        if any(key in row for key in converter.markers):
+        if converter.matches(row):
             return name
     return None
 
@@ -334,6 +411,15 @@ def is_preference(fmt: DatasetFormat | str) -> bool:
     return DatasetFormat(fmt) in PREFERENCE_FORMATS
 
 
+def is_batch(fmt: DatasetFormat | str) -> bool:
+    """Whether ``fmt`` is a batch inference format (not trainable).
+
+    Raises:
+        ValueError: ``fmt`` is not a :class:`DatasetFormat`.
+    """
+    return DatasetFormat(fmt) in BATCH_FORMATS
+
+
 def to_record(row: dict[str, Any], fmt: DatasetFormat | str) -> dict[str, list[dict[str, str]]]:
     """Convert one valid row of format ``fmt`` to its internal record.
 
@@ -342,8 +428,10 @@ def to_record(row: dict[str, Any], fmt: DatasetFormat | str) -> dict[str, list[d
     format (see the module docstring). ``row`` must pass the converter's ``validate``.
 
     Raises:
-        ValueError: ``fmt`` is not a :class:`DatasetFormat`.
+        ValueError: ``fmt`` is not a :class:`DatasetFormat`, or is a batch format.
     """
+    if is_batch(fmt):
+        raise ValueError(f"{fmt} rows are batch lines: nothing trains on them")
     return CONVERTERS[DatasetFormat(fmt)].convert(row)
 
 

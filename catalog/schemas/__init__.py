@@ -12,7 +12,8 @@ One module per concern; every public name is re-exported here, so callers write
 - :mod:`~catalog.schemas.media`: predictions, images, source images, edits, videos;
 - :mod:`~catalog.schemas.styles`: prompt helpers, themes, tags, project galleries;
 - :mod:`~catalog.schemas.usage`: usage and carbon records and summaries;
-- :mod:`~catalog.schemas.keys`: API keys.
+- :mod:`~catalog.schemas.keys`: API keys;
+- :mod:`~catalog.schemas.batches`: batch inference jobs (OpenAI's Batch object).
 
 Every entity has a read model (what the catalog returns) and, where users create it, a
 ``*Create`` request model; the read model derives from the create model (or from a
@@ -22,6 +23,16 @@ own), so a constraint lives in one place. Read models are built from ORM rows wi
 ``pydantic.ValidationError`` whose ``loc`` names the field.
 """
 
+from catalog.schemas.batches import (
+    Batch,
+    BatchCreate,
+    BatchEndpoint,
+    BatchError,
+    BatchErrors,
+    BatchRequestCounts,
+    BatchStatus,
+    BatchUsage,
+)
 from catalog.schemas.common import (
     CreatedAt,
     ErrorBody,
@@ -34,10 +45,15 @@ from catalog.schemas.common import (
     UserId,
 )
 from catalog.schemas.datasets import (
+    BATCH_FORMATS,
+    CHAT_FORMATS,
     PREFERENCE_FORMATS,
     Dataset,
     DatasetCreate,
+    DatasetFileFormat,
     DatasetFormat,
+    DatasetSchema,
+    DatasetStatistics,
 )
 from catalog.schemas.keys import ApiKey, Role
 from catalog.schemas.media import (
@@ -104,8 +120,18 @@ from catalog.schemas.usage import (
 )
 
 __all__ = [
+    "BATCH_FORMATS",
+    "CHAT_FORMATS",
     "PREFERENCE_FORMATS",
     "ApiKey",
+    "Batch",
+    "BatchCreate",
+    "BatchEndpoint",
+    "BatchError",
+    "BatchErrors",
+    "BatchRequestCounts",
+    "BatchStatus",
+    "BatchUsage",
     "CarbonByModel",
     "CarbonCreate",
     "CarbonGroupBy",
@@ -117,7 +143,10 @@ __all__ = [
     "CreatedAt",
     "Dataset",
     "DatasetCreate",
+    "DatasetFileFormat",
     "DatasetFormat",
+    "DatasetSchema",
+    "DatasetStatistics",
     "EditKind",
     "ErrorBody",
     "ErrorResponse",

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from garden.client.batches import Batches, BatchJob
 from garden.client.carbon import Carbon
 from garden.client.datasets import Datasets
 from garden.client.keys import Keys
@@ -126,6 +127,10 @@ class Client:
         return Predictions(self)
 
     @cached_property
+    def batches(self) -> Batches:
+        return Batches(self)
+
+    @cached_property
     def carbon(self) -> Carbon:
         return Carbon(self)
 
@@ -150,4 +155,4 @@ class Client:
         return self.request("GET", "/v1/system").json()
 
 
-__all__ = ["Client", "GardenError", "ImageGeneration", "Job", "RetryTransport"]
+__all__ = ["BatchJob", "Client", "GardenError", "ImageGeneration", "Job", "RetryTransport"]

@@ -11,7 +11,16 @@ from starlette.routing import BaseRoute
 from serve_apps.errors import ERROR_STATUSES, error_responses, install_error_handlers
 from serve_apps.gateway.config import GatewayConfig
 from serve_apps.gateway.deps import bearer_scheme
-from serve_apps.gateway.routes import carbon, datasets, keys, models, system, training, usage
+from serve_apps.gateway.routes import (
+    batches,
+    carbon,
+    datasets,
+    keys,
+    models,
+    system,
+    training,
+    usage,
+)
 from serve_apps.gateway.work import Work
 from serve_apps.observability import record_request
 
@@ -88,7 +97,7 @@ def create_app(config: GatewayConfig | None = None, work: Work | None = None) ->
     app.state.config = config or GatewayConfig()
     app.state.work = work
     install_error_handlers(app)
-    for module in (system, datasets, models, training, carbon, usage, keys):
+    for module in (system, datasets, models, training, batches, carbon, usage, keys):
         _include_documented(app, module.router)
     if app.state.config.media_app:
         from serve_apps.media.api import build_media_router

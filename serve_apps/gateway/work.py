@@ -39,14 +39,24 @@ class Work(Protocol):
 
     async def register_dataset(
         self, path: str, name: str, *, user_id: str | None, description: str | None,
-        source: str | None,
+        source: str | None, filename: str | None = None,
+        column_mapping: dict[str, str] | None = None, base_model_id: str | None = None,
     ) -> s.Dataset:
-        """Validate every row of the JSONL file ``path`` (on the gateway's node), copy it into
-        storage and register it as the next version of ``name``.
+        """Validate every row of the dataset file ``path`` (on the gateway's node: JSONL, a
+        JSON array, CSV or Parquet, recognised by content and ``filename``'s extension),
+        store its rows as JSONL and register it, with its schema and statistics, as the
+        next version of ``name``.
+
+        Args:
+            filename: the user's name of the file (error messages name it).
+            column_mapping: ``{file column: row field}`` renames applied first.
+            base_model_id: catalog id of the model whose tokenizer counts the statistics'
+                lengths (characters when None).
 
         Raises InvalidArgument (``field="file"``, ``details`` listing each bad line as
-        ``{"line", "field", "message"}``) for an invalid file, Conflict for a concurrent
-        registration of the same version.
+        ``{"line", "field", "message"}``, ``"row"`` instead of ``"line"`` for Parquet) for
+        an invalid file, InvalidArgument (``field="base_model_id"``) for a model without a
+        tokenizer, Conflict for a concurrent registration of the same version.
         """
         ...
 
@@ -64,5 +74,24 @@ class Work(Protocol):
         """Mark the job cancelled and stop its Ray job; return the job.
 
         Raises NotFound, or InvalidTransition when the job already ended.
+        """
+        ...
+
+    async def submit_batch(self, batch_id: str, *, timeout_s: float) -> str:
+        """Submit the validating batch ``batch_id`` as a Ray job (``python -m
+        batch_jobs.run --batch-id ID``, submission id ``garden-batch-<id>``); return its
+        submission id.
+
+        ``timeout_s``: how long to retry while the cluster's job agent is not up yet, s.
+        Raises NotFound, InvalidTransition (not validating, or already submitted) or
+        Unavailable (the job API refused it; the batch is marked failed).
+        """
+        ...
+
+    async def cancel_batch(self, batch_id: str) -> s.Batch:
+        """Mark the batch cancelling and stop its Ray job (it then ends cancelled with
+        the lines done so far); return the batch.
+
+        Raises NotFound, or InvalidTransition when the batch already ended.
         """
         ...

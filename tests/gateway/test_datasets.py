@@ -81,3 +81,98 @@ def test_users_see_only_their_own_and_admins_all(alice, bob, admin):
     assert admin.get(f"/v1/datasets/{ds['id']}").status_code == 200
     ids = {d["id"] for d in admin.get("/v1/datasets", params={"page_size": 1000}).json()["items"]}
     assert ds["id"] in ids
+
+
+# --------------------------------------------------------------------------- dataset files
+
+QA = [{"question": f"What is {i}?", "answer": f"It is {i}.", "topic": "numbers"}
+      for i in range(4)]
+QA_TWIN = [{"instruction": f"What is {i}?", "output": f"It is {i}.", "topic": "numbers"}
+           for i in range(4)]
+
+
+def csv_text(rows: list[dict]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def parquet_bytes(rows: list[dict]) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), buf)
+    return buf.getvalue()
+
+
+def test_csv_and_parquet_uploads_store_the_rows_of_their_jsonl_twin(alice):
+    mapping = json.dumps({"question": "instruction", "answer": "output"})
+    files = {"file": ("faq.csv", csv_text(QA).encode(), "text/csv")}
+    r = alice.post("/v1/datasets", files=files, data={"column_mapping": mapping})
+    assert r.status_code == 201, r.text
+    from_csv = r.json()
+    r = alice.post("/v1/datasets", content=parquet_bytes(QA),
+                   params={"name": "faq-pq", "column_mapping": mapping},
+                   headers={"Content-Type": "application/vnd.apache.parquet"})
+    assert r.status_code == 201, r.text
+    from_parquet = r.json()
+    twin = upload(alice, "faq-twin", "".join(json.dumps(row) + "\n" for row in QA_TWIN)).json()
+    for ds, file_format in ((from_csv, "csv"), (from_parquet, "parquet"), (twin, "jsonl")):
+        got = alice.get(f"/v1/datasets/{ds['id']}").json()
+        assert (got["file_format"], got["format"], got["num_rows"]) == (file_format, "alpaca", 4)
+        assert got["schema"] == {"columns": ["instruction", "output", "topic"],
+                                 "sample": QA_TWIN[0],
+                                 "required_columns": ["instruction", "output"]}
+        assert got["statistics"] == {
+            "num_rows": 4, "avg_input_length": 10.0, "avg_output_length": 8.0,
+            "max_length": 18, "min_length": 18, "total_tokens": None,
+            "length_unit": "characters", "tokenizer": None}
+        rows = alice.get(f"/v1/datasets/{ds['id']}/preview", params={"limit": 10}).json()
+        assert rows["rows"] == QA_TWIN, file_format
+    assert from_csv["name"] == "faq"
+
+
+def test_a_bad_csv_row_is_named_by_the_users_file_line_and_column(alice):
+    rows = [{"instruction": "a", "output": "b"}, {"instruction": "c", "output": ""}]
+    files = {"file": ("my-data.csv", csv_text(rows).encode(), "text/csv")}
+    err = assert_error(alice.post("/v1/datasets", files=files), 422, "invalid_argument")
+    assert err["details"] == [{"line": 3, "field": "output", "message": "must not be empty"}]
+    assert err["message"].startswith("my-data.csv: 1 problem(s); first at line 3, column "
+                                     "'output'")
+    r = alice.post("/v1/datasets", params={"name": "pq", "filename": "rows.parquet"},
+                   content=parquet_bytes(rows),
+                   headers={"Content-Type": "application/octet-stream"})
+    err = assert_error(r, 422, "invalid_argument")
+    assert err["details"] == [{"row": 2, "field": "output", "message": "must not be empty"}]
+    assert err["message"].startswith("rows.parquet: ")
+
+
+def test_bad_mapping_and_unknown_base_model_are_422_naming_the_field(alice):
+    bad = alice.post("/v1/datasets", params={"name": "x", "column_mapping": "{nope"},
+                     content=csv_text(QA).encode(), headers={"Content-Type": "text/csv"})
+    assert assert_error(bad, 422, "invalid_argument")["field"] == "column_mapping"
+    missing = alice.post("/v1/datasets", params={"name": "x", "base_model_id": "mdl_missing"},
+                         content=JSONL.encode(), headers={"Content-Type": "application/jsonl"})
+    assert assert_error(missing, 422, "invalid_argument")["field"] == "base_model_id"
+
+
+def test_cli_shows_a_dataset_with_its_schema_and_statistics(gateway_url, keys, alice):
+    from typer.testing import CliRunner
+
+    from garden.cli import app
+
+    ds = upload(alice, "shown").json()
+    result = CliRunner().invoke(app, ["--api-url", gateway_url, "--api-key", keys.alice,
+                                      "datasets", "show", ds["id"]])
+    assert result.exit_code == 0, result.output
+    for text in (ds["id"], "shown v1", "openai", "jsonl", "schema", "messages", "yes",
+                 "statistics (characters)", "avg prompt length", "2.0"):
+        assert text in result.output, text

@@ -40,12 +40,20 @@ def base_model(cat, smollm2_folder):
 
 @pytest.fixture(scope="module")
 def small_dataset(cat, tmp_path_factory):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from train_jobs.datasets import chatterbot_pairs, register_dataset
 
-    path = tmp_path_factory.mktemp("data") / "chat64.jsonl"
+    # Parquet with the messages as JSON text: the jobs below train on a non-JSONL upload
+    # (tests/train_jobs/test_dataset_files.py shows it stores the rows of its JSONL twin).
+    path = tmp_path_factory.mktemp("data") / "chat64.parquet"
     rows = chatterbot_pairs(["ai", "greetings"])[:64]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return register_dataset(cat, path, "chatterbot-64")
+    pq.write_table(pa.Table.from_pylist([{"messages": json.dumps(r["messages"])}
+                                         for r in rows]), path)
+    dataset = register_dataset(cat, path, "chatterbot-64")
+    assert (dataset.file_format, dataset.format, dataset.num_rows) == ("parquet", "openai", 64)
+    return dataset
 
 
 def make_job(cat, base_model, dataset, **overrides) -> s.TrainingJob:
@@ -232,16 +240,24 @@ def test_gpu_only_options_are_refused_at_submission(cat, base_model, small_datas
 
 @pytest.fixture(scope="module")
 def preference_dataset(cat, tmp_path_factory):
+    import csv
+
     from train_jobs.datasets import (
         chatterbot_pairs,
         preference_pairs_from_chatterbot,
         register_dataset,
     )
 
-    path = tmp_path_factory.mktemp("data") / "prefs.jsonl"
+    # a CSV of prompt,chosen,rejected columns (the DPO job trains on a CSV upload)
+    path = tmp_path_factory.mktemp("data") / "prefs.csv"
     rows = preference_pairs_from_chatterbot(chatterbot_pairs(["ai", "greetings"])[:32], seed=1)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return register_dataset(cat, path, "chatterbot-preferences-32"), rows
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["prompt", "chosen", "rejected"])
+        writer.writeheader()
+        writer.writerows(rows)
+    dataset = register_dataset(cat, path, "chatterbot-preferences-32")
+    assert (dataset.file_format, dataset.format, dataset.num_rows) == ("csv", "preference", 32)
+    return dataset, rows
 
 
 def reply_logprob(model, tokenizer, prompt: str, reply: str) -> float:

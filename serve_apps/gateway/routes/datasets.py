@@ -1,4 +1,5 @@
-"""``/v1/datasets``: upload JSONL (multipart or raw body), list, get, preview, delete."""
+"""``/v1/datasets``: upload dataset files (JSONL, JSON, CSV, Parquet; multipart or raw
+body), list, get (with schema and statistics), preview, delete."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import asyncio
 import json
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from catalog import schemas as s
 from catalog import storage
@@ -18,24 +20,39 @@ from catalog.errors import InvalidArgument, NotFound, PayloadTooLarge
 from catalog.port import AsyncCatalogPort
 from serve_apps.auth import Principal, check_owner, owner_filter
 from serve_apps.gateway.deps import Caller, Cat, Paging, Settings, Worker
+from serve_apps.gateway.routes.models import visible_model
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
-_JSONL_TYPES = ("application/jsonl", "application/x-ndjson", "application/json",
-                "text/plain", "application/octet-stream")
+#: Raw-body content types accepted, with the file extension each implies when the upload
+#: has no file name ("": the content decides, see ``train_jobs.dataset_files``).
+RAW_TYPES = {
+    "application/jsonl": ".jsonl", "application/x-ndjson": ".jsonl",
+    "application/json": ".json", "text/csv": ".csv", "application/csv": ".csv",
+    "text/tab-separated-values": ".tsv", "application/vnd.apache.parquet": ".parquet",
+    "application/x-parquet": ".parquet", "text/plain": "", "application/octet-stream": "",
+}
+#: Bytes copied per step from a request body or a spooled multipart file to the upload file.
+COPY_CHUNK_BYTES = 1 << 20
 
+_FIELDS = {
+    "name": {"type": "string"}, "description": {"type": "string"},
+    "column_mapping": {"type": "string", "description": "JSON object {file column: row "
+                       "field}, e.g. {\"question\": \"instruction\", \"answer\": \"output\"}"},
+    "base_model_id": {"type": "string", "description": "Model whose tokenizer counts the "
+                      "statistics' lengths (characters when absent)."},
+}
 _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
         "content": {
             "multipart/form-data": {"schema": {
                 "type": "object", "required": ["file"],
-                "properties": {
-                    "file": {"type": "string", "format": "binary"},
-                    "name": {"type": "string"}, "description": {"type": "string"},
-                },
+                "properties": {"file": {"type": "string", "format": "binary"}, **_FIELDS},
             }},
-            "application/jsonl": {"schema": {"type": "string", "format": "binary"}},
+            **{ctype: {"schema": {"type": "string", "format": "binary"}}
+               for ctype in ("application/jsonl", "application/json", "text/csv",
+                             "application/vnd.apache.parquet", "application/octet-stream")},
         },
     }
 }
@@ -50,57 +67,142 @@ def uploads_root() -> Path:
     return root
 
 
-async def _read_upload(request: Request, limit: int) -> tuple[bytes, dict[str, str]]:
-    """The uploaded bytes and form fields, from multipart (field ``file``) or the raw body."""
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"upload larger than {limit} bytes", field="file")
+
+
+def _copy_spooled(source: IO[bytes], dest: Path, limit: int) -> int:
+    """Copy ``source`` to ``dest`` in chunks; return the bytes copied. Raises PayloadTooLarge
+    past ``limit`` bytes."""
+    source.seek(0)
+    size = 0
+    with dest.open("wb") as out:
+        while chunk := source.read(COPY_CHUNK_BYTES):
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            out.write(chunk)
+    return size
+
+
+async def _receive_upload(request: Request, limit: int, name: str | None,
+                          ) -> tuple[Path, int, dict[str, str]]:
+    """Write the uploaded file to a new file under :func:`uploads_root`, streaming (multipart
+    field ``file``, which starlette spools to disk, or the raw body); return the file, its
+    size and the fields: the form's (multipart) or the query's (raw body), with
+    ``filename``, the user's file name (a raw body's: the query's ``filename``, else the
+    dataset ``name`` with the extension of its content type; absent without either).
+
+    Raises:
+        PayloadTooLarge: more than ``limit`` bytes (declared or received).
+        InvalidArgument: no ``file`` field, or a content type that is not a dataset file.
+    """
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"upload larger than {limit} bytes", field="file")
+        raise _too_large(limit)
     if ctype == "multipart/form-data":
-        form = await request.form(max_part_size=limit)
+        form = await request.form()
         upload = form.get("file")
-        if upload is None or isinstance(upload, str):
+        if not isinstance(upload, UploadFile):
             raise InvalidArgument("multipart upload needs a file field named 'file'",
                                   field="file")
-        data = await upload.read()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        fields["filename"] = Path(upload.filename or "dataset").stem
-        return data, fields
-    if ctype and ctype not in _JSONL_TYPES:
-        raise InvalidArgument(f"unsupported content type {ctype!r}: send JSONL or multipart",
-                              field="content-type")
-    data = await request.body()
-    return data, dict(request.query_params)
+        fields["filename"] = Path(upload.filename or "dataset").name
+        path = uploads_root() / f"{uuid.uuid4().hex}{Path(fields['filename']).suffix}"
+        try:
+            size = await run_in_threadpool(_copy_spooled, upload.file, path, limit)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        finally:
+            await form.close()
+        return path, size, fields
+    if ctype and ctype not in RAW_TYPES:
+        raise InvalidArgument(
+            f"unsupported content type {ctype!r}: send multipart/form-data or one of "
+            f"{sorted(RAW_TYPES)}", field="content-type")
+    fields = dict(request.query_params)
+    if fields.get("filename"):
+        fields["filename"] = Path(fields["filename"]).name
+    elif name:
+        fields["filename"] = f"{name}{RAW_TYPES.get(ctype, '')}"
+    path = uploads_root() / f"{uuid.uuid4().hex}{Path(fields.get('filename', '')).suffix}"
+    size = 0
+    try:
+        with path.open("wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                if chunk:
+                    await run_in_threadpool(out.write, chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, size, fields
+
+
+def parse_column_mapping(text: str | None) -> dict[str, str] | None:
+    """The ``column_mapping`` field: a JSON object of strings, ``{file column: row field}``.
+
+    Raises:
+        InvalidArgument: (``field="column_mapping"``) not such an object.
+    """
+    if not text:
+        return None
+    try:
+        mapping = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(f"column_mapping is not JSON: {exc.msg}",
+                              field="column_mapping") from exc
+    if not isinstance(mapping, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in mapping.items()):
+        raise InvalidArgument('column_mapping must be a JSON object of column names, e.g. '
+                              '{"question": "instruction", "answer": "output"}',
+                              field="column_mapping")
+    return mapping
 
 
 @router.post("", status_code=201, response_model=s.Dataset, openapi_extra=_UPLOAD_BODY)
 async def upload_dataset(
-    request: Request, caller: Caller, config: Settings, work: Worker,
+    request: Request, caller: Caller, config: Settings, work: Worker, cat: Cat,
     name: Annotated[str | None, Query(max_length=200)] = None,
     description: Annotated[str | None, Query()] = None,
 ) -> s.Dataset:
-    """Store an uploaded JSONL file and register it (format detected and every row checked
-    outside the gateway by :meth:`serve_apps.gateway.work.Work.register_dataset`; bad rows
-    are 422 with their line numbers).
+    """Store an uploaded dataset file and register it: JSONL, a JSON array of rows, CSV or
+    Parquet (recognised by content and file name), rows in any row format; CSV and Parquet
+    columns map by name. Every row is checked, and schema and statistics computed, outside
+    the gateway by :meth:`serve_apps.gateway.work.Work.register_dataset`; bad rows are 422
+    with their line (Parquet: row) numbers and columns.
 
     The name comes from the form field ``name``, the query parameter ``name``, or the
-    uploaded file's name, in that order; raw bodies need the query parameter.
+    uploaded file's name, in that order; raw bodies need the query parameter (and may name
+    the file with ``filename``). ``column_mapping`` (JSON object) and ``base_model_id``
+    (a model id or name whose tokenizer counts lengths) are form fields or query
+    parameters.
     """
-    data, fields = await _read_upload(request, config.max_upload_bytes)
-    if len(data) > config.max_upload_bytes:
-        raise PayloadTooLarge(f"upload larger than {config.max_upload_bytes} bytes",
-                              field="file")
-    if not data.strip():
-        raise InvalidArgument("the uploaded file is empty", field="file")
-    name = fields.get("name") or name or fields.get("filename")
-    if not name:
-        raise InvalidArgument("a dataset name is required", field="name")
-    path = uploads_root() / f"{uuid.uuid4().hex}.jsonl"
-    await run_in_threadpool(path.write_bytes, data)
+    path, size, fields = await _receive_upload(request, config.max_upload_bytes, name)
     try:
+        if size == 0:
+            raise InvalidArgument("the uploaded file is empty", field="file")
+        filename = fields.get("filename")
+        name = fields.get("name") or name or (Path(filename).stem if filename else None)
+        if not name or not filename:
+            raise InvalidArgument("a dataset name is required", field="name")
+        query = request.query_params
+        mapping = parse_column_mapping(fields.get("column_mapping") or query.get("column_mapping"))
+        base_model_id = fields.get("base_model_id") or query.get("base_model_id")
+        if base_model_id:
+            try:
+                base_model_id = (await visible_model(cat, caller, base_model_id)).id
+            except NotFound as exc:
+                raise InvalidArgument(f"model {base_model_id!r} not found",
+                                      field="base_model_id") from exc
         return await work.register_dataset(
             str(path), name, user_id=caller.user_id,
             description=fields.get("description") or description, source="upload",
+            filename=filename, column_mapping=mapping, base_model_id=base_model_id,
         )
     finally:
         # register_dataset keeps its own copy in storage (or failed): the upload is spent.

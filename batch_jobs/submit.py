@@ -1,0 +1,197 @@
+"""Submit, cancel and reconcile batches through Ray's job API (as ``train_jobs.submit``
+does for training jobs, whose module this package may not import).
+
+``submit_batch`` submits ``python -m batch_jobs.run --batch-id ID`` with
+``ray.job_submission.JobSubmissionClient`` under the submission id
+``garden-batch-<batch id>`` (training jobs are ``garden-train-<job id>``), so the Ray
+dashboard's job list names both by their catalog id. The batch records that
+``ray_job_id`` *before* the submission (the run presents it when it claims the batch);
+a refused submission marks it failed.
+
+``cancel_batch`` moves the batch to ``cancelling`` and stops its Ray job (SIGTERM): the
+run stores the lines done so far and ends ``cancelled``. The job's runtime environment
+sets ``RAY_JOB_STOP_WAIT_TIME_S`` (:data:`STOP_WAIT_S`) so Ray waits that long before a
+SIGKILL. A batch whose Ray job never started, or ended without moving it, is set
+``cancelled`` here (:func:`reconcile_batch`).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from typing import Any
+
+import ray
+
+from catalog import schemas as s
+from catalog.config import garden_home
+from catalog.errors import InvalidTransition, Unavailable
+from catalog.lifecycle import TERMINAL_BATCH_STATUSES
+from catalog.retry import Backoff, retrying
+
+#: Ray job statuses after which the driver no longer runs.
+RAY_TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
+#: Settings the driver takes from the submitter's environment (never secrets).
+FORWARDED_ENV = ("GARDEN_DATABASE_URL", "GARDEN_STORAGE_URI", "AWS_ENDPOINT_URL",
+                 "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
+#: The job API's answer while no dashboard agent can take jobs yet (transient).
+NO_AGENT = "No available agent"
+#: Seconds Ray waits after SIGTERM before SIGKILL (its default, 3 s, is too short to
+#: store the files of a cancelled batch).
+STOP_WAIT_S = 30
+B = s.BatchStatus
+
+
+def submission_id(batch_id: str) -> str:
+    """The Ray job submission id of a catalog batch."""
+    return f"garden-batch-{batch_id}"
+
+
+def dashboard_address(address: str | None = None) -> str | None:
+    """``address``, else ``RAY_DASHBOARD_ADDRESS``, else the connected cluster's dashboard."""
+    if address:
+        return address
+    if os.environ.get("RAY_DASHBOARD_ADDRESS"):
+        return os.environ["RAY_DASHBOARD_ADDRESS"]
+    if ray.is_initialized():
+        from ray._private.worker import get_dashboard_url
+
+        url = get_dashboard_url()
+        if url:
+            return url if url.startswith("http") else f"http://{url}"
+    return None
+
+
+def job_client(address: str | None = None) -> Any:
+    """A JobSubmissionClient for the cluster's job API (see :func:`dashboard_address`)."""
+    from ray.job_submission import JobSubmissionClient
+
+    return JobSubmissionClient(dashboard_address(address))
+
+
+def job_runtime_env(runtime_env: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``runtime_env`` plus the storage root, :data:`FORWARDED_ENV` where set and
+    ``RAY_JOB_STOP_WAIT_TIME_S``."""
+    env = dict(runtime_env or {})
+    env_vars = {"GARDEN_HOME": str(garden_home()), "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S)}
+    for name in FORWARDED_ENV:
+        if os.environ.get(name):
+            env_vars[name] = os.environ[name]
+    env_vars.update(env.get("env_vars") or {})
+    env["env_vars"] = env_vars
+    return env
+
+
+def submit_batch(
+    batch_id: str, *, address: str | None = None, runtime_env: dict[str, Any] | None = None,
+    python: str | None = None, engine: dict[str, Any] | None = None, timeout_s: float = 60.0,
+) -> str:
+    """Submit a validating batch as a Ray job; return its submission id.
+
+    Args:
+        batch_id: a catalog batch in status ``validating`` with no Ray job yet.
+        address: the dashboard (job API) address, e.g. ``http://127.0.0.1:8265``.
+        runtime_env: merged with the catalog settings (:func:`job_runtime_env`).
+        python: interpreter for the entrypoint (default: this process's).
+        engine: :class:`batch_jobs.engine.EngineSettings` fields (default: its defaults).
+        timeout_s: how long to retry while the cluster's job agent is not up yet.
+
+    Raises:
+        NotFound: no such batch. InvalidTransition: not validating, or already submitted.
+        Unavailable: the job API refused or could not be reached (the batch is failed).
+    """
+    import json
+
+    from catalog.actor import Catalog
+
+    cat = Catalog()
+    batch = cat.batches.get(batch_id)
+    if batch.status != B.validating or batch.ray_job_id:
+        raise InvalidTransition(f"batch {batch_id} is {batch.status} and "
+                                f"{'submitted' if batch.ray_job_id else 'not validating'}",
+                                field="status")
+    sub_id = submission_id(batch_id)
+    entrypoint = f"{shlex.quote(python or sys.executable)} -m batch_jobs.run --batch-id {batch_id}"
+    if engine:
+        entrypoint += f" --engine {shlex.quote(json.dumps(engine))}"
+    if ray.is_initialized():
+        # pin the driver to the submitter's cluster (see train_jobs.submit)
+        entrypoint += f" --address {shlex.quote(ray.get_runtime_context().gcs_address)}"
+    cat.batches.update(batch_id, ray_job_id=sub_id)
+    try:
+        client = job_client(address)
+        waiting_for_agent = retrying(
+            Backoff(initial_s=2.0, max_delay_s=2.0, jitter=False, max_attempts=None,
+                    deadline_s=timeout_s),
+            retry_if=lambda e: isinstance(e, RuntimeError) and NO_AGENT in str(e))
+        return waiting_for_agent(
+            client.submit_job, entrypoint=entrypoint, submission_id=sub_id,
+            runtime_env=job_runtime_env(runtime_env), metadata={"garden_batch_id": batch_id})
+    except Exception as exc:
+        message = f"submission failed: {type(exc).__name__}: {exc}"[:4000]
+        cat.transition_batch(batch_id, B.failed, message=message, errors=s.BatchErrors(
+            data=[s.BatchError(code="submission_failed", message=message)]))
+        raise Unavailable(message, field="ray_job_id") from exc
+
+
+def cancel_batch(batch_id: str, *, address: str | None = None,
+                 wait_s: float = 5.0) -> s.Batch:
+    """Cancel a batch: mark it ``cancelling`` and stop its Ray job (the run then stores
+    the lines done so far and ends ``cancelled``). Waits up to ``wait_s`` for a Ray job
+    that had not started yet to end, then marks such a batch ``cancelled`` itself.
+    Cancelling a cancelling batch again is harmless.
+
+    Raises NotFound, or InvalidTransition when the batch already ended.
+    """
+    from catalog.actor import Catalog
+
+    cat = Catalog()
+    batch = cat.transition_batch(batch_id, B.cancelling)
+    if not batch.ray_job_id:
+        return cat.transition_batch(batch_id, B.cancelled, message="never submitted")
+    client = job_client(address)
+    try:
+        status = str(getattr(client.get_job_status(batch.ray_job_id), "value", ""))
+    except RuntimeError:  # the job API does not know it: it never ran
+        status = "STOPPED"
+    if status not in RAY_TERMINAL:
+        client.stop_job(batch.ray_job_id)
+    if status in ("PENDING", *RAY_TERMINAL):
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if reconcile_batch(batch_id, address=address).status in TERMINAL_BATCH_STATUSES:
+                break
+            time.sleep(0.5)
+    return cat.batches.get(batch_id)
+
+
+def reconcile_batch(batch_id: str, *, address: str | None = None) -> s.Batch:
+    """End a live batch whose Ray job has already ended without ending it (a driver
+    killed, or stopped before it started): ``cancelled`` when it was cancelling or its
+    Ray job was stopped, else ``failed``. Returns the batch as it is afterwards."""
+    from catalog.actor import Catalog
+
+    cat = Catalog()
+    batch = cat.batches.get(batch_id)
+    if batch.status in TERMINAL_BATCH_STATUSES or not batch.ray_job_id:
+        return batch
+    try:
+        info = job_client(address).get_job_info(batch.ray_job_id)
+    except RuntimeError:
+        return batch
+    ray_status = str(getattr(info.status, "value", info.status))
+    if ray_status not in RAY_TERMINAL:
+        return batch
+    message = f"Ray job {batch.ray_job_id} ended {ray_status}: {info.message or ''}".strip()
+    try:
+        if batch.status == B.cancelling or ray_status == "STOPPED":
+            if batch.status != B.cancelling:
+                cat.transition_batch(batch_id, B.cancelling)
+            return cat.transition_batch(batch_id, B.cancelled, message=message[:4000])
+        return cat.transition_batch(batch_id, B.failed, message=message[:4000],
+                                    errors=s.BatchErrors(data=[s.BatchError(
+                                        code="batch_failed", message=message[:4000])]))
+    except InvalidTransition:
+        return cat.batches.get(batch_id)
