@@ -1,5 +1,5 @@
 """Submit, cancel and reconcile batches through Ray's job API (as ``train_jobs.submit``
-does for training jobs, whose module this package may not import).
+does for training jobs, whose job API helpers this module reuses).
 
 ``submit_batch`` submits ``python -m batch_jobs.run --batch-id ID`` with
 ``ray.job_submission.JobSubmissionClient`` under the submission id
@@ -30,14 +30,11 @@ from catalog.config import garden_home
 from catalog.errors import InvalidTransition, Unavailable
 from catalog.lifecycle import TERMINAL_BATCH_STATUSES
 from catalog.retry import Backoff, retrying
+from train_jobs.submit import NO_AGENT, RAY_TERMINAL, job_client
 
-#: Ray job statuses after which the driver no longer runs.
-RAY_TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 #: Settings the driver takes from the submitter's environment (never secrets).
 FORWARDED_ENV = ("GARDEN_DATABASE_URL", "GARDEN_STORAGE_URI", "AWS_ENDPOINT_URL",
                  "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
-#: The job API's answer while no dashboard agent can take jobs yet (transient).
-NO_AGENT = "No available agent"
 #: Seconds Ray waits after SIGTERM before SIGKILL (its default, 3 s, is too short to
 #: store the files of a cancelled batch).
 STOP_WAIT_S = 30
@@ -47,28 +44,6 @@ B = s.BatchStatus
 def submission_id(batch_id: str) -> str:
     """The Ray job submission id of a catalog batch."""
     return f"garden-batch-{batch_id}"
-
-
-def dashboard_address(address: str | None = None) -> str | None:
-    """``address``, else ``RAY_DASHBOARD_ADDRESS``, else the connected cluster's dashboard."""
-    if address:
-        return address
-    if os.environ.get("RAY_DASHBOARD_ADDRESS"):
-        return os.environ["RAY_DASHBOARD_ADDRESS"]
-    if ray.is_initialized():
-        from ray._private.worker import get_dashboard_url
-
-        url = get_dashboard_url()
-        if url:
-            return url if url.startswith("http") else f"http://{url}"
-    return None
-
-
-def job_client(address: str | None = None) -> Any:
-    """A JobSubmissionClient for the cluster's job API (see :func:`dashboard_address`)."""
-    from ray.job_submission import JobSubmissionClient
-
-    return JobSubmissionClient(dashboard_address(address))
 
 
 def job_runtime_env(runtime_env: dict[str, Any] | None = None) -> dict[str, Any]:

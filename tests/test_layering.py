@@ -27,7 +27,7 @@ _CLIENT = ("garden.client", "garden.errors", *CONTRACT)
 ALLOWED: dict[str, tuple[str, ...]] = {
     "catalog": ("catalog",),
     "train_jobs": ("train_jobs", "catalog"),
-    "batch_jobs": ("batch_jobs", "catalog"),
+    "batch_jobs": ("batch_jobs", "train_jobs", "catalog"),
     "serve_apps": ("serve_apps", "catalog"),
     "cluster": ("cluster", "serve_apps", "train_jobs", "batch_jobs", "catalog"),
     # the garden package itself re-exports the client; its client speaks HTTP

@@ -294,8 +294,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="Ray address (default: RAY_ADDRESS, set by `ray job submit`)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    signal.signal(signal.SIGTERM, _on_sigterm)
     ray.init(address=args.address, namespace="garden", log_to_driver=True)
+    # after ray.init, which installs its own SIGTERM handler (sys.exit) over any earlier one
+    signal.signal(signal.SIGTERM, _on_sigterm)
     from catalog.actor import Catalog
 
     cat = Catalog()
