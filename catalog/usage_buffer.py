@@ -124,6 +124,22 @@ def _refused(exc: BaseException) -> bool:
     return isinstance(exc, REFUSED) or isinstance(getattr(exc, "cause", None), REFUSED)
 
 
+async def _wait(event: asyncio.Event, timeout_s: float) -> bool:
+    """Wait at most ``timeout_s`` seconds for ``event``; return whether it is set.
+
+    Uses ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11 ``wait_for`` drops
+    a cancellation that arrives as the awaited event fires (CPython gh-86296, fixed by
+    3.12's rewrite on ``asyncio.timeout``), and a background loop that drops the one
+    cancellation ``close()`` (or an event loop's shutdown) sends never ends.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
+    except TimeoutError:
+        return event.is_set()
+    return True
+
+
 def _added_before(queue: deque[Entry], when: float) -> int:
     """How many entries at the front of ``queue`` were added before ``when``."""
     return sum(1 for _ in itertools.takewhile(lambda entry: entry[0] < when, queue))
@@ -300,8 +316,7 @@ class UsageBuffer:
                     raise TimeoutError(
                         f"usage not all acknowledged after {timeout_s}s: {self.stats()}")
                 self._progress.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._progress.wait(), min(remaining, 0.5))
+                await _wait(self._progress, min(remaining, 0.5))
         finally:
             self._flushing -= 1
         return self._counts["acknowledged"] - before
@@ -366,9 +381,7 @@ class UsageBuffer:
                 if wait <= 0:
                     break
                 self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), wait)
-                except TimeoutError:
+                if not await _wait(self._wake, wait):
                     break
                 if not queue:
                     break
@@ -421,7 +434,8 @@ class UsageBuffer:
             part = parts[-1]
             records = [record for _, record in part]
             try:
-                await asyncio.wait_for(self.catalog.record_usage(records), self.call_timeout_s)
+                async with asyncio.timeout(self.call_timeout_s):
+                    await self.catalog.record_usage(records)
             except Exception as exc:
                 if not _refused(exc):
                     raise
@@ -453,8 +467,7 @@ class UsageBuffer:
     async def _keeper(self) -> None:
         tick = min(1.0, self.spool_after_s / 4)
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._spill_wake.wait(), tick)
+            await _wait(self._spill_wake, tick)
             self._spill_wake.clear()
             count = 0
             if len(self._queue) > self.max_buffered:
@@ -532,8 +545,7 @@ class UsageBuffer:
                             "answers or in %.2f s", storage.name_of(location),
                             type(exc).__name__, delay)
                 self._healthy.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._healthy.wait(), delay)
+                await _wait(self._healthy, delay)
                 continue
             failures = 0
             self._files.popleft()
