@@ -17,7 +17,6 @@ SIGKILL. A batch whose Ray job never started, or ended without moving it, is set
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 import time
@@ -26,11 +25,11 @@ from typing import Any
 import ray
 
 from catalog import schemas as s
-from catalog.config import garden_home
 from catalog.errors import InvalidTransition, Unavailable
 from catalog.lifecycle import TERMINAL_BATCH_STATUSES
 from catalog.retry import Backoff, retrying
 from train_jobs.submit import NO_AGENT, RAY_TERMINAL, job_client
+from train_jobs.submit import job_runtime_env as training_job_runtime_env
 
 #: Settings the driver takes from the submitter's environment (never secrets).
 FORWARDED_ENV = ("GARDEN_DATABASE_URL", "GARDEN_STORAGE_URI", "AWS_ENDPOINT_URL",
@@ -50,13 +49,8 @@ def job_runtime_env(runtime_env: dict[str, Any] | None = None) -> dict[str, Any]
     """``runtime_env`` plus the storage root, :data:`FORWARDED_ENV` where set and
     ``RAY_JOB_STOP_WAIT_TIME_S``."""
     env = dict(runtime_env or {})
-    env_vars = {"GARDEN_HOME": str(garden_home()), "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S)}
-    for name in FORWARDED_ENV:
-        if os.environ.get(name):
-            env_vars[name] = os.environ[name]
-    env_vars.update(env.get("env_vars") or {})
-    env["env_vars"] = env_vars
-    return env
+    env["env_vars"] = {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S), **(env.get("env_vars") or {})}
+    return training_job_runtime_env(env, forwarded=FORWARDED_ENV)
 
 
 def submit_batch(

@@ -793,14 +793,7 @@ class CatalogStore:
         job, time and message already recorded and writes nothing. Raises NotFound."""
         with self.session() as session:
             self.training_jobs._get_row(session, job_id)
-            values = event.model_dump(exclude_none=True)
-            if event.created_at is not None and session.scalar(
-                select(t.JobEventRow.id).where(
-                    t.JobEventRow.job_id == job_id,
-                    t.JobEventRow.created_at == event.created_at,
-                    t.JobEventRow.message == event.message).limit(1)) is not None:
-                return
-            session.add(t.JobEventRow(job_id=job_id, **values))
+            _append_event(session, t.JobEventRow.job_id, job_id, event)
 
     @idempotent
     def list_events(self, job_id: str, *, after: int = 0, limit: int = 1000) -> list[dict]:
@@ -810,16 +803,7 @@ class CatalogStore:
         """
         with self.session() as session:
             self.training_jobs._get_row(session, job_id)
-            rows = session.scalars(
-                select(t.JobEventRow)
-                .where(t.JobEventRow.job_id == job_id, t.JobEventRow.id > after)
-                .order_by(t.JobEventRow.id)
-                .limit(limit)
-            )
-            return [
-                {"seq": r.id, "level": r.level, "message": r.message, "created_at": r.created_at}
-                for r in rows
-            ]
+            return _events_after(session, t.JobEventRow.job_id, job_id, after, limit)
 
     # ----------------------------------------------------------------- predictions
 
@@ -1402,14 +1386,7 @@ class CatalogStore:
         with the same time and message writes nothing). Raises NotFound."""
         with self.session() as session:
             self.batches._get_row(session, batch_id)
-            values = event.model_dump(exclude_none=True)
-            if event.created_at is not None and session.scalar(
-                select(t.BatchEventRow.id).where(
-                    t.BatchEventRow.batch_id == batch_id,
-                    t.BatchEventRow.created_at == event.created_at,
-                    t.BatchEventRow.message == event.message).limit(1)) is not None:
-                return
-            session.add(t.BatchEventRow(batch_id=batch_id, **values))
+            _append_event(session, t.BatchEventRow.batch_id, batch_id, event)
 
     @idempotent
     def list_batch_events(
@@ -1420,16 +1397,7 @@ class CatalogStore:
         Raises NotFound."""
         with self.session() as session:
             self.batches._get_row(session, batch_id)
-            rows = session.scalars(
-                select(t.BatchEventRow)
-                .where(t.BatchEventRow.batch_id == batch_id, t.BatchEventRow.id > after)
-                .order_by(t.BatchEventRow.id)
-                .limit(limit)
-            )
-            return [
-                {"seq": r.id, "level": r.level, "message": r.message, "created_at": r.created_at}
-                for r in rows
-            ]
+            return _events_after(session, t.BatchEventRow.batch_id, batch_id, after, limit)
 
 
 # --------------------------------------------------------------------------- usage sums
@@ -1612,6 +1580,31 @@ def _check_method_format(
         f"{method} needs one of {', '.join(needs)}",
         field="method",
     )
+
+
+def _append_event(session: Session, owner: Any, owner_id: str, event: s.JobEvent) -> None:
+    """Add ``event`` to the event table of column ``owner`` (``JobEventRow.job_id`` or
+    ``BatchEventRow.batch_id``) for row ``owner_id``, unless an event with the same time
+    and message is already there (a call repeated after the catalog actor restarted)."""
+    table = owner.class_
+    if event.created_at is not None and session.scalar(
+        select(table.id).where(owner == owner_id, table.created_at == event.created_at,
+                               table.message == event.message).limit(1)) is not None:
+        return
+    session.add(table(**{owner.key: owner_id}, **event.model_dump(exclude_none=True)))
+
+
+def _events_after(
+    session: Session, owner: Any, owner_id: str, after: int, limit: int
+) -> list[dict]:
+    """Up to ``limit`` events of ``owner_id`` (in the table of column ``owner``) with
+    sequence number above ``after``, oldest first: ``[{"seq", "level", "message",
+    "created_at"}]``."""
+    table = owner.class_
+    rows = session.scalars(select(table).where(owner == owner_id, table.id > after)
+                           .order_by(table.id).limit(limit))
+    return [{"seq": r.id, "level": r.level, "message": r.message, "created_at": r.created_at}
+            for r in rows]
 
 
 def _best_checkpoints(

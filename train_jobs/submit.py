@@ -62,12 +62,15 @@ def job_client(address: str | None = None):
     return JobSubmissionClient(dashboard_address(address))
 
 
-def job_runtime_env(runtime_env: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``runtime_env`` plus the settings the driver needs: the storage root and
-    :data:`FORWARDED_ENV` (database URL, trackers' locations) where set."""
+def job_runtime_env(
+    runtime_env: dict[str, Any] | None = None, forwarded: tuple[str, ...] = FORWARDED_ENV,
+) -> dict[str, Any]:
+    """``runtime_env`` plus the settings the driver needs: the storage root and the
+    variables named in ``forwarded`` (default :data:`FORWARDED_ENV`: database URL,
+    trackers' locations) where set here; ``runtime_env``'s own ``env_vars`` win."""
     env = dict(runtime_env or {})
     env_vars = {"GARDEN_HOME": str(garden_home())}
-    for name in FORWARDED_ENV:
+    for name in forwarded:
         if os.environ.get(name):
             env_vars[name] = os.environ[name]
     env_vars.update(env.get("env_vars") or {})
