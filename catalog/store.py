@@ -357,7 +357,8 @@ class CatalogStore:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self.models = Repo(
             self, t.ModelRow, s.Model,
-            filters=("kind", "name", "version", "base_model_id", "training_job_id", "published"),
+            filters=("kind", "name", "version", "base_model_id", "training_job_id",
+                     "merged_from_id", "published"),
             updatable=("description", "published", "metrics", "config", "path", "size_bytes"),
         )
         self.datasets = Repo(
@@ -504,8 +505,9 @@ class CatalogStore:
         """Register a base model or an adapter with its lineage, in one transaction.
 
         An adapter's ``base_model_id`` must name a model of kind ``base``; a given
-        ``dataset_id`` and ``training_job_id`` must exist. When the model comes from a
-        training job, the job's ``output_model_id`` is set to it in the same
+        ``dataset_id`` and ``training_job_id`` must exist; a merged model's
+        ``merged_from_id`` must name an adapter of its ``base_model_id``. When the model
+        comes from a training job, the job's ``output_model_id`` is set to it in the same
         transaction. Raises InvalidArgument (bad lineage) or Conflict (name+version).
         """
         with self.session() as session:
@@ -519,6 +521,14 @@ class CatalogStore:
                     raise InvalidArgument(
                         f"{request.base_model_id!r} is an adapter, not a base model",
                         field="base_model_id",
+                    )
+            if request.merged_from_id is not None:
+                merged = session.get(t.ModelRow, request.merged_from_id)
+                if (merged is None or merged.kind != s.ModelKind.adapter
+                        or merged.base_model_id != request.base_model_id):
+                    raise InvalidArgument(
+                        f"{request.merged_from_id!r} is not an adapter of "
+                        f"{request.base_model_id!r}", field="merged_from_id",
                     )
             if request.dataset_id and session.get(t.DatasetRow, request.dataset_id) is None:
                 raise InvalidArgument(

@@ -127,6 +127,9 @@ class ModelRow(Owned, Row):
         ForeignKey("datasets.id", ondelete="SET NULL"), index=True
     )
     training_job_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    merged_from_id: Mapped[str | None] = mapped_column(
+        ForeignKey("models.id", ondelete="RESTRICT"), index=True
+    )
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     energy_kwh: Mapped[float | None] = mapped_column(Float)

@@ -34,7 +34,8 @@ from catalog import errors
 from catalog import schemas as s
 from serve_apps.remote import unwrapped
 
-#: Logical CPUs reserved by a model import (a GGUF conversion) or a dataset validation.
+#: Logical CPUs reserved by a model import (a GGUF conversion), an adapter merge or a
+#: dataset validation.
 HEAVY_NUM_CPUS = 1.0
 #: Logical CPUs of a job submission or cancellation (they wait on the job API).
 LIGHT_NUM_CPUS = 0.0
@@ -77,6 +78,16 @@ def _import_base_model(source: str | None, name: str | None) -> s.Model:
             return import_base_model(Catalog(), Path(source) if source else None, name)
         except ModelImportError as exc:
             raise errors.InvalidArgument(str(exc), field="source") from exc
+
+
+@ray.remote(num_cpus=HEAVY_NUM_CPUS, max_retries=0)
+def _merge_adapter(adapter_id: str, name: str | None, user_id: str | None) -> s.Model:
+    from catalog.actor import Catalog
+    from train_jobs.merge import merge_adapter
+
+    with _portable_errors():
+        catalog = Catalog()
+        return merge_adapter(catalog, catalog.models.get(adapter_id), name, user_id)
 
 
 @ray.remote(num_cpus=HEAVY_NUM_CPUS, max_retries=0)
@@ -163,6 +174,12 @@ class RayWork:
     async def import_base_model(self, source: str | None, name: str | None) -> s.Model:
         task = _import_base_model.options(scheduling_strategy=_on_this_node())
         return await _result(task.remote(source, name))
+
+    async def merge_adapter(
+        self, adapter_id: str, name: str | None, user_id: str | None
+    ) -> s.Model:
+        # reads and writes shared storage only: any node may run it
+        return await _result(_merge_adapter.remote(adapter_id, name, user_id))
 
     async def register_dataset(
         self, path: str, name: str, *, user_id: str | None, description: str | None,

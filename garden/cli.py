@@ -2,8 +2,8 @@
 :mod:`cluster.local`.
 
 ``garden demo``, ``garden up | down | status``, ``garden datasets upload | list | show``,
-``garden models import | list | publish``, ``garden train``, ``garden jobs list | show | logs
-| cancel | watch``, ``garden batch create | list | show | cancel | download``, ``garden
+``garden models import | merge | list | publish``, ``garden train``, ``garden jobs list |
+show | logs | cancel | watch``, ``garden batch create | list | show | cancel | download``, ``garden
 chat``, ``garden images generate``, ``garden carbon``, ``garden usage``, ``garden keys
 create | list | limits``. The API URL and key come from ``--api-url``/``--api-key`` or
 ``GARDEN_API_URL``/``GARDEN_API_KEY``.
@@ -293,6 +293,21 @@ def models_import(
     with _errors(), console.status("importing (converting weights)..."):
         model = _client(ctx).models.import_base(source, name)
     console.print(f"imported {model.id}: {model.name} v{model.version} at {model.path}")
+
+
+@models_app.command("merge")
+def models_merge(
+    ctx: typer.Context,
+    adapter: str = typer.Argument(..., help="Adapter id, name or name:version."),
+    name: str | None = typer.Option(None, help="Name of the merged model "
+                                    "(default: <adapter name>-merged)."),
+) -> None:
+    """Merge a LoRA adapter into its base model's weights: a new base model of yours,
+    deployable as its own LLM app."""
+    with _errors(), console.status("merging (loading the weights)..."):
+        model = _client(ctx).models.merge(adapter, name=name)
+    console.print(f"merged {model.merged_from_id} into {model.id}: {model.name} "
+                  f"v{model.version} at {model.path}")
 
 
 @models_app.command("list")

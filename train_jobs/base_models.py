@@ -25,6 +25,8 @@ import importlib.util
 import json
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from catalog import schemas as s
@@ -162,6 +164,39 @@ def _upload_model(folder: Path, dest: str) -> None:
     storage.put(folder / "config.json", storage.join(dest, "config.json"))
 
 
+@contextmanager
+def writing_model(dest: str) -> Iterator[Path]:
+    """A local folder (not yet created) to write a complete model into, stored at ``dest``
+    (a location under the storage root, e.g. :func:`model_location`) when the body ends.
+
+    With a local ``dest`` the folder is ``<dest>.partial``, renamed to ``dest`` (replacing
+    what was there), so a crash leaves no half model at ``dest``. With a URI it is a
+    private staging folder (``$GARDEN_HOME/cache/staging``) uploaded with ``config.json``
+    last (:func:`is_stored_model` then holds), then removed. When the body raises, the
+    folder is removed and nothing is stored.
+
+    Raises:
+        ModelImportError: the body left no complete model folder (:func:`is_model_folder`).
+        OSError: the store refused a write.
+    """
+    remote = storage.is_remote(dest)
+    parent = _staging_folder() if remote else None
+    local = parent / storage.name_of(dest) if parent else Path(dest + ".partial")
+    try:
+        if parent is None:
+            shutil.rmtree(local, ignore_errors=True)
+            local.parent.mkdir(parents=True, exist_ok=True)
+        yield local
+        _check_model_folder(local)
+        if remote:
+            _upload_model(local, dest)
+        else:
+            shutil.rmtree(dest, ignore_errors=True)
+            local.rename(dest)
+    finally:
+        shutil.rmtree(parent or local, ignore_errors=True)
+
+
 def _check_model_folder(source: Path) -> None:
     if not is_model_folder(source):
         raise ModelImportError(
@@ -209,13 +244,9 @@ def prepare_base_model(source: Path, name: str) -> tuple[str, dict]:
     elif is_stored_model(dest):
         config = json.loads(storage.read_bytes(storage.join(dest, "config.json")))
     else:
-        staging = _staging_folder()
-        try:
-            local = convert_gguf(source, staging / name)
+        with writing_model(dest) as local:
+            convert_gguf(source, local)
             config = json.loads((local / "config.json").read_text())
-            _upload_model(local, dest)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     return dest, {
         "source": str(source),
         "architectures": config.get("architectures"),

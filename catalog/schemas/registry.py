@@ -34,6 +34,11 @@ class ModelSpec(Schema):
     training_job_id: str | None = Field(
         None, description="Lineage: the TrainingJob that produced it."
     )
+    merged_from_id: str | None = Field(
+        None,
+        description="Lineage: the adapter whose LoRA weights were merged into "
+        "base_model_id's weights to make this base model.",
+    )
     config: dict[str, Any] = Field(
         default_factory=dict,
         description="Configuration: an adapter's base_model_path, lora and hyperparameters; "
@@ -55,12 +60,14 @@ class ModelSpec(Schema):
 
 class ModelCreate(ModelSpec):
     """A request to register a model. Raises ``ValueError`` for an adapter without
-    ``base_model_id``."""
+    ``base_model_id``, or ``merged_from_id`` on an adapter or without ``base_model_id``."""
 
     @model_validator(mode="after")
     def _adapter_needs_base(self) -> ModelCreate:
         if self.kind == ModelKind.adapter and not self.base_model_id:
             raise ValueError("base_model_id is required for an adapter")
+        if self.merged_from_id and (self.kind != ModelKind.base or not self.base_model_id):
+            raise ValueError("merged_from_id is for a base model with base_model_id")
         return self
 
 

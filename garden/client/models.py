@@ -1,4 +1,4 @@
-"""``client.models``: list, get, import a base model, publish, delete."""
+"""``client.models``: list, get, import a base model, merge an adapter, publish, delete."""
 
 from __future__ import annotations
 
@@ -36,6 +36,19 @@ class Models(Namespace):
         body = {k: v for k, v in {"source": source, "name": name}.items() if v is not None}
         return Model.model_validate(self._client.request(
             "POST", "/v1/models/import", json=body, timeout=600).json())
+
+    def merge(self, model_id: str, *, name: str | None = None) -> Model:
+        """Merge the LoRA adapter ``model_id`` (id, name or ``name:version``) into its base
+        model's weights and register the result as a new base model of the caller
+        (``merged_from_id`` names the adapter); the caller's earlier merge of it is
+        returned instead (idempotent). ``name`` defaults to ``<adapter name>-merged``.
+        The merge loads the model on the cluster, so this call waits up to 10 minutes.
+
+        Raises ValidationFailedError (422, ``field="model_id"``) for a base model,
+        NotFoundError, PermissionDeniedError (another user's private adapter)."""
+        body = {"name": name} if name is not None else {}
+        return Model.model_validate(self._client.request(
+            "POST", f"/v1/models/{model_id}/merge", json=body, timeout=600).json())
 
     def publish(self, ref: str, published: bool = True) -> Model:
         return Model.model_validate(self._client.request(

@@ -1,5 +1,5 @@
-"""The gateway's port to heavy work: base-model import, dataset registration and training
-job submission, which never run inside a gateway replica.
+"""The gateway's port to heavy work: base-model import, adapter merges, dataset
+registration and training job submission, which never run inside a gateway replica.
 
 The gateway owns this :class:`Work` protocol and receives an implementation by injection
 (``build_gateway_app(config, work)``); the cluster provides one that runs each operation
@@ -34,6 +34,26 @@ class Work(Protocol):
         Returns the registered model; a name already registered as a base model with its
         weights in place is returned as is (idempotent). Raises InvalidArgument naming
         ``source`` for a source that cannot be imported.
+        """
+        ...
+
+    async def merge_adapter(
+        self, adapter_id: str, name: str | None, user_id: str | None
+    ) -> s.Model:
+        """Merge the LoRA adapter ``adapter_id`` into its base model's weights (PEFT's
+        ``merge_and_unload``), store the result and register it as a base model with
+        ``base_model_id`` the adapter's base and ``merged_from_id`` the adapter.
+
+        Args:
+            adapter_id: catalog id of the adapter (the route has checked the caller may
+                read it).
+            name: catalog name of the merged model; None: ``<adapter name>-merged``.
+            user_id: its owner (the caller).
+
+        Returns the registered model; one already merged from the adapter for
+        ``user_id`` (and ``name``, when given) with its weights in place is returned as
+        is (idempotent). Raises NotFound, InvalidArgument naming ``model_id`` when the
+        model is not an adapter.
         """
         ...
 

@@ -1,4 +1,5 @@
-"""``/v1/models``: list with filters, get, import a base model, publish, delete.
+"""``/v1/models``: list with filters, get, import a base model, merge an adapter into its
+base, publish, delete.
 
 Visibility: a user sees their own models and every published one (imported base
 models are published, so anyone may fine-tune them); an admin sees all. Only the
@@ -30,6 +31,16 @@ class ModelImport(BaseModel):
 
     source: str | None = Field(None, description="Path of a .gguf file or a model folder.")
     name: str | None = Field(None, min_length=1, max_length=200)
+
+
+class ModelMerge(BaseModel):
+    """Merge a LoRA adapter into its base model's weights; the result is a new base model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200,
+                             description="Name of the merged model; default "
+                             "'<adapter name>-merged'.")
 
 
 def check_visible(caller: Principal, model: s.Model) -> None:
@@ -80,6 +91,26 @@ async def import_model(body: ModelImport, caller: Caller, cat: Cat, work: Worker
 async def get_model(model_id: str, caller: Caller, cat: Cat) -> s.Model:
     """A model by id, by name (latest version) or by ``name:version``."""
     return await visible_model(cat, caller, model_id)
+
+
+@router.post("/{model_id}/merge", status_code=201, response_model=s.Model)
+async def merge_model(
+    model_id: str, caller: Caller, cat: Cat, work: Worker, body: ModelMerge | None = None,
+) -> s.Model:
+    """Merge a LoRA adapter the caller may read (by id, name or ``name:version``) into its
+    base model's weights (PEFT's ``merge_and_unload``) and register the result as the
+    caller's base model, next version of ``name``, with ``base_model_id`` the adapter's
+    base and ``merged_from_id`` the adapter: an LLM app can serve it as its own model.
+    Idempotent: the caller's model already merged from the adapter (with that ``name``,
+    when given) is returned. The merge runs outside the gateway
+    (:meth:`serve_apps.gateway.work.Work.merge_adapter`); a base model is 422 naming
+    ``model_id``."""
+    adapter = await visible_model(cat, caller, model_id)
+    if adapter.kind != s.ModelKind.adapter:
+        raise InvalidArgument(
+            f"{model_id} is a base model, not an adapter: only a LoRA adapter can be merged",
+            field="model_id")
+    return await work.merge_adapter(adapter.id, body.name if body else None, caller.user_id)
 
 
 @router.post("/{model_id}/publish", response_model=s.Model)
