@@ -81,9 +81,11 @@ def deploy_apps(
     return Deployed(http_url=f"http://{http_host}:{http_port}", apps=tuple(apps))
 
 
-def deploy_llm_app(config: LLMAppConfig | Mapping[str, Any]) -> str:
-    """Deploy, or redeploy with a new config, the LLM app alone (name :data:`LLM_APP`, at
-    ``config.route_prefix``) on the connected cluster's running Serve; return its name.
+def deploy_llm_app(config: LLMAppConfig | Mapping[str, Any], name: str = LLM_APP) -> str:
+    """Deploy, or redeploy with a new config, the LLM app alone (name ``name``, default
+    :data:`LLM_APP`, at ``config.route_prefix``) on the connected cluster's running Serve;
+    return its name. Several LLM apps (a base model and a merged one, say) run side by side
+    under different names and route prefixes.
 
     ``config`` is a :class:`serve_apps.llm.LLMAppConfig` or the same as a mapping (the
     ``args`` of ``serve_apps/llm/llm.yaml``), e.g. ``{"model": "SmolLM2-135M-Instruct",
@@ -98,8 +100,8 @@ def deploy_llm_app(config: LLMAppConfig | Mapping[str, Any]) -> str:
 
     config = LLMAppConfig.model_validate(config)
     log.info("deploying the LLM app for %s (engine load takes about a minute)", config.model)
-    serve.run(build_llm_app(config), name=LLM_APP, route_prefix=config.route_prefix)
-    return LLM_APP
+    serve.run(build_llm_app(config), name=name, route_prefix=config.route_prefix)
+    return name
 
 
 def app_running(name: str) -> bool:

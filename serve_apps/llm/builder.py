@@ -1,4 +1,5 @@
-"""Build the LLM Serve application: ``LLMIngress`` (HTTP) bound to ``LLMServer`` (engine).
+"""Build the LLM Serve application: one deployment, ``LLMServer``, whose replicas each parse
+the OpenAI routes and run their own vLLM engine (:class:`serve_apps.llm.ingress.LLMIngress`).
 
 ``build_llm_app(config)`` for Python callers; ``app_builder(args)`` for a Serve
 config file (``import_path: serve_apps.llm:app_builder``, ``args:`` = an
@@ -30,21 +31,18 @@ def build_llm_app(
     Args:
         config: which catalog base model and how to run it.
         engine_cls: vLLM engine class (default ``vllm.v1.engine.async_llm.AsyncLLM``).
-        catalog: the catalog port passed to both deployments (default: each
-            replica opens the cluster's catalog actor).
+        catalog: the catalog port of the replicas (default: each replica opens the
+            cluster's catalog actor).
     """
     from serve_apps.llm.ingress import LLMIngress
-    from serve_apps.llm.server import LLMServer
 
+    # The deployment keeps the engine's name: its replicas are the engine replicas
+    # (ServeReplica:<app>:LLMServer), scaled and placed by config.deployment.
     opts = config.deployment
-    engine = serve.deployment(LLMServer, name="LLMServer").options(
+    deployment = serve.deployment(LLMIngress, name="LLMServer").options(
         health_check_period_s=30, health_check_timeout_s=60, **opts.serve_kwargs()
     )
-    ingress = serve.deployment(LLMIngress, name="LLMIngress").options(
-        num_replicas=config.ingress_replicas, max_ongoing_requests=1000,
-        ray_actor_options={"num_cpus": 0},
-    )
-    return ingress.bind(config, engine.bind(config, engine_cls, catalog), catalog)
+    return deployment.bind(config, engine_cls, catalog)
 
 
 def app_builder(args: dict[str, Any]) -> Application:

@@ -139,7 +139,6 @@ class LLMAppConfig(BaseModel):
     deployment: DeploymentOptions = Field(
         default_factory=DeploymentOptions, description="Engine deployment options."
     )
-    ingress_replicas: int = Field(1, ge=1, description="Replicas of the HTTP ingress.")
     route_prefix: str = Field(
         "/openai", description="Serve route prefix; the OpenAI base URL is <prefix>/v1."
     )

@@ -1,4 +1,5 @@
-"""HTTP ingress: OpenAI routes parsed with vLLM's own protocol, models resolved in the catalog.
+"""The LLM app's deployment: OpenAI routes parsed with vLLM's own protocol, models resolved
+in the catalog, run on the replica's own engine (:class:`serve_apps.llm.server.LLMServer`).
 
 Routes (under the app's route prefix, default ``/openai``):
 ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``,
@@ -31,7 +32,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
-from ray.serve.handle import DeploymentHandle
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 from vllm.entrypoints.openai.completion.protocol import CompletionRequest
@@ -55,6 +55,7 @@ from serve_apps.llm.protocol import (
     GenerateRequest,
     GenerateResponse,
 )
+from serve_apps.llm.server import EngineClass, LLMServer
 from serve_apps.llm.usage import Caller, Tally
 
 log = logging.getLogger(__name__)
@@ -111,25 +112,22 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @serve.ingress(fastapi_app)
-class LLMIngress:
-    """Parses requests, resolves ``model`` through the catalog, calls the engine deployment.
+class LLMIngress(LLMServer):
+    """The LLM app's one deployment: parses requests, resolves ``model`` through the
+    catalog, admits the caller under its key's limits and runs the request on this
+    replica's engine (the :class:`LLMServer` methods it inherits).
 
     Args:
         config: the application config (``config.model`` is the base model).
-        engine: DeploymentHandle of :class:`serve_apps.llm.server.LLMServer`.
+        engine_cls: vLLM engine class (see :class:`LLMServer`).
         catalog: the catalog port (default: the cluster's actor).
     """
 
     async def __init__(  # type: ignore[misc]  # Serve awaits an async __init__
-        self, config: LLMAppConfig, engine: DeploymentHandle,
+        self, config: LLMAppConfig, engine_cls: EngineClass | None = None,
         catalog: AsyncCatalogPort | None = None,
     ):
-        from catalog.actor import AsyncCatalog
-
-        self.config = config
-        self.engine = engine
-        self.catalog = catalog if catalog is not None else AsyncCatalog()
-        self.base = await self.catalog.find_model(config.model)
+        await super().__init__(config, engine_cls, catalog)
         self._targets: RefreshingCache[str, Target] = RefreshingCache()
         self.limiter = KeyLimiter()
 
@@ -140,8 +138,13 @@ class LLMIngress:
     async def _call(self, method: str, request, raw: Request, model: str | None = None,
                     model_param: str = "model"):
         """Resolve ``model`` (default ``request.model``), admit the caller under its key's
-        limits, call ``method`` on the engine with ``request``; SSE stream, JSON body, or
-        OpenAI error response (an unknown model: 404 naming ``model_param``)."""
+        limits, run the engine method ``method`` on ``request``; SSE stream, JSON body, or
+        OpenAI error response (an unknown model: 404 naming ``model_param``).
+
+        A non-streamed answer's generator is run to its end before the answer is sent
+        (its usage record is handed over there); a stream's ends with the response, or
+        is closed when the client goes away (vLLM aborts the request).
+        """
         try:
             target = await self._target(model if model is not None else request.model)
         except UnknownModel as exc:
@@ -152,27 +155,32 @@ class LLMIngress:
         except LimitExceeded as exc:
             return _error(exc.message, HTTPStatus.TOO_MANY_REQUESTS, "RateLimitError",
                           headers={"Retry-After": str(exc.retry_after_s)})
-        handle = self.engine.options(
-            stream=True, multiplexed_model_id=target.adapter.id if target.adapter else ""
-        )
         caller = Caller(principal.user_id, principal.key_id)
-        gen = getattr(handle, method).remote(request, caller)
+        gen = getattr(self, method)(request, caller, target.adapter.id if target.adapter
+                                    else None)
         try:
             first = await gen.__anext__()
         except StopAsyncIteration:
             return _error("engine returned nothing", HTTPStatus.INTERNAL_SERVER_ERROR,
                           "InternalServerError")
+        if not isinstance(first, str):  # one answer: finish the generator (usage record)
+            async for _ in gen:
+                pass
         if isinstance(first, ErrorResponse):
             return JSONResponse(status_code=first.error.code, content=first.model_dump())
         if isinstance(first, str):
             async def stream():
-                async for chunk in _chained(first, gen):
-                    tally = chunk if isinstance(chunk, Tally) else getattr(chunk, "tally", None)
-                    if tally is not None:
-                        self.limiter.count_tokens(
-                            principal.key, tally.prompt_tokens + tally.completion_tokens)
-                    if isinstance(chunk, str):
-                        yield chunk
+                try:
+                    async for chunk in _chained(first, gen):
+                        tally = chunk if isinstance(chunk, Tally) else getattr(
+                            chunk, "tally", None)
+                        if tally is not None:
+                            self.limiter.count_tokens(
+                                principal.key, tally.prompt_tokens + tally.completion_tokens)
+                        if isinstance(chunk, str):
+                            yield chunk
+                finally:  # a client gone mid-stream: vLLM aborts, the account is kept
+                    await gen.aclose()
 
             return StreamingResponse(stream(), media_type="text/event-stream")
         # one item: the response, with its usage and carbon_emissions_g (a batch: its
@@ -189,12 +197,12 @@ class LLMIngress:
         if not request.messages:
             return _error("messages must hold at least one message", HTTPStatus.BAD_REQUEST,
                           "BadRequestError", "messages")
-        return await self._call("chat", request, raw)
+        return await self._call("create_chat_completion", request, raw)
 
     @fastapi_app.post("/v1/completions")
     async def completions(self, request: CompletionRequest, raw: Request):
         """OpenAI completions (https://platform.openai.com/docs/api-reference/completions)."""
-        return await self._call("completions", request, raw)
+        return await self._call("create_completion", request, raw)
 
     @fastapi_app.post(
         "/v1/generate", response_model=GenerateResponse,
@@ -208,7 +216,8 @@ class LLMIngress:
         """Seed 002's generate route: GenerateRequest -> GenerateResponse (text, usage,
         latency, grams of CO2), or server-sent events with ``stream``. ``model_id`` takes
         what OpenAI's ``model`` takes (base, adapter id, name or ``base:adapter``)."""
-        return await self._call("generate", request, raw, request.model_id, "model_id")
+        return await self._call("create_generate", request, raw, request.model_id,
+                                "model_id")
 
     @fastapi_app.post("/v1/generate/batch", response_model=BatchInferenceResponse,
                       responses=_ERRORS)
@@ -218,7 +227,7 @@ class LLMIngress:
         engine refuses gets its ``error``; the others still answer. The key's rate limit
         counts the call once, its token limits count every prompt's tokens; each prompt
         is one usage record."""
-        return await self._call("generate_batch", request, raw, request.model_id,
+        return await self._call("create_generate_batch", request, raw, request.model_id,
                                 "model_id")
 
     def _card(self, target: Target):

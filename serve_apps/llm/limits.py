@@ -2,7 +2,7 @@
 
 What LiteLLM's virtual keys give (``rpm_limit``, ``tpm_limit``, ``max_budget``), counted
 with tokens instead of dollars. The limits are fields of the catalog's API key
-(:class:`catalog.schemas.ApiKey`) and reach the ingress with the cached key
+(:class:`catalog.schemas.ApiKey`) and reach the replica with the cached key
 (:mod:`serve_apps.auth`), so checking them never calls the catalog.
 
 Counting:
@@ -15,9 +15,9 @@ Counting:
       (``ApiKey.tokens_used``, from the usage rollups when the key was last fetched) plus
       the tokens this process has counted that the catalog's total did not yet hold
       (a refreshed total takes back what it grew by).
-    Counts are per ingress replica (the LLM app runs one by default,
-    ``LLMAppConfig.ingress_replicas``); with n replicas a key may get up to n times its
-    per-minute limits. The budget is shared through the catalog, up to the cache TTL.
+    Counts are per replica of the LLM app (one by default,
+    ``LLMAppConfig.deployment.num_replicas``); with n replicas a key may get up to n times
+    its per-minute limits. The budget is shared through the catalog, up to the cache TTL.
 """
 
 from __future__ import annotations

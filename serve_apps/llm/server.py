@@ -6,10 +6,11 @@ is built with ``from_vllm_config``, and ``init_app_state`` creates
 ``OpenAIServingChat``, ``OpenAIServingCompletion`` and ``OpenAIServingModels``
 on a Starlette ``State``. Requests are vLLM's own pydantic request objects.
 
-Adapters: the ingress sends the adapter's catalog id as Serve's multiplexed model
-id; :meth:`LLMServer._adapter` (under ``serve.multiplexed``) fetches the adapter
-folder (a storage URI is copied once per node, :func:`catalog.storage.local_copy`)
-and loads it into the engine once per replica with
+Adapters: the HTTP layer (:class:`serve_apps.llm.ingress.LLMIngress`, the same replica)
+passes the adapter's catalog id; :meth:`LLMServer._adapter` (under ``serve.multiplexed``,
+Serve's per-replica LRU of models) fetches the adapter folder (a storage URI is copied
+once per node, :func:`catalog.storage.local_copy`) and loads it into the engine once per
+replica with
 ``OpenAIServingModels.load_lora_adapter`` (a local folder works: no URI check).
 
 Seed 002's generate and batch requests (:mod:`serve_apps.llm.protocol`) become vLLM
@@ -75,7 +76,13 @@ def default_engine_cls() -> EngineClass:
 
 
 class LLMServer:
-    """Engine replica. Methods are async generators called through a DeploymentHandle.
+    """The engine half of an LLM replica: one vLLM engine and vLLM's serving layer.
+
+    Methods are async generators. :class:`serve_apps.llm.ingress.LLMIngress`, the
+    deployment, subclasses it and calls them in-process from its HTTP routes: one replica
+    parses, generates and answers, as vLLM's own API server does, without a second
+    deployment and the DeploymentHandle hop (and the second copy of every streamed chunk)
+    between them.
 
     Args:
         config: the application config (engine args, carbon settings).
@@ -163,25 +170,30 @@ class LLMServer:
             raise AdapterLoadError(f"adapter {adapter_id}: {result.error.message}")
         return name
 
-    async def _served_name(self) -> tuple[str, str | None]:
-        """(name vLLM knows the target by, adapter id or None) for the current request."""
-        adapter_id = serve.get_multiplexed_model_id()
+    async def _served_name(self, adapter_id: str | None) -> tuple[str, str | None]:
+        """(name vLLM knows the target by, adapter id or None) of the base model
+        (``adapter_id`` None) or of the adapter, loaded into the engine on first use."""
         if not adapter_id:
             return self.base.name, None
         return await self._adapter(adapter_id), adapter_id
 
-    async def chat(self, request, caller: Caller | None = None) -> AsyncIterator[Any]:
-        """Run a vLLM ``ChatCompletionRequest`` for ``caller``: yields SSE strings, or one
-        response or error (see :meth:`_run`)."""
+    async def create_chat_completion(self, request, caller: Caller | None = None,
+                   adapter_id: str | None = None) -> AsyncIterator[Any]:
+        """Run a vLLM ``ChatCompletionRequest`` for ``caller`` on the base model or the
+        adapter ``adapter_id``: yields SSE strings, or one response or error (see
+        :meth:`_run`)."""
         async for item in self._run("chat", request, self.state.openai_serving_chat
-                                    .create_chat_completion, caller):
+                                    .create_chat_completion, caller, adapter_id):
             yield item
 
-    async def completions(self, request, caller: Caller | None = None) -> AsyncIterator[Any]:
-        """Run a vLLM ``CompletionRequest`` for ``caller``: yields SSE strings, or one
-        response or error (see :meth:`_run`)."""
+    async def create_completion(self, request, caller: Caller | None = None,
+                          adapter_id: str | None = None) -> AsyncIterator[Any]:
+        """Run a vLLM ``CompletionRequest`` for ``caller`` on the base model or the
+        adapter ``adapter_id``: yields SSE strings, or one response or error (see
+        :meth:`_run`)."""
         async for item in self._run("completions", request, self.state
-                                    .openai_serving_completion.create_completion, caller):
+                                    .openai_serving_completion.create_completion, caller,
+                                    adapter_id):
             yield item
 
     def _completion_request(self, prompt: str, params: SamplingParameters, stream: bool = False):
@@ -212,9 +224,10 @@ class LLMServer:
             return create_error_response(exc)
         return req
 
-    async def generate(self, request: GenerateRequest,
-                       caller: Caller | None = None) -> AsyncIterator[Any]:
-        """Run seed 002's generate request for ``caller``.
+    async def create_generate(self, request: GenerateRequest, caller: Caller | None = None,
+                       adapter_id: str | None = None) -> AsyncIterator[Any]:
+        """Run seed 002's generate request for ``caller`` on the base model or the adapter
+        ``adapter_id``.
 
         Yields one :class:`GenerateResponse` (with usage, ``latency_ms`` and
         ``carbon_emissions_g``) or an ``ErrorResponse``; with ``stream`` SSE strings: one
@@ -231,10 +244,11 @@ class LLMServer:
             return
         create = self.state.openai_serving_completion.create_completion
         if request.stream:
-            async for chunk in self._generate_stream(req, create, caller):
+            async for chunk in self._generate_stream(req, create, caller, adapter_id):
                 yield chunk
             return
-        result, account = await self._generate_one(req, create, caller, "generate")
+        result, account = await self._generate_one(req, create, caller, "generate",
+                                                   adapter_id)
         if not isinstance(result, CompletionResponse):
             yield result
             return
@@ -247,27 +261,30 @@ class LLMServer:
             carbon_emissions_g=account.carbon_emissions_g if account else 0.0,
         )
 
-    async def _generate_one(self, req, create, caller: Caller | None,
-                            route: str) -> tuple[Any, RequestAccount | None]:
+    async def _generate_one(self, req, create, caller: Caller | None, route: str,
+                            adapter_id: str | None) -> tuple[Any, RequestAccount | None]:
         """(CompletionResponse or ErrorResponse, its closed account or None when
         accounting is off) of one non-streamed completion."""
         result, account = None, None
-        async for item in self._run(route, req, create, caller, keep_account=True):
+        async for item in self._run(route, req, create, caller, adapter_id,
+                                    keep_account=True):
             if isinstance(item, RequestAccount):
                 account = item
             else:
                 result = item
         return result, account
 
-    async def _generate_stream(self, req, create, caller: Caller | None) -> AsyncIterator[Any]:
-        """The SSE events of a streamed generate request (see :meth:`generate`), from
+    async def _generate_stream(self, req, create, caller: Caller | None,
+                               adapter_id: str | None) -> AsyncIterator[Any]:
+        """The SSE events of a streamed generate request (see :meth:`create_generate`), from
         vLLM's completion stream (which always ends with its usage chunk here)."""
         from vllm.entrypoints.serve.engine.protocol import ErrorResponse
 
         rid, model, finish, usage = "", "", None, None
         parts: list[str] = []
         account = None
-        async for item in self._run("generate", req, create, caller, keep_account=True):
+        async for item in self._run("generate", req, create, caller, adapter_id,
+                                    keep_account=True):
             if isinstance(item, RequestAccount):
                 account = item
                 continue
@@ -301,9 +318,11 @@ class LLMServer:
             u.prompt_tokens, u.completion_tokens, 0.0)
         yield last
 
-    async def generate_batch(self, request: BatchInferenceRequest,
-                             caller: Caller | None = None) -> AsyncIterator[Any]:
-        """Run seed 002's batch inference request for ``caller``: every prompt is its own
+    async def create_generate_batch(self, request: BatchInferenceRequest,
+                             caller: Caller | None = None,
+                             adapter_id: str | None = None) -> AsyncIterator[Any]:
+        """Run seed 002's batch inference request for ``caller`` on the base model or the
+        adapter ``adapter_id``: every prompt is its own
         engine request, all submitted at once (vLLM's scheduler batches them, up to
         ``max_num_seqs`` at a time), each with its own usage record (route
         ``generate_batch``) and energy share.
@@ -322,7 +341,7 @@ class LLMServer:
             yield check
             return
         try:
-            served, _ = await self._served_name()
+            served, _ = await self._served_name(adapter_id)
         except (AdapterLoadError, NotFound, FileNotFoundError) as exc:
             yield _adapter_error(exc)
             return
@@ -332,7 +351,8 @@ class LLMServer:
             req = self._completion_request(prompt, request.parameters)
             if isinstance(req, ErrorResponse):
                 return BatchInferenceResult(prompt=prompt, error=req.error.message), 0.0
-            result, account = await self._generate_one(req, create, caller, "generate_batch")
+            result, account = await self._generate_one(req, create, caller, "generate_batch",
+                                                       adapter_id)
             grams = account.carbon_emissions_g if account else 0.0
             if isinstance(result, CompletionResponse):
                 return BatchInferenceResult(
@@ -350,7 +370,7 @@ class LLMServer:
         )
 
     async def _run(self, route: str, request, create, caller: Caller | None = None,
-                   keep_account: bool = False):
+                   adapter_id: str | None = None, keep_account: bool = False):
         """Run ``create(request)`` with accounting; yields its SSE strings or its one
         result (and, with ``keep_account``, the :class:`RequestAccount` last).
 
@@ -360,8 +380,7 @@ class LLMServer:
         beside ``usage`` when the client asked for usage. The ingress learns a stream's
         tokens from a :class:`TalliedChunk`: the usage chunk, or the one after it when
         the client did not ask for usage; a stream that ends without one ends with a
-        bare :class:`Tally`. No extra item follows a response (each costs the ingress a
-        message from this replica before it can answer).
+        bare :class:`Tally`. No extra item follows a response.
 
         Bad parameters are answered with an error response (:func:`_created`).
         """
@@ -370,7 +389,7 @@ class LLMServer:
 
         start = time.perf_counter()
         try:
-            served, adapter_id = await self._served_name()
+            served, adapter_id = await self._served_name(adapter_id)
         except (AdapterLoadError, NotFound, FileNotFoundError) as exc:
             yield _adapter_error(exc)
             return

@@ -79,14 +79,12 @@ def test_serve_config_file_is_valid_and_builds():
     assert app.route_prefix == "/openai"
     config = LLMAppConfig.model_validate(app.args)
     assert config.engine_args.enable_lora
-    # The Application is the LLMIngress bound to the LLMServer engine deployment (read
-    # through the bound deployment, as Ray's own Serve tests do), both with this config.
-    ingress = app_builder(app.args)._bound_deployment
-    assert (ingress.name, ingress.num_replicas) == ("LLMIngress", config.ingress_replicas)
-    assert ingress.ray_actor_options == {"num_cpus": 0}
-    assert ingress.init_args[0] == config
-    engine = ingress.init_args[1]._bound_deployment
-    assert engine.name == "LLMServer" and engine.init_args[0] == config
+    # The Application is one deployment, named LLMServer, of the LLMIngress class (HTTP
+    # routes and engine in one replica), bound to this config (read through the bound
+    # deployment, as Ray's own Serve tests do).
+    engine = app_builder(app.args)._bound_deployment
+    assert engine.name == "LLMServer" and engine.func_or_class.__name__ == "LLMIngress"
+    assert engine.init_args[0] == config
     opts = config.deployment.serve_kwargs()
     assert (engine.num_replicas, engine.max_ongoing_requests, engine.ray_actor_options) == (
         opts["num_replicas"], opts["max_ongoing_requests"], {"num_cpus": 1})
