@@ -500,7 +500,8 @@ def register_input(cat: CatalogPort, path: Path, user_id: str | None) -> s.Datas
             rows += 1
     name = path.stem
     version = cat.next_version("datasets", name)
-    dest = storage.location("datasets", name, storage.fresh(f"v{version}"), "data.jsonl")
+    dest = storage.location("datasets", storage.safe_name(name), storage.fresh(f"v{version}"),
+                            "data.jsonl")
     storage.put(path, dest)
     return cat.datasets.create(s.DatasetCreate(
         name=name, version=version, format=s.DatasetFormat.openai_batch, path=dest,

@@ -81,14 +81,22 @@ def location(*parts: str) -> str:
     return join(storage_uri(), *parts)
 
 
+def safe_name(name: str) -> str:
+    """``name`` as one path component: every character but letters, digits and ``-_.``
+    becomes ``_`` (``"../my data"`` -> ``".._my_data"``), so a user's name can neither
+    nest nor leave the folder it is put in."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
 def fresh(name: str) -> str:
-    """``name`` with a random suffix (``name-3f2a9c1e``), for a location written once.
+    """``name`` as one path component (:func:`safe_name`) with a random suffix
+    (``name-3f2a9c1e``), for a location written once.
 
     Nothing stored is rewritten, and every node's cache is keyed by location: a version
     number reused after a delete (``next_version`` is highest + 1), or two registrations
     racing for one name, must still land at new locations, or a node would serve the
     bytes it cached before."""
-    return f"{name}-{uuid.uuid4().hex[:8]}"
+    return f"{safe_name(name)}-{uuid.uuid4().hex[:8]}"
 
 
 def name_of(location_: str) -> str:

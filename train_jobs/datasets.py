@@ -55,7 +55,7 @@ def dataset_location(name: str, version: int) -> str:
     ``datasets/<name>/v<version>-<random>/data.jsonl`` under the storage root
     (:func:`catalog.storage.fresh`), with the characters of ``name`` other than letters,
     digits and ``-_.`` replaced by ``_``."""
-    return storage.location("datasets", _safe_name(name), storage.fresh(f"v{version}"),
+    return storage.location("datasets", storage.safe_name(name), storage.fresh(f"v{version}"),
                             "data.jsonl")
 
 
@@ -321,7 +321,7 @@ def register_dataset(
         size = path.stat().st_size
         version = catalog.next_version("datasets", name)
         dest = dataset_location(name, version)
-        folder = storage.location("datasets", _safe_name(name), f"v{version}")
+        folder = storage.location("datasets", storage.safe_name(name), f"v{version}")
         try:
             storage.put(out or path, dest)
             return catalog.datasets.create(s.DatasetCreate(
@@ -335,10 +335,6 @@ def register_dataset(
             with contextlib.suppress(OSError):  # the first error is the one to report
                 storage.delete(folder)
             raise
-
-
-def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def chatterbot_pairs(categories: list[str] | None = None) -> list[dict[str, Any]]:
@@ -438,7 +434,7 @@ def import_chatterbot(
     version = importlib.metadata.version(CHATTERBOT_PACKAGE)
     rows = chatterbot_pairs(categories)
     with tempfile.TemporaryDirectory(prefix="garden-chatterbot-") as staging:
-        tmp = Path(staging) / f"{_safe_name(name)}.jsonl"
+        tmp = Path(staging) / f"{storage.safe_name(name)}.jsonl"
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
                        encoding="utf-8")
         return register_dataset(

@@ -20,7 +20,6 @@ base (``base_model_id``) and the adapter (``merged_from_id``).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from catalog import schemas as s
@@ -73,7 +72,7 @@ def merge_adapter(
     base = catalog.models.get(adapter.base_model_id)
     name = name or f"{adapter.name}-merged"
     version = catalog.next_version("models", name)
-    dest = model_location(storage.fresh(f"{_folder_name(name)}-v{version}"))
+    dest = model_location(storage.fresh(f"{name}-v{version}"))
     with writing_model(dest) as folder:
         merge_folders(storage.local_copy(base.path), storage.local_copy(adapter.path), folder)
     config = {**base.config, "merged_from": adapter.id, "lora": adapter.config.get("lora")}
@@ -108,7 +107,3 @@ def merge_folders(base_folder: Path, adapter_folder: Path, out: Path) -> Path:
     AutoTokenizer.from_pretrained(base_folder).save_pretrained(out)
     return out
 
-
-def _folder_name(name: str) -> str:
-    """``name`` as one safe path component (anything but letters, digits, ``-_.`` -> ``_``)."""
-    return re.sub(r"[^\w.-]", "_", name)

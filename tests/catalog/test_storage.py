@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +118,11 @@ def test_the_default_root_is_garden_home(monkeypatch, tmp_path):
     assert storage.location("datasets") == str(tmp_path / "datasets")
     assert not storage.is_remote(storage.location("datasets"))
     assert storage.is_remote("gs://bucket/x") and storage.is_remote("s3://b")
+
+
+def test_a_users_name_stays_one_path_component(tmp_path, monkeypatch):
+    monkeypatch.setenv("GARDEN_STORAGE_URI", str(tmp_path / "store"))
+    name = storage.fresh("../../etc/my model-v1")
+    assert name.startswith(".._.._etc_my_model-v1-") and "/" not in name
+    dest = storage.location("models", name)
+    assert Path(dest).parent == tmp_path / "store" / "models"
