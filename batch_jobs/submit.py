@@ -10,8 +10,8 @@ a refused submission marks it failed.
 
 ``cancel_batch`` moves the batch to ``cancelling`` and stops its Ray job (SIGTERM): the
 run stores the lines done so far and ends ``cancelled``. The job's runtime environment
-sets ``RAY_JOB_STOP_WAIT_TIME_S`` (:data:`STOP_WAIT_S`) so Ray waits that long before a
-SIGKILL. A batch whose Ray job never started, or ended without moving it, is set
+sets ``RAY_JOB_STOP_WAIT_TIME_S`` (:data:`train_jobs.submit.STOP_WAIT_S`) so Ray waits
+that long before a SIGKILL. A batch whose Ray job never started, or ended without moving it, is set
 ``cancelled`` here (:func:`reconcile_batch`).
 """
 
@@ -34,9 +34,6 @@ from train_jobs.submit import job_runtime_env as training_job_runtime_env
 #: Settings the driver takes from the submitter's environment (never secrets).
 FORWARDED_ENV = ("GARDEN_DATABASE_URL", "GARDEN_STORAGE_URI", "AWS_ENDPOINT_URL",
                  "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
-#: Seconds Ray waits after SIGTERM before SIGKILL (its default, 3 s, is too short to
-#: store the files of a cancelled batch).
-STOP_WAIT_S = 30
 B = s.BatchStatus
 
 
@@ -47,10 +44,8 @@ def submission_id(batch_id: str) -> str:
 
 def job_runtime_env(runtime_env: dict[str, Any] | None = None) -> dict[str, Any]:
     """``runtime_env`` plus the storage root, :data:`FORWARDED_ENV` where set and
-    ``RAY_JOB_STOP_WAIT_TIME_S``."""
-    env = dict(runtime_env or {})
-    env["env_vars"] = {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S), **(env.get("env_vars") or {})}
-    return training_job_runtime_env(env, forwarded=FORWARDED_ENV)
+    ``RAY_JOB_STOP_WAIT_TIME_S`` (``train_jobs.submit.job_runtime_env``)."""
+    return training_job_runtime_env(runtime_env, forwarded=FORWARDED_ENV)
 
 
 def submit_batch(

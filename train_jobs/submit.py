@@ -62,14 +62,22 @@ def job_client(address: str | None = None):
     return JobSubmissionClient(dashboard_address(address))
 
 
+#: Seconds Ray waits after a job's SIGTERM (``ray job stop``) before its SIGKILL
+#: (``RAY_JOB_STOP_WAIT_TIME_S``, read by Ray's job supervisor from the job's runtime env).
+#: Ray's default, 3 s, is shorter than a driver needs to unwind Ray Train's ``fit`` and
+#: record ``cancelled`` on a loaded machine, or to store a cancelled batch's files.
+STOP_WAIT_S = 30
+
+
 def job_runtime_env(
     runtime_env: dict[str, Any] | None = None, forwarded: tuple[str, ...] = FORWARDED_ENV,
 ) -> dict[str, Any]:
-    """``runtime_env`` plus the settings the driver needs: the storage root and the
+    """``runtime_env`` plus the settings the driver needs: the storage root, the
     variables named in ``forwarded`` (default :data:`FORWARDED_ENV`: database URL,
-    trackers' locations) where set here; ``runtime_env``'s own ``env_vars`` win."""
+    trackers' locations) where set here, and ``RAY_JOB_STOP_WAIT_TIME_S``
+    (:data:`STOP_WAIT_S`); ``runtime_env``'s own ``env_vars`` win."""
     env = dict(runtime_env or {})
-    env_vars = {"GARDEN_HOME": str(garden_home())}
+    env_vars = {"GARDEN_HOME": str(garden_home()), "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S)}
     for name in forwarded:
         if os.environ.get(name):
             env_vars[name] = os.environ[name]
