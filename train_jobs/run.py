@@ -27,6 +27,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,27 @@ class JobCancelled(BaseException):
     """Raised in the driver when Ray stops the job (SIGTERM from ``stop_job``)."""
 
 
+#: (catalog, job id) of the job this driver runs, once known: what SIGTERM cancels.
+_running: dict[str, tuple[CatalogPort, str]] = {}
+
+
 def _on_sigterm(signum, frame):
+    """Ray stops a job with SIGTERM (``ray job stop``), then SIGKILL after
+    ``RAY_JOB_STOP_WAIT_TIME_S``. Record ``cancelled`` at once from a thread: the main
+    thread may be inside Ray Train's ``fit`` (starting its worker group, say), whose
+    unwinding can outlast Ray's wait. Then unwind the main thread. The thread is not a
+    daemon, so the interpreter waits for its write before it exits."""
+    if "job" in _running:
+        threading.Thread(target=_record_cancelled, args=_running["job"],
+                         name="record-cancelled").start()
     raise JobCancelled("the job was stopped (SIGTERM)")
+
+
+def _record_cancelled(cat: CatalogPort, job_id: str) -> None:
+    try:
+        finish(cat, job_id, s.JobStatus.cancelled)
+    except Exception:
+        log.exception("could not record job %s as cancelled", job_id)
 
 
 def finish(
@@ -305,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.config is not None:
             job_id = create_job_from_spec(cat, args.config, os.environ.get("GARDEN_API_KEY")).id
             log.info("registered training job %s from %s", job_id, args.config)
+        _running["job"] = (cat, job_id)
         job = run_job(job_id, cat)
     except (InvalidArgument, InvalidTransition) as exc:
         log.error("refused: %s", exc.message)
