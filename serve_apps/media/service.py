@@ -463,8 +463,10 @@ class MediaService:
                 pred.id, P.failed, error_message=f"{pred.provider} returned no output"), None
         output = {"urls": [f.source_url for f in files if f.source_url]} | {
             k: v for k, v in pjob.raw.items() if k in ("seed", "revised_prompt", "metrics")}
-        # The target row first: whoever reads "succeeded" must find its files there.
-        row = await self._update_rows(pred, files, [target]) if target else None
+        # The target rows first (named, or linked by prediction_id, as a webhook finds
+        # them): whoever reads "succeeded" must find its files there.
+        ids = [target] if target else await self._unfilled_targets(pred)
+        row = await self._update_rows(pred, files, ids) if ids else None
         closed = await self.cat.transition_prediction(pred.id, P.succeeded, files=files,
                                                       output=output)
         return closed, row
@@ -475,13 +477,14 @@ class MediaService:
         found by ``prediction_id``). Returns the updated row, or None."""
         if not pred.files:
             return None
-        if target is not None:
-            ids = [target]
-        else:
-            page = await _target_repo(self.cat, pred).list(
-                prediction_id=pred.id, page_size=10)
-            ids = [row.id for row in page.items if not row.files]
+        ids = [target] if target is not None else await self._unfilled_targets(pred)
         return await self._update_rows(pred, pred.files, ids)
+
+    async def _unfilled_targets(self, pred: s.Prediction) -> list[str]:
+        """Ids of the rows (images or videos) that link ``pred`` by ``prediction_id`` and
+        have no files yet."""
+        page = await _target_repo(self.cat, pred).list(prediction_id=pred.id, page_size=10)
+        return [row.id for row in page.items if not row.files]
 
     async def _update_rows(self, pred: s.Prediction, files: list[s.StoredFile],
                            ids: list[str]) -> Any:
