@@ -46,7 +46,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -230,16 +230,17 @@ def llm_config(model_id: str, route_prefix: str):
     env = {"VLLM_CPU_KVCACHE_SPACE": KV_GIB, **REPLICA_ENV}
     return LLMAppConfig(
         model=model_id, route_prefix=route_prefix,
-        engine_args={k: v for k, v in ENGINE.items()},
+        engine_args=dict(ENGINE),
         deployment={"max_adapters_per_replica": 16, "ray_actor_options": {
             "num_cpus": 1, "runtime_env": {"env_vars": env}}},
     )
 
 
 def deploy_ours(cluster: OurCluster, adapters: dict[str, Path], name: str = "llm",
-                model_id: str | None = None, route_prefix: str = "/openai") -> Peer:
+                model_id: str | None = None, route_prefix: str = "/openai",
+                served_name: str = MODEL) -> Peer:
     """Register ``adapters`` in the catalog and deploy our LLM app for ``model_id``
-    (default the base) as app ``name``."""
+    (default the base, whose served name is ``served_name``) as app ``name``."""
     from catalog import schemas as s
     from serve_apps.llm import build_llm_app
 
@@ -253,7 +254,7 @@ def deploy_ours(cluster: OurCluster, adapters: dict[str, Path], name: str = "llm
            route_prefix)
     url = f"{cluster.serve_url}{route_prefix}/v1"
     wait_ready(url, cluster.user_key, 120)
-    return Peer("ours", url, cluster.user_key, MODEL, served)
+    return Peer("ours", url, cluster.user_key, served_name, served)
 
 
 def deploy_ray_serve_llm(cluster: OurCluster, model_path: Path) -> Peer:
@@ -436,8 +437,10 @@ def part_merged(cluster: OurCluster, ours: Peer, rounds: int, max_tokens: int,
     t0 = time.monotonic()
     merged: s.Model = merge_adapter(cat, adapter)
     merge_s = time.monotonic() - t0
-    deploy_s = deploy_ours_merged(cluster, merged)
-    peer = Peer("merged", f"{cluster.serve_url}/merged/v1", cluster.user_key, merged.name)
+    t0 = time.monotonic()
+    peer = replace(deploy_ours(cluster, {}, name="merged", model_id=merged.id,
+                               route_prefix="/merged", served_name=merged.name), name="merged")
+    deploy_s = time.monotonic() - t0
     print(f"part 3: merged adapter (merge {merge_s:.1f} s, deploy {deploy_s:.1f} s)",
           flush=True)
     base = Peer("base", ours.url, ours.key, ours.base)
@@ -453,16 +456,6 @@ def part_merged(cluster: OurCluster, ours: Peer, rounds: int, max_tokens: int,
     from ray import serve
 
     serve.delete("merged")
-
-
-def deploy_ours_merged(cluster: OurCluster, merged) -> float:
-    """Deploy the merged model as its own LLM app at ``/merged``; seconds to ready."""
-    from serve_apps.llm import build_llm_app
-
-    t0 = time.monotonic()
-    deploy(build_llm_app(llm_config(merged.id, "/merged")), "merged", "/merged")
-    wait_ready(f"{cluster.serve_url}/merged/v1", cluster.user_key, 120)
-    return time.monotonic() - t0
 
 
 def part_restart(cluster: OurCluster, ours: Peer) -> float:

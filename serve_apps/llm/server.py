@@ -178,7 +178,7 @@ class LLMServer:
         return await self._adapter(adapter_id), adapter_id
 
     async def create_chat_completion(self, request, caller: Caller | None = None,
-                   adapter_id: str | None = None) -> AsyncIterator[Any]:
+                                     adapter_id: str | None = None) -> AsyncIterator[Any]:
         """Run a vLLM ``ChatCompletionRequest`` for ``caller`` on the base model or the
         adapter ``adapter_id``: yields SSE strings, or one response or error (see
         :meth:`_run`)."""
@@ -187,7 +187,7 @@ class LLMServer:
             yield item
 
     async def create_completion(self, request, caller: Caller | None = None,
-                          adapter_id: str | None = None) -> AsyncIterator[Any]:
+                                adapter_id: str | None = None) -> AsyncIterator[Any]:
         """Run a vLLM ``CompletionRequest`` for ``caller`` on the base model or the
         adapter ``adapter_id``: yields SSE strings, or one response or error (see
         :meth:`_run`)."""
@@ -225,7 +225,7 @@ class LLMServer:
         return req
 
     async def create_generate(self, request: GenerateRequest, caller: Caller | None = None,
-                       adapter_id: str | None = None) -> AsyncIterator[Any]:
+                              adapter_id: str | None = None) -> AsyncIterator[Any]:
         """Run seed 002's generate request for ``caller`` on the base model or the adapter
         ``adapter_id``.
 
@@ -319,8 +319,8 @@ class LLMServer:
         yield last
 
     async def create_generate_batch(self, request: BatchInferenceRequest,
-                             caller: Caller | None = None,
-                             adapter_id: str | None = None) -> AsyncIterator[Any]:
+                                    caller: Caller | None = None,
+                                    adapter_id: str | None = None) -> AsyncIterator[Any]:
         """Run seed 002's batch inference request for ``caller`` on the base model or the
         adapter ``adapter_id``: every prompt is its own
         engine request, all submitted at once (vLLM's scheduler batches them, up to
