@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -144,6 +145,10 @@ def is_idempotent(fn: Callable[..., Any]) -> bool:
 # --------------------------------------------------------------------------- repositories
 
 
+#: SQL conditions (a name, since ``list`` is a method of :class:`Repo`).
+Conditions = list[Any]
+
+
 class Repo(Generic[R]):
     """Create/get/list/update/delete for one table, returning ``read`` models.
 
@@ -164,6 +169,9 @@ class Repo(Generic[R]):
         *,
         filters: Sequence[str] = (),
         updatable: Sequence[str] = (),
+        tag_kind: str | None = None,
+        item_column: str | None = None,
+        public_column: str | None = None,
     ):
         self.store = store
         self.row = row
@@ -171,6 +179,10 @@ class Repo(Generic[R]):
         self.filters = frozenset(filters) | {"user_id"}
         self.updatable = frozenset(updatable)
         self.name = row.__tablename__
+        self.tag_kind = tag_kind
+        self.item_column = item_column
+        self.public_column = public_column
+        self.soft_deleted = hasattr(row, "deleted_at")
 
     def _get_row(self, session: Session, row_id: str, *, lock: bool = False) -> Any:
         stmt = select(self.row).where(self.row.id == row_id)
@@ -185,14 +197,16 @@ class Repo(Generic[R]):
         values = request.model_dump(mode="json", exclude={"id"})
         values = {k: v for k, v in values.items() if hasattr(self.row, k)}
         values.update(extra)
-        row_id = getattr(request, "id", None) or t.new_id(self.row.id_prefix)
+        row_id = values.pop("id", None) or getattr(request, "id", None) or t.new_id(
+            self.row.id_prefix)
         row = self.row(id=row_id, **values)
         session.add(row)
         session.flush()
         return row
 
     def create(self, request: BaseModel, **extra: Any) -> R:
-        """Insert one row from a ``*Create`` model. Raises Conflict or InvalidArgument."""
+        """Insert one row from a ``*Create`` model; ``extra`` sets other columns (``id``
+        chooses the row's id). Raises Conflict or InvalidArgument."""
         with self.store.session() as session:
             return self.read.model_validate(self._insert(session, request, **extra))
 
@@ -210,12 +224,28 @@ class Repo(Generic[R]):
         cursor: str | None = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        tag: str | None = None,
+        project_id: str | None = None,
+        visible_to: str | None = None,
+        favorite_of: str | None = None,
+        prediction_status: str | None = None,
+        include_deleted: bool = False,
         **filters: Any,
     ) -> s.Page[R]:
         """A page of rows, newest first, with the total matching the filters.
 
         Filters are equality on the columns named in ``filters`` (``None`` values
-        are ignored). Raises InvalidArgument for an unknown filter or bad cursor.
+        are ignored), and, where the table has them:
+
+        - ``tag``: rows carrying a tag of that name (tagged tables);
+        - ``project_id``: rows placed in that project (images, videos);
+        - ``visible_to``: rows of that user or public ones (tables with a public flag),
+          instead of an owner filter;
+        - ``favorite_of``: that user's favourites (styles and themes);
+        - ``prediction_status``: rows whose linked prediction has that status;
+        - soft-deleted rows are left out unless ``include_deleted``.
+
+        Raises InvalidArgument for an unknown filter or bad cursor.
         """
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise InvalidArgument(f"page_size must be 1..{MAX_PAGE_SIZE}", field="page_size")
@@ -225,6 +255,10 @@ class Repo(Generic[R]):
                 raise InvalidArgument(f"cannot filter {self.name} by {key!r}", field=key)
             if value is not None:
                 conds.append(getattr(self.row, key) == _plain(value))
+        conds += self._related(tag=tag, project_id=project_id, visible_to=visible_to,
+                               favorite_of=favorite_of, prediction_status=prediction_status)
+        if self.soft_deleted and not include_deleted:
+            conds.append(self.row.deleted_at.is_(None))  # type: ignore[attr-defined]
         if created_after is not None:
             conds.append(self.row.created_at >= created_after)
         if created_before is not None:
@@ -269,9 +303,55 @@ class Repo(Generic[R]):
             return _validated(self.read, row)
 
     def delete(self, row_id: str) -> None:
-        """Delete one row. Raises NotFound, or Conflict while other rows reference it."""
+        """Delete one row (and the tags and favourites on it). Raises NotFound, or
+        Conflict while other rows reference it."""
         with self.store.session() as session:
             session.delete(self._get_row(session, row_id))
+            if self.tag_kind is not None:
+                for table in (t.TaggingRow, t.FavoriteRow):
+                    session.execute(delete(table).where(
+                        table.target_kind == self.tag_kind, table.target_id == row_id))
+
+    def _related(self, *, tag: str | None, project_id: str | None, visible_to: str | None,
+                 favorite_of: str | None, prediction_status: str | None) -> Conditions:
+        """Conditions of :meth:`list`'s filters on other tables. Raises InvalidArgument
+        for a filter this table cannot take."""
+        conds: Conditions = []
+
+        def refuse(field: str) -> InvalidArgument:
+            return InvalidArgument(f"cannot filter {self.name} by {field}", field=field)
+
+        if tag is not None:
+            if self.tag_kind is None:
+                raise refuse("tag")
+            tg, tag_row = t.TaggingRow, t.TagRow
+            conds.append(self.row.id.in_(
+                select(tg.target_id).join(tag_row, tag_row.id == tg.tag_id)
+                .where(tg.target_kind == self.tag_kind, tag_row.name == tag)))
+        if project_id is not None:
+            if self.item_column is None:
+                raise refuse("project")
+            item = t.ProjectItemRow
+            conds.append(self.row.id.in_(select(getattr(item, self.item_column)).where(
+                item.project_id == project_id)))
+        if visible_to is not None:
+            if self.public_column is None:
+                raise refuse("visible_to")
+            conds.append(or_(getattr(self.row, "user_id") == visible_to,  # noqa: B009
+                             getattr(self.row, self.public_column).is_(True)))
+        if favorite_of is not None:
+            if self.tag_kind not in ("prompt_helper", "theme_helper"):
+                raise refuse("favorite")
+            fav = t.FavoriteRow
+            conds.append(self.row.id.in_(select(fav.target_id).where(
+                fav.target_kind == self.tag_kind, fav.user_id == favorite_of)))
+        if prediction_status is not None:
+            if not hasattr(self.row, "prediction_id"):
+                raise refuse("status")
+            pred = t.PredictionRow
+            conds.append(self.row.prediction_id.in_(
+                select(pred.id).where(pred.status == prediction_status)))
+        return conds
 
 
 class UsageRepo(Repo[s.UsageRecord]):
@@ -377,33 +457,56 @@ class CatalogStore:
         self.predictions = Repo(
             self, t.PredictionRow, s.Prediction,
             filters=("status", "provider", "model", "modality", "provider_prediction_id"),
-            updatable=("output", "files", "provider_prediction_id", "cost_usd"),
+            updatable=("output", "files", "provider_prediction_id", "cost_usd", "retry_count"),
         )
+        media_meta = ("title", "caption", "alt_text", "is_public", "is_favorite",
+                      "deleted_at", "purged_at")
         self.images = Repo(
-            self, t.ImageRow, s.Image, filters=("model", "provider", "prediction_id"),
-            updatable=("files", "width", "height"),
+            self, t.ImageRow, s.Image,
+            filters=("model", "provider", "prediction_id", "is_favorite", "is_public"),
+            updatable=("files", "width", "height", *media_meta),
+            tag_kind="image", item_column="image_id", public_column="is_public",
         )
-        self.source_images = Repo(self, t.SourceImageRow, s.SourceImage)
+        self.source_images = Repo(
+            self, t.SourceImageRow, s.SourceImage, filters=("purpose", "format"),
+            updatable=("title", "description", "purpose", "is_public", "deleted_at",
+                       "purged_at"),
+            tag_kind="source_image", public_column="is_public",
+        )
         self.image_edits = Repo(
-            self, t.ImageEditRow, s.ImageEdit, filters=("kind", "image_id", "prediction_id"),
-            updatable=("files",),
+            self, t.ImageEditRow, s.ImageEdit,
+            filters=("kind", "image_id", "source_image_id", "prediction_id"),
+            updatable=("files", "deleted_at", "purged_at"),
         )
         self.videos = Repo(
-            self, t.VideoRow, s.Video, filters=("model", "provider", "prediction_id"),
-            updatable=("files",),
+            self, t.VideoRow, s.Video,
+            filters=("model", "provider", "prediction_id", "is_favorite", "is_public"),
+            updatable=("files", "thumbnail", *media_meta),
+            tag_kind="video", item_column="video_id", public_column="is_public",
         )
         self.prompt_helpers = Repo(
-            self, t.PromptHelperRow, s.PromptHelper, filters=("name",),
-            updatable=("name", "description"),
+            self, t.PromptHelperRow, s.PromptHelper,
+            filters=("name", "category", "is_builtin", "is_public", "forked_from_id"),
+            updatable=("name", "description", "category", "is_public"),
+            tag_kind="prompt_helper", public_column="is_public",
         )
         self.theme_helpers = Repo(
-            self, t.ThemeHelperRow, s.ThemeHelper, filters=("name",),
-            updatable=("name", "description", "prompt_helper_ids"),
+            self, t.ThemeHelperRow, s.ThemeHelper,
+            filters=("name", "category", "is_builtin", "is_public", "is_featured",
+                     "is_active", "forked_from_id"),
+            updatable=("name", "description", "category", "is_public", "is_featured",
+                       "is_active"),
+            tag_kind="theme_helper", public_column="is_public",
         )
         self.tags = Repo(self, t.TagRow, s.Tag, filters=("name",), updatable=("name",))
-        self.project_images = Repo(
-            self, t.ProjectImageRow, s.ProjectImage, filters=("project", "image_id"),
-            updatable=("position",),
+        self.projects = Repo(
+            self, t.ProjectRow, s.Project, filters=("slug", "is_featured", "is_published"),
+            updatable=("name", "description", "is_published", "is_featured"),
+            public_column="is_published",
+        )
+        self.project_items = Repo(
+            self, t.ProjectItemRow, s.ProjectItem,
+            filters=("project_id", "image_id", "video_id"), updatable=("position",),
         )
         self.usage = UsageRepo(self, t.UsageRow, s.UsageRecord,
                                filters=("model", "adapter", "kind", "model_id", "api_key_id"))
@@ -1148,18 +1251,21 @@ class CatalogStore:
         """Create a helper and its version 1 in one transaction. Raises Conflict on name."""
         with self.session() as session:
             row = self.prompt_helpers._insert(session, request, current_version=1)
-            session.add(t.PromptHelperVersionRow(
-                id=t.new_id("phv"), helper_id=row.id, version=1,
-                text=request.text, placement=request.placement,
-            ))
+            session.add(_helper_version(row.id, 1, request))
+            session.flush()
             return _validated(s.PromptHelper, row)
 
     def add_prompt_helper_version(
-        self, helper_id: str, text: str, placement: s.PromptPlacement | str | None = None
+        self, helper_id: str, text: str, placement: s.PromptPlacement | str | None = None, *,
+        negative_text: str | None = None, placements: dict[str, str] | None = None,
+        style_presets: dict[str, str] | None = None, notes: str | None = None,
     ) -> s.PromptHelperVersion:
-        """Add the next version of a helper; the counter increments atomically in SQL.
+        """Add the next version of a helper and make it current; the counter increments
+        atomically in SQL (seed 001: "enforce atomic version increments"), so two
+        concurrent updates get two numbers.
 
-        ``placement`` defaults to the current version's. Raises NotFound.
+        ``placement`` defaults to the current version's; ``placements`` and
+        ``style_presets`` default to empty. Raises NotFound, InvalidArgument.
         """
         with self.session() as session:
             version = session.scalar(
@@ -1178,10 +1284,17 @@ class CatalogStore:
                         t.PromptHelperVersionRow.version == version - 1,
                     )
                 )
-            row = t.PromptHelperVersionRow(
-                id=t.new_id("phv"), helper_id=helper_id, version=version, text=text,
-                placement=s.PromptPlacement(placement or s.PromptPlacement.append),
-            )
+            try:
+                spec = s.HelperText(
+                    text=text, negative_text=negative_text,
+                    placement=s.PromptPlacement(placement or s.PromptPlacement.append),
+                    placements=placements or {}, style_presets=style_presets or {},
+                    notes=notes)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                field = ".".join(str(p) for p in err["loc"])
+                raise InvalidArgument(f"{field}: {err['msg']}", field=field) from exc
+            row = _helper_version(helper_id, version, spec)
             session.add(row)
             session.flush()
             return s.PromptHelperVersion.model_validate(row)
@@ -1215,8 +1328,10 @@ class CatalogStore:
     def fork_prompt_helper(
         self, helper_id: str, *, name: str, user_id: str | None = None
     ) -> s.PromptHelper:
-        """Copy a helper's current version into a new helper (version 1) that remembers
-        its origin in ``forked_from_id``. Raises NotFound, Conflict (name taken)."""
+        """Copy a helper's current version into a new private helper (version 1) that
+        remembers its origin in ``forked_from_id`` (seed 001 ``PromptHelper.fork``); later
+        versions of either do not change the other. Raises NotFound, Conflict (name
+        taken)."""
         with self.session() as session:
             src = self.prompt_helpers._get_row(session, helper_id)
             current = session.scalars(select(t.PromptHelperVersionRow).where(
@@ -1224,31 +1339,267 @@ class CatalogStore:
                 t.PromptHelperVersionRow.version == src.current_version,
             )).one()
             row = t.PromptHelperRow(
-                id=t.new_id("ph"), name=name, description=src.description, current_version=1,
+                id=t.new_id("ph"), name=name, description=src.description,
+                category=src.category, is_builtin=False, is_public=False, current_version=1,
                 forked_from_id=src.id, user_id=user_id,
             )
             session.add(row)
             session.flush()
-            session.add(t.PromptHelperVersionRow(
-                id=t.new_id("phv"), helper_id=row.id, version=1, text=current.text,
-                placement=current.placement,
-            ))
+            session.add(_helper_version(row.id, 1, s.PromptHelperVersion.model_validate(current)))
+            session.flush()
             return _validated(s.PromptHelper, row)
+
+    def create_theme_helper(self, request: s.ThemeHelperCreate) -> s.ThemeHelper:
+        """Create a theme and its version 1 in one transaction. Raises Conflict on name."""
+        with self.session() as session:
+            row = self.theme_helpers._insert(session, request, current_version=1)
+            session.add(_theme_version(row.id, 1, request))
+            session.flush()
+            return _validated(s.ThemeHelper, row)
+
+    def add_theme_helper_version(
+        self, theme_id: str, *, text: str | None = None, negative_text: str | None = None,
+        prompt_helper_ids: Sequence[str] = (), notes: str | None = None,
+    ) -> s.ThemeHelperVersion:
+        """Add the next version of a theme (its text and ordered recommended styles) and
+        make it the theme's current content; numbered atomically like helper versions.
+        Raises NotFound, InvalidArgument."""
+        try:
+            spec = s.ThemeText(text=text, negative_text=negative_text,
+                               prompt_helper_ids=list(prompt_helper_ids), notes=notes)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            raise InvalidArgument(f"{field}: {err['msg']}", field=field) from exc
+        with self.session() as session:
+            theme = t.ThemeHelperRow
+            version = session.scalar(
+                update(theme).where(theme.id == theme_id)
+                .values(current_version=theme.current_version + 1, updated_at=t.utcnow(),
+                        **spec.model_dump())
+                .returning(theme.current_version))
+            if version is None:
+                raise NotFound(f"theme_helpers {theme_id!r} not found", field="id")
+            row = _theme_version(theme_id, version, spec)
+            session.add(row)
+            session.flush()
+            return s.ThemeHelperVersion.model_validate(row)
+
+    @idempotent
+    def get_theme_helper_version(
+        self, theme_id: str, version: int | None = None
+    ) -> s.ThemeHelperVersion:
+        """A theme's ``version`` (default: current). Raises NotFound."""
+        with self.session() as session:
+            theme = self.theme_helpers._get_row(session, theme_id)
+            row = session.scalars(select(t.ThemeHelperVersionRow).where(
+                t.ThemeHelperVersionRow.theme_id == theme_id,
+                t.ThemeHelperVersionRow.version == (version or theme.current_version),
+            )).first()
+            if row is None:
+                raise NotFound(f"theme {theme_id!r} has no version {version}", field="version")
+            return s.ThemeHelperVersion.model_validate(row)
+
+    @idempotent
+    def list_theme_helper_versions(self, theme_id: str) -> list[s.ThemeHelperVersion]:
+        """Every version of a theme, oldest first. Raises NotFound."""
+        with self.session() as session:
+            self.theme_helpers._get_row(session, theme_id)
+            rows = session.scalars(select(t.ThemeHelperVersionRow).where(
+                t.ThemeHelperVersionRow.theme_id == theme_id
+            ).order_by(t.ThemeHelperVersionRow.version))
+            return [s.ThemeHelperVersion.model_validate(r) for r in rows]
 
     def fork_theme_helper(
         self, theme_id: str, *, name: str, user_id: str | None = None
     ) -> s.ThemeHelper:
-        """Copy a theme (its helper list) under a new name. Raises NotFound, Conflict."""
+        """Copy a theme's current content into a new private theme (version 1) that
+        remembers its origin. Raises NotFound, Conflict (name taken)."""
         with self.session() as session:
             src = self.theme_helpers._get_row(session, theme_id)
+            content = s.ThemeText(text=src.text, negative_text=src.negative_text,
+                                  prompt_helper_ids=list(src.prompt_helper_ids),
+                                  notes=src.notes)
             row = t.ThemeHelperRow(
                 id=t.new_id("th"), name=name, description=src.description,
-                prompt_helper_ids=list(src.prompt_helper_ids), forked_from_id=src.id,
-                user_id=user_id,
+                category=src.category, is_builtin=False, is_public=False, is_featured=False,
+                is_active=True, current_version=1, forked_from_id=src.id, user_id=user_id,
+                **content.model_dump(),
             )
             session.add(row)
             session.flush()
+            session.add(_theme_version(row.id, 1, content))
+            session.flush()
             return _validated(s.ThemeHelper, row)
+
+    # ----------------------------------------------------------------- favourites, tags
+
+    @idempotent
+    def set_favorite(self, user_id: str, target_kind: s.FavoriteTarget, target_id: str,
+                     favorite: bool = True) -> bool:
+        """Mark (or unmark) a style or theme as ``user_id``'s favourite; doing it twice
+        changes nothing. Returns whether it is a favourite now. Raises NotFound for an
+        unknown target."""
+        repos: dict[str, Repo[Any]] = {"prompt_helper": self.prompt_helpers,
+                                       "theme_helper": self.theme_helpers}
+        repo = repos[target_kind]
+        fav = t.FavoriteRow
+        with self.session() as session:
+            repo._get_row(session, target_id)
+            where = (fav.user_id == user_id, fav.target_kind == target_kind,
+                     fav.target_id == target_id)
+            exists = session.scalar(select(fav.id).where(*where))
+            if favorite and exists is None:
+                session.add(fav(id=t.new_id("fav"), user_id=user_id, target_kind=target_kind,
+                                target_id=target_id))
+            elif not favorite and exists is not None:
+                session.execute(delete(fav).where(*where))
+            return favorite
+
+    @idempotent
+    def set_tags(self, target_kind: s.TagTarget, target_id: str, names: Sequence[str],
+                 user_id: str | None) -> list[str]:
+        """Make ``names`` exactly the tags on one row: tags of ``user_id`` that do not
+        exist yet are created (seed 001's TagImage, one model for every entity), tags not
+        named are taken off (the tags themselves stay). Returns the sorted names.
+
+        Raises:
+            InvalidArgument: a name breaks :class:`catalog.schemas.TagCreate`'s rule
+                (field ``tags``).
+            NotFound: no such row.
+        """
+        try:
+            wanted = sorted({s.TagCreate(name=n.strip()).name for n in names})
+        except ValidationError as exc:
+            raise InvalidArgument(f"tags: {exc.errors()[0]['msg']}", field="tags") from exc
+        repo = self._tag_repos()[target_kind]
+        tag, tg = t.TagRow, t.TaggingRow
+        with self.session() as session:
+            repo._get_row(session, target_id)
+            owner = tag.user_id.is_(None) if user_id is None else tag.user_id == user_id
+            known = dict(session.execute(
+                select(tag.name, tag.id).where(owner, tag.name.in_(wanted))).tuples().all())
+            for name in wanted:
+                if name not in known:
+                    known[name] = t.new_id("tag")
+                    session.add(tag(id=known[name], name=name, user_id=user_id))
+            session.flush()
+            wanted_ids = {known[n] for n in wanted}
+            where = (tg.target_kind == target_kind, tg.target_id == target_id)
+            have = set(session.scalars(select(tg.tag_id).where(*where)))
+            session.execute(delete(tg).where(*where, tg.tag_id.notin_(wanted_ids)))
+            for tag_id in wanted_ids - have:
+                session.add(tg(id=t.new_id("tgg"), tag_id=tag_id, target_kind=target_kind,
+                               target_id=target_id))
+            return wanted
+
+    def _tag_repos(self) -> dict[str, Repo[Any]]:
+        return {repo.tag_kind: repo for repo in self._repos.values() if repo.tag_kind}
+
+    # ----------------------------------------------------------------- projects
+
+    def create_project(self, request: s.ProjectCreate) -> s.Project:
+        """Create a project; without ``slug`` the name's slug is used, made unique with
+        ``-2``, ``-3``... Raises Conflict when a given ``slug`` is taken."""
+        with self.session() as session:
+            slug = request.slug
+            if slug is None:
+                base = re.sub(r"[^a-z0-9]+", "-", request.name.lower()).strip("-")[:190]
+                base = base or "project"
+                taken = set(session.scalars(select(t.ProjectRow.slug).where(
+                    or_(t.ProjectRow.slug == base, t.ProjectRow.slug.like(f"{base}-%")))))
+                slug, n = base, 1
+                while slug in taken:
+                    n += 1
+                    slug = f"{base}-{n}"
+            return _validated(s.Project, self.projects._insert(session, request, slug=slug))
+
+    @idempotent
+    def find_project(self, ref: str) -> s.Project:
+        """A project by id or by slug. Raises NotFound."""
+        with self.session() as session:
+            row = session.scalars(select(t.ProjectRow).where(
+                or_(t.ProjectRow.id == ref, t.ProjectRow.slug == ref))).first()
+            if row is None:
+                raise NotFound(f"project {ref!r} not found", field="project")
+            return s.Project.model_validate(row)
+
+    def add_project_item(self, project_id: str, request: s.ProjectItemCreate) -> s.ProjectItem:
+        """Place an image or a video in a project, at ``position`` (default: after the
+        last). Raises NotFound, Conflict (already there)."""
+        item = t.ProjectItemRow
+        with self.session() as session:
+            self.projects._get_row(session, project_id)
+            position = request.position
+            if position is None:
+                last = session.scalar(select(func.max(item.position)).where(
+                    item.project_id == project_id))
+                position = 0 if last is None else last + 1
+            row = item(id=t.new_id("pit"), project_id=project_id, image_id=request.image_id,
+                       video_id=request.video_id, position=position)
+            session.add(row)
+            session.flush()
+            return s.ProjectItem.model_validate(row)
+
+    @idempotent
+    def list_project_items(self, project_id: str) -> list[s.ProjectItem]:
+        """A project's live items in order (position, then when added). Raises NotFound."""
+        item = t.ProjectItemRow
+        with self.session() as session:
+            self.projects._get_row(session, project_id)
+            rows = session.scalars(
+                select(item).outerjoin(t.ImageRow, t.ImageRow.id == item.image_id)
+                .outerjoin(t.VideoRow, t.VideoRow.id == item.video_id)
+                .where(item.project_id == project_id, t.ImageRow.deleted_at.is_(None),
+                       t.VideoRow.deleted_at.is_(None))
+                .order_by(item.position, item.created_at, item.id))
+            return [s.ProjectItem.model_validate(r) for r in rows]
+
+    # ----------------------------------------------------------------- retention
+
+    @idempotent
+    def media_to_purge(self, *, deleted_before: datetime | None,
+                       created_before: datetime | None, limit: int = 500) -> list[PurgeItem]:
+        """Rows whose files the retention purge removes: not purged yet, holding files,
+        and deleted before ``deleted_before`` or created before ``created_before`` (None
+        skips that rule). At most ``limit`` per table, oldest first."""
+        if deleted_before is None and created_before is None:
+            return []
+        out: list[PurgeItem] = []
+        with self.session() as session:
+            for repo in (self.images, self.image_edits, self.videos, self.source_images):
+                row = repo.row
+                rules = []
+                if deleted_before is not None:
+                    rules.append(row.deleted_at < deleted_before)  # type: ignore[attr-defined]
+                if created_before is not None:
+                    rules.append(row.created_at < created_before)
+                rows = session.scalars(select(row).where(
+                    row.purged_at.is_(None), or_(*rules),  # type: ignore[attr-defined]
+                ).order_by(row.created_at).limit(limit))
+                for r in rows:
+                    paths = _stored_paths(r)
+                    if paths or repo is self.source_images:
+                        out.append(PurgeItem(kind=repo.name, id=r.id, paths=paths))
+            return out
+
+    @idempotent
+    def mark_purged(self, kind: str, row_id: str) -> None:
+        """Record that a row's files are gone: ``purged_at`` now and its file list empty,
+        and its prediction's too (source images keep their paths, which name nothing any
+        more). Raises NotFound."""
+        repo = {r.name: r for r in (self.images, self.image_edits, self.videos,
+                                    self.source_images)}[kind]
+        with self.session() as session:
+            row = repo._get_row(session, row_id, lock=True)
+            row.purged_at = t.utcnow()
+            if hasattr(row, "files"):
+                row.files = []
+            if getattr(row, "prediction_id", None):  # the prediction listed the same files
+                session.execute(update(t.PredictionRow).where(
+                    t.PredictionRow.id == row.prediction_id).values(files=[]))
+            if hasattr(row, "thumbnail"):
+                row.thumbnail = None
 
     # ----------------------------------------------------------------- API keys
 
@@ -1644,3 +1995,41 @@ def _integrity_error(exc: IntegrityError) -> CatalogError:
         return InvalidArgument("references a row that does not exist", details=text)
     return Conflict("already exists (unique constraint)", details=text)
 
+
+@dataclass(frozen=True)
+class PurgeItem:
+    """A row whose stored files the retention purge removes: its table (``images``,
+    ``image_edits``, ``videos``, ``source_images``), id and file locations."""
+
+    kind: str
+    id: str
+    paths: list[str]
+
+
+def _stored_paths(row: Any) -> list[str]:
+    """Every storage location a media row holds (files, thumbnail, upload and its
+    thumbnail)."""
+    paths = [f["path"] for f in getattr(row, "files", None) or [] if f.get("path")]
+    thumb = getattr(row, "thumbnail", None)
+    if isinstance(thumb, dict) and thumb.get("path"):
+        paths.append(thumb["path"])
+    for column in ("path", "thumbnail_path"):
+        value = getattr(row, column, None)
+        if isinstance(value, str) and value:
+            paths.append(value)
+    return paths
+
+
+def _helper_version(helper_id: str, version: int,
+                    spec: s.HelperText | s.PromptHelperVersion) -> t.PromptHelperVersionRow:
+    """A prompt helper version row from the versioned fields of ``spec``."""
+    return t.PromptHelperVersionRow(
+        id=t.new_id("phv"), helper_id=helper_id, version=version,
+        **spec.model_dump(mode="json", include=set(s.HelperText.model_fields)))
+
+
+def _theme_version(theme_id: str, version: int, spec: s.ThemeText) -> t.ThemeHelperVersionRow:
+    """A theme version row from the versioned fields of ``spec``."""
+    return t.ThemeHelperVersionRow(
+        id=t.new_id("thv"), theme_id=theme_id, version=version,
+        **spec.model_dump(mode="json", include=set(s.ThemeText.model_fields)))

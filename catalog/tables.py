@@ -32,7 +32,13 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    column_property,
+    mapped_column,
+    relationship,
+)
 
 
 def utcnow() -> datetime:
@@ -273,9 +279,51 @@ class PredictionRow(Owned, Row):
     completed_at: Mapped[datetime | None] = mapped_column()
     duration_s: Mapped[float | None] = mapped_column(Float)
     cost_usd: Mapped[float | None] = mapped_column(Float)
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class ImageRow(Owned, Row):
+def _tag_rows(kind: str, owner: str) -> Mapped[list[TagRow]]:
+    """The tags on rows of class ``owner`` (taggings with ``target_kind`` ``kind``), read
+    with their rows (one extra SELECT per query, SQLAlchemy's ``selectin``); view only:
+    taggings are written by :meth:`catalog.store.CatalogStore.set_tags`."""
+    return relationship(
+        "TagRow", secondary="taggings",
+        primaryjoin=f"and_({owner}.id == foreign(TaggingRow.target_id), "
+                    f"TaggingRow.target_kind == '{kind}')",
+        secondaryjoin="TagRow.id == foreign(TaggingRow.tag_id)",
+        viewonly=True, lazy="selectin", order_by="TagRow.name",
+    )
+
+
+class Tagged:
+    """A row that tags can be put on: ``tags`` is their sorted names."""
+
+    if TYPE_CHECKING:
+        tag_rows: list[TagRow]
+
+    @property
+    def tags(self) -> list[str]:
+        return [tag.name for tag in self.tag_rows]
+
+
+class SoftDeleted:
+    """A row hidden by ``deleted_at`` and whose files the retention purge removes."""
+
+    deleted_at: Mapped[datetime | None] = mapped_column(index=True)
+    purged_at: Mapped[datetime | None] = mapped_column()
+
+
+class MediaMeta:
+    """What a user writes about an image or a video."""
+
+    title: Mapped[str | None] = mapped_column(String(200))
+    caption: Mapped[str | None] = mapped_column(String(1000))
+    alt_text: Mapped[str | None] = mapped_column(String(1000))
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_favorite: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ImageRow(Tagged, SoftDeleted, MediaMeta, Owned, Row):
     __tablename__ = "images"
     id_prefix = "img"
 
@@ -293,25 +341,36 @@ class ImageRow(Owned, Row):
     height: Mapped[int | None] = mapped_column(Integer)
     aspect_ratio: Mapped[str | None] = mapped_column(String(16))
     output_format: Mapped[str] = mapped_column(String(8), default="png")
+    num_outputs: Mapped[int] = mapped_column(Integer, default=1)
+    guidance_scale: Mapped[float | None] = mapped_column(Float)
+    style_preset: Mapped[str | None] = mapped_column(String(64))
     prediction_id: Mapped[str | None] = mapped_column(
         ForeignKey("predictions.id", ondelete="SET NULL"), index=True
     )
     files: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    tag_rows = _tag_rows("image", "ImageRow")
 
 
-class SourceImageRow(Owned, Row):
+class SourceImageRow(Tagged, SoftDeleted, Owned, Row):
     __tablename__ = "source_images"
     id_prefix = "src"
 
     id: Mapped[str] = _id()
     path: Mapped[str] = mapped_column(Text)
+    thumbnail_path: Mapped[str | None] = mapped_column(Text)
+    format: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(String(16), default="reference")
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    tag_rows = _tag_rows("source_image", "SourceImageRow")
     mime_type: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
 
 
-class ImageEditRow(Owned, Row):
+class ImageEditRow(SoftDeleted, Owned, Row):
     __tablename__ = "image_edits"
     id_prefix = "edit"
 
@@ -332,7 +391,7 @@ class ImageEditRow(Owned, Row):
     files: Mapped[list[Any]] = mapped_column(JSONType, default=list)
 
 
-class VideoRow(Owned, Row):
+class VideoRow(Tagged, SoftDeleted, MediaMeta, Owned, Row):
     __tablename__ = "videos"
     id_prefix = "vid"
 
@@ -341,6 +400,10 @@ class VideoRow(Owned, Row):
     provider: Mapped[str] = mapped_column(String(50))
     model: Mapped[str] = mapped_column(String(200), index=True)
     image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    source_image_id: Mapped[str | None] = mapped_column(
+        ForeignKey("source_images.id", ondelete="SET NULL"))
+    thumbnail: Mapped[Any | None] = mapped_column(JSONType)
+    tag_rows = _tag_rows("video", "VideoRow")
     duration_s: Mapped[float] = mapped_column(Float, default=5.0)
     ratio: Mapped[str | None] = mapped_column(String(16))
     prediction_id: Mapped[str | None] = mapped_column(
@@ -423,7 +486,7 @@ class BatchEventRow(Base):
 # --------------------------------------------------------------------------- prompt styles
 
 
-class PromptHelperRow(Owned, Row):
+class PromptHelperRow(Tagged, Owned, Row):
     __tablename__ = "prompt_helpers"
     __table_args__ = (UniqueConstraint("user_id", "name"),)
     id_prefix = "ph"
@@ -431,10 +494,14 @@ class PromptHelperRow(Owned, Row):
     id: Mapped[str] = _id()
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(100), index=True)
+    is_builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
     current_version: Mapped[int] = mapped_column(Integer, default=1)
     forked_from_id: Mapped[str | None] = mapped_column(
         ForeignKey("prompt_helpers.id", ondelete="SET NULL")
     )
+    tag_rows = _tag_rows("prompt_helper", "PromptHelperRow")
 
 
 class PromptHelperVersionRow(Row):
@@ -448,11 +515,15 @@ class PromptHelperVersionRow(Row):
     )
     version: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
+    negative_text: Mapped[str | None] = mapped_column(Text)
     placement: Mapped[str] = mapped_column(String(16))
+    placements: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    style_presets: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class ThemeHelperRow(Owned, Row):
+class ThemeHelperRow(Tagged, Owned, Row):
     __tablename__ = "theme_helpers"
     __table_args__ = (UniqueConstraint("user_id", "name"),)
     id_prefix = "th"
@@ -460,10 +531,51 @@ class ThemeHelperRow(Owned, Row):
     id: Mapped[str] = _id()
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(String(100), index=True)
+    is_builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_featured: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    current_version: Mapped[int] = mapped_column(Integer, default=1)
+    # the current version's content, kept with the row so a theme is read in one query
+    text: Mapped[str | None] = mapped_column(Text)
+    negative_text: Mapped[str | None] = mapped_column(Text)
     prompt_helper_ids: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    notes: Mapped[str | None] = mapped_column(Text)
     forked_from_id: Mapped[str | None] = mapped_column(
         ForeignKey("theme_helpers.id", ondelete="SET NULL")
     )
+    tag_rows = _tag_rows("theme_helper", "ThemeHelperRow")
+
+
+class ThemeHelperVersionRow(Row):
+    __tablename__ = "theme_helper_versions"
+    __table_args__ = (UniqueConstraint("theme_id", "version"),)
+    id_prefix = "thv"
+
+    id: Mapped[str] = _id()
+    theme_id: Mapped[str] = mapped_column(
+        ForeignKey("theme_helpers.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str | None] = mapped_column(Text)
+    negative_text: Mapped[str | None] = mapped_column(Text)
+    prompt_helper_ids: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FavoriteRow(Row):
+    __tablename__ = "favorites"
+    __table_args__ = (UniqueConstraint("user_id", "target_kind", "target_id"),
+                      Index("ix_favorites_target", "target_kind", "target_id"))
+    id_prefix = "fav"
+
+    id: Mapped[str] = _id()
+    user_id: Mapped[str] = mapped_column(String(64))
+    target_kind: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TagRow(Owned, Row):
@@ -475,15 +587,49 @@ class TagRow(Owned, Row):
     name: Mapped[str] = mapped_column(String(100))
 
 
-class ProjectImageRow(Owned, Row):
-    __tablename__ = "project_images"
-    __table_args__ = (UniqueConstraint("project", "image_id"),)
-    id_prefix = "pi"
+class TaggingRow(Row):
+    """One tag on one row of ``target_kind`` (image, video, source_image, prompt_helper,
+    theme_helper): seed 001 asks for one tag model over every entity."""
+
+    __tablename__ = "taggings"
+    __table_args__ = (UniqueConstraint("tag_id", "target_kind", "target_id"),
+                      Index("ix_taggings_target", "target_kind", "target_id"))
+    id_prefix = "tgg"
 
     id: Mapped[str] = _id()
-    project: Mapped[str] = mapped_column(String(200), index=True)
-    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    tag_id: Mapped[str] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), index=True)
+    target_kind: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProjectRow(Owned, Row):
+    __tablename__ = "projects"
+    id_prefix = "prj"
+
+    id: Mapped[str] = _id()
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    is_published: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_featured: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ProjectItemRow(Row):
+    __tablename__ = "project_items"
+    __table_args__ = (UniqueConstraint("project_id", "image_id"),
+                      UniqueConstraint("project_id", "video_id"))
+    id_prefix = "pit"
+
+    id: Mapped[str] = _id()
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    image_id: Mapped[str | None] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    video_id: Mapped[str | None] = mapped_column(
+        ForeignKey("videos.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 # --------------------------------------------------------------------------- usage, carbon, keys

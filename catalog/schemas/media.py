@@ -41,6 +41,39 @@ class EditKind(enum.StrEnum):
     upscale = "upscale"
 
 
+class MediaMeta(Schema):
+    """What a user writes about an image or a video (seed 001 ``Image``: title, caption,
+    alt_text, is_public, is_favorite)."""
+
+    title: str | None = Field(None, max_length=200, description="A short title.")
+    caption: str | None = Field(None, max_length=1000, description="A caption.")
+    alt_text: str | None = Field(None, max_length=1000,
+                                 description="Text alternative for screen readers.")
+    is_public: bool = Field(False, description="Visible to every user.")
+    is_favorite: bool = Field(False, description="Marked as a favourite by its owner.")
+
+
+class MediaUpdate(Schema):
+    """A change to an image's or a video's metadata (null: unchanged)."""
+
+    title: str | None = Field(None, max_length=200)
+    caption: str | None = Field(None, max_length=1000)
+    alt_text: str | None = Field(None, max_length=1000)
+    is_public: bool | None = None
+    is_favorite: bool | None = None
+
+
+class Lifecycle(Schema):
+    """Soft delete and retention: a deleted row is hidden (its files kept until the
+    retention purge); a purged row's files are gone from storage."""
+
+    tags: list[str] = Field(description="Tag names, sorted.")
+    deleted_at: datetime | None = Field(description="When it was deleted (UTC); null: live.")
+    purged_at: datetime | None = Field(
+        description="When its files were removed from storage by the retention purge (UTC)."
+    )
+
+
 class StoredFile(Schema):
     """An output copied into storage before the provider's URL expired."""
 
@@ -89,7 +122,13 @@ class Prediction(PredictionCreate, Row):
     duration_s: float | None = Field(
         description="completed_at minus started_at (or created_at), seconds."
     )
-    cost_usd: float | None = Field(description="Estimated provider cost, USD.")
+    cost_usd: float | None = Field(
+        description="Estimated provider cost, USD, from serve_apps.media.pricing's list "
+        "prices; null when no price is known or the provider did not accept it."
+    )
+    retry_count: int = Field(
+        description="Calls to the provider beyond the first for this attempt (retries)."
+    )
 
 
 # --------------------------------------------------------------------------- images
@@ -116,11 +155,18 @@ class ImageSpec(Schema):
     aspect_ratio: str | None = Field(
         None, pattern=r"^\d+:\d+$", description="Width:height ratio, e.g. 16:9."
     )
+    num_outputs: int = Field(1, ge=1, le=10, description="Images asked for in one request.")
+    guidance_scale: float | None = Field(
+        None, ge=0, le=30, description="How closely to follow the prompt (CFG scale)."
+    )
+    style_preset: str | None = Field(
+        None, max_length=64, description="The provider's style preset sent, if any."
+    )
     prediction_id: str | None = Field(None, description="The Prediction that makes it.")
     user_id: UserId = None
 
 
-class ImageCreate(ImageSpec):
+class ImageCreate(ImageSpec, MediaMeta):
     """A generated image, recorded when its prediction is submitted."""
 
     output_format: Literal["png", "jpeg", "webp"] = Field("png", description="File format.")
@@ -129,8 +175,12 @@ class ImageCreate(ImageSpec):
 # Derives from ImageSpec, not ImageCreate: the row's output_format is a plain string (the
 # response schema stays a string, and a row reads back whatever format it names), which
 # a subclass of ImageCreate could not declare without breaking ImageCreate's type.
-class Image(ImageSpec, Row):
-    """A generated image and its stored files."""
+class Image(ImageSpec, MediaMeta, Lifecycle, Row):
+    """A generated image and its stored files (``num_outputs`` files when it succeeded)."""
+
+    # the stored file's real size: the 64..4096 bounds are the request's (ImageSpec)
+    width: int | None = Field(ge=1, description="Width of the stored file, pixels.")
+    height: int | None = Field(ge=1, description="Height of the stored file, pixels.")
 
     output_format: str = Field(description="File format, e.g. png, jpeg, webp.")
     files: list[StoredFile] = Field(description="The image files copied into storage.")
@@ -138,10 +188,32 @@ class Image(ImageSpec, Row):
     updated_at: UpdatedAt
 
 
-class SourceImageCreate(Schema):
-    """An uploaded image (a reference or the input of an edit)."""
+class SourceImageMeta(Schema):
+    """What a user writes about an upload (seed 001 ``SourceImage``)."""
+
+    title: str | None = Field(None, max_length=200, description="A short title.")
+    description: str | None = Field(None, max_length=10000, description="Free text.")
+    purpose: Literal["training", "reference", "inspiration"] = Field(
+        "reference", description="What the upload is for."
+    )
+    is_public: bool = Field(False, description="Visible to every user.")
+
+
+class SourceImageUpdate(Schema):
+    """A change to an upload's metadata (null: unchanged)."""
+
+    title: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=10000)
+    purpose: Literal["training", "reference", "inspiration"] | None = None
+    is_public: bool | None = None
+
+
+class SourceImageCreate(SourceImageMeta):
+    """An uploaded image (a reference or the source of an edit, upscale or video)."""
 
     path: str = Field(description="Where the upload is stored (local path or storage URI).")
+    thumbnail_path: str | None = Field(None, description="Where its thumbnail is stored.")
+    format: str = Field(description="Image format read from the bytes: png, jpeg, webp, gif.")
     mime_type: str = Field(description="MIME type, e.g. image/png.")
     size_bytes: int = Field(ge=0, description="File size, bytes.")
     width: int | None = Field(None, ge=1, description="Width, pixels.")
@@ -149,7 +221,7 @@ class SourceImageCreate(Schema):
     user_id: UserId = None
 
 
-class SourceImage(SourceImageCreate, Row):
+class SourceImage(SourceImageCreate, Lifecycle, Row):
     """A stored upload."""
 
     created_at: CreatedAt
@@ -187,6 +259,8 @@ class ImageEdit(ImageEditSpec, Row):
     """An edit or upscale and its stored files."""
 
     files: list[StoredFile] = Field(description="The result files copied into storage.")
+    deleted_at: datetime | None = Field(description="When it was deleted (UTC); null: live.")
+    purged_at: datetime | None = Field(description="When its files were purged (UTC).")
     created_at: CreatedAt
     updated_at: UpdatedAt
 
@@ -194,13 +268,15 @@ class ImageEdit(ImageEditSpec, Row):
 # --------------------------------------------------------------------------- videos
 
 
-class VideoCreate(Schema):
+class VideoCreate(MediaMeta):
     """A generated video, recorded when its prediction is submitted."""
 
     prompt: str = Field(min_length=1, max_length=10000, description="The user's prompt.")
     provider: str = Field(description="replicate, stability, openai or runway.")
     model: str = Field(description="The provider's model name.")
-    image_id: str | None = Field(None, description="Set for image-to-video.")
+    image_id: str | None = Field(None, description="A generated Image: image-to-video.")
+    source_image_id: str | None = Field(None, description="An uploaded SourceImage: "
+                                        "image-to-video.")
     duration_s: float = Field(5.0, gt=0, le=60, description="Clip length asked for, seconds.")
     ratio: str | None = Field(
         None, pattern=r"^\d+:\d+$", description="Frame ratio, e.g. 16:9 or 1280:720."
@@ -209,9 +285,34 @@ class VideoCreate(Schema):
     user_id: UserId = None
 
 
-class Video(VideoCreate, Row):
+class Video(VideoCreate, Lifecycle, Row):
     """A generated video and its stored files."""
 
     files: list[StoredFile] = Field(description="The video files copied into storage.")
+    thumbnail: StoredFile | None = Field(
+        description="A still of the video, where the provider returns one.")
     created_at: CreatedAt
     updated_at: UpdatedAt
+
+
+# --------------------------------------------------------------------------- providers
+
+
+class ProviderModel(Schema):
+    """One model a provider runs (seed 000 ``ReplicateModel``)."""
+
+    name: str = Field(description="The model name, e.g. black-forest-labs/flux-schnell.")
+    version: str | None = Field(description="Version id, where the provider has versions.")
+    capabilities: list[str] = Field(description="Operation keys, e.g. image.generate.")
+    active: bool = Field(description="Usable now: the provider has a token.")
+
+
+class ProviderStatus(Schema):
+    """A provider, its models and its health (``GET /v1/providers``)."""
+
+    name: str = Field(description="replicate, stability, openai or runway.")
+    configured: bool = Field(description="Its token variable is set.")
+    healthy: bool = Field(description="Configured and not cooling down after failures.")
+    cooldown_s: float = Field(description="Seconds until it is tried again; 0: warm.")
+    token_env: str = Field(description="The variable that holds its token.")
+    models: list[ProviderModel]

@@ -1,11 +1,20 @@
-"""Prompt styles and organisation (seed 001): prompt helpers and their versions, themes,
-tags and project galleries."""
+"""Prompt styles and organisation (seed 001): prompt helpers (styles) and their versions,
+themes and their versions, favourites, tags shared by every media entity, and projects.
+
+Seed 001's ``PromptPlacement`` rows are folded into each helper version: a default
+``placement`` and a ``placements`` map from prompt type (image, video) to placement.
+Seed 001's ``TagImage`` and the JSON ``tags`` lists of helpers, themes and videos are
+one :class:`Tag` model attached by taggings; its ``ThemeFavorite`` and
+``PromptHelper.favorited_by`` are one :class:`Favorite` model; its gallery named
+``ProjectImage`` is :class:`Project`, holding ordered images and videos.
+"""
 
 from __future__ import annotations
 
 import enum
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from catalog.schemas.common import CreatedAt, Row, Schema, UpdatedAt, UserId
 
@@ -19,75 +28,165 @@ class PromptPlacement(enum.StrEnum):
     replace = "replace"  # type: ignore[assignment]
 
 
+#: What a prompt is for (seed 001 ``PromptPlacement.prompt_type``); media requests use
+#: ``image`` and ``video``.
+PromptType = Literal["image", "video", "voice", "narration", "style", "scene"]
+#: Kinds of rows a tag can be put on (the plural route names map onto these).
+TagTarget = Literal["image", "video", "source_image", "prompt_helper", "theme_helper"]
+#: Kinds of rows a user can mark as a favourite (images and videos have ``is_favorite``).
+FavoriteTarget = Literal["prompt_helper", "theme_helper"]
+
+TagName = Field(min_length=1, max_length=100, pattern=r"^[\w\- ]+$",
+                description="Letters, digits, '_', '-' and spaces; unique per owner.")
+Category = Field(None, max_length=100, description="Free-form group, e.g. photography.")
+
+
+class HelperText(Schema):
+    """The versioned part of a prompt helper: what it adds and where."""
+
+    text: str = Field(min_length=1, max_length=10000, description="Text added to prompts.")
+    negative_text: str | None = Field(
+        None, max_length=10000, description="Text added to the negative prompt, if any."
+    )
+    placement: PromptPlacement = Field(
+        PromptPlacement.append, description="Where the text goes when no per-type one is set."
+    )
+    placements: dict[PromptType, PromptPlacement] = Field(
+        default_factory=dict, description="Prompt type -> placement, overriding placement."
+    )
+    style_presets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Provider -> its own style preset sent with the prompt, e.g. "
+        "{'stability': 'cinematic'}.",
+    )
+    notes: str | None = Field(None, max_length=10000, description="What changed, free text.")
+
+
 class PromptHelperSpec(Schema):
     """A helper's fields, shared by the request and the row (constraints live here)."""
 
     name: str = Field(min_length=1, max_length=200, description="Helper name, unique per owner.")
     description: str | None = Field(None, description="Free text about the style.")
+    category: str | None = Category
+    is_public: bool = Field(False, description="Visible to every user (built-ins are).")
 
 
-class PromptHelperCreate(PromptHelperSpec):
+class PromptHelperCreate(PromptHelperSpec, HelperText):
     """A request for a new prompt helper; its text becomes version 1."""
 
-    text: str = Field(min_length=1, max_length=10000, description="First version's text.")
-    placement: PromptPlacement = Field(
-        PromptPlacement.append, description="Where the text goes relative to the prompt."
-    )
     user_id: UserId = None
 
 
-# PromptHelperCreate carries its first version's text and placement, which the helper row
-# does not have (they are PromptHelperVersion rows): the two share PromptHelperSpec only.
+class PromptHelperUpdate(Schema):
+    """Changes to a helper's unversioned fields (null: unchanged)."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = None
+    category: str | None = Field(None, max_length=100)
+    is_public: bool | None = None
+
+
+# PromptHelperCreate carries its first version's text, which the helper row does not have
+# (they are PromptHelperVersion rows): the two share PromptHelperSpec only.
 class PromptHelper(PromptHelperSpec, Row):
     """A prompt helper (a style); its texts are :class:`PromptHelperVersion` rows."""
 
+    is_builtin: bool = Field(description="Shipped with Model Garden (seeded by a migration).")
     current_version: int = Field(description="The version applied when none is pinned.")
     forked_from_id: str | None = Field(description="The helper this one was forked from.")
+    tags: list[str] = Field(description="Tag names, sorted.")
     user_id: UserId
     created_at: CreatedAt
     updated_at: UpdatedAt
 
 
-# Not derived from PromptHelperCreate: versions after the first come from
-# CatalogStore.add_prompt_helper_version(text, placement), which takes no request model,
-# so the request's text limits would be checked only on the way out (an error after the
-# write instead of a 422 before it).
-class PromptHelperVersion(Row):
-    """One immutable version of a helper's text."""
+class PromptHelperVersion(HelperText, Row):
+    """One immutable version of a helper's text (seed 001 ``PromptHelperVersion``)."""
 
     helper_id: str = Field(description="The PromptHelper it belongs to.")
     version: int = Field(description="Version number, from 1; unique per helper.")
-    text: str = Field(description="The text added to prompts.")
-    placement: PromptPlacement = Field(description="Where the text goes relative to the prompt.")
     created_at: CreatedAt
 
+    def placement_for(self, prompt_type: str) -> PromptPlacement:
+        """The placement for ``prompt_type`` (its own, else the default ``placement``)."""
+        return self.placements.get(prompt_type, self.placement)  # type: ignore[call-overload]
 
-class ThemeHelperCreate(Schema):
-    """A request for a theme: an ordered list of prompt helpers applied together."""
+
+class ThemeText(Schema):
+    """The versioned part of a theme: its own text and its ordered recommended styles."""
+
+    text: str | None = Field(None, max_length=10000,
+                             description="The theme's own text, appended after its styles.")
+    negative_text: str | None = Field(None, max_length=10000,
+                                      description="Added to the negative prompt.")
+    prompt_helper_ids: list[str] = Field(
+        default_factory=list, description="Recommended PromptHelpers, applied in this order."
+    )
+    notes: str | None = Field(None, max_length=10000, description="What changed, free text.")
+
+
+class ThemeHelperSpec(Schema):
+    """A theme's unversioned fields (seed 001 ``ThemeHelper``)."""
 
     name: str = Field(min_length=1, max_length=200, description="Theme name, unique per owner.")
     description: str | None = Field(None, description="Free text about the theme.")
-    prompt_helper_ids: list[str] = Field(
-        default_factory=list, description="PromptHelpers applied in this order."
-    )
+    category: str | None = Category
+    is_public: bool = Field(False, description="Visible to every user.")
+    is_featured: bool = Field(False, description="Shown first in galleries.")
+    is_active: bool = Field(True, description="Offered to users; inactive themes are kept.")
+
+
+class ThemeHelperCreate(ThemeHelperSpec, ThemeText):
+    """A request for a theme; its text and styles become version 1."""
+
     user_id: UserId = None
 
 
-class ThemeHelper(ThemeHelperCreate, Row):
-    """A theme."""
+class ThemeHelperUpdate(Schema):
+    """Changes to a theme's unversioned fields (null: unchanged)."""
 
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = None
+    category: str | None = Field(None, max_length=100)
+    is_public: bool | None = None
+    is_featured: bool | None = None
+    is_active: bool | None = None
+
+
+class ThemeHelper(ThemeHelperSpec, ThemeText, Row):
+    """A theme; ``text``, ``negative_text`` and ``prompt_helper_ids`` are its current
+    version's (:class:`ThemeHelperVersion` keeps every one)."""
+
+    is_builtin: bool = Field(description="Shipped with Model Garden.")
+    current_version: int = Field(description="The version applied.")
     forked_from_id: str | None = Field(description="The theme this one was forked from.")
+    tags: list[str] = Field(description="Tag names, sorted.")
+    user_id: UserId
     created_at: CreatedAt
     updated_at: UpdatedAt
 
 
-class TagCreate(Schema):
-    """A request for a tag (seed 001's TagImage)."""
+class ThemeHelperVersion(ThemeText, Row):
+    """One immutable version of a theme."""
 
-    name: str = Field(
-        min_length=1, max_length=100, pattern=r"^[\w\- ]+$",
-        description="Letters, digits, '_', '-' and spaces; unique per owner.",
-    )
+    theme_id: str = Field(description="The ThemeHelper it belongs to.")
+    version: int = Field(description="Version number, from 1; unique per theme.")
+    created_at: CreatedAt
+
+
+class Favorite(Row):
+    """A user's favourite style or theme (seed 001 ``ThemeFavorite``, ``favorited_by``)."""
+
+    user_id: str = Field(description="Whose favourite.")
+    target_kind: FavoriteTarget = Field(description="prompt_helper or theme_helper.")
+    target_id: str = Field(description="The helper's or theme's id.")
+    created_at: CreatedAt
+
+
+class TagCreate(Schema):
+    """A request for a tag (seed 001's TagImage, shared by every media entity)."""
+
+    name: str = TagName
     user_id: UserId = None
 
 
@@ -98,17 +197,62 @@ class Tag(TagCreate, Row):
     updated_at: UpdatedAt
 
 
-class ProjectImageCreate(Schema):
-    """A request to place an image in a project gallery (seed 001's ProjectImage)."""
+class ProjectSpec(Schema):
+    """A project's fields (seed 001's gallery ``ProjectImage``)."""
 
-    project: str = Field(min_length=1, max_length=200, description="The project's name.")
-    image_id: str = Field(description="The Image placed.")
-    position: int = Field(0, ge=0, description="Order in the project, from 0.")
+    name: str = Field(min_length=1, max_length=200, description="The project's name.")
+    description: str | None = Field(None, max_length=10000, description="Free text.")
+    is_published: bool = Field(False, description="Visible to every user.")
+    is_featured: bool = Field(False, description="Shown first.")
+
+
+class ProjectCreate(ProjectSpec):
+    """A request for a project; ``slug`` defaults to the name's slug."""
+
+    slug: str | None = Field(
+        None, min_length=1, max_length=200, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$",
+        description="URL name, unique over all projects: lowercase letters, digits, '-'.",
+    )
     user_id: UserId = None
 
 
-class ProjectImage(ProjectImageCreate, Row):
-    """An image's place in a project."""
+class ProjectUpdate(Schema):
+    """Changes to a project (null: unchanged)."""
 
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = None
+    is_published: bool | None = None
+    is_featured: bool | None = None
+
+
+class Project(ProjectSpec, Row):
+    """A project: an ordered gallery of images and videos."""
+
+    slug: str = Field(description="URL name, unique over all projects.")
+    user_id: UserId
     created_at: CreatedAt
     updated_at: UpdatedAt
+
+
+class ProjectItemCreate(Schema):
+    """A request to place one image or one video in a project."""
+
+    image_id: str | None = Field(None, description="The Image placed.")
+    video_id: str | None = Field(None, description="The Video placed.")
+    position: int | None = Field(None, ge=0, description="Order from 0; default: last.")
+
+    @model_validator(mode="after")
+    def _one(self) -> ProjectItemCreate:
+        if (self.image_id is None) == (self.video_id is None):
+            raise ValueError("give exactly one of image_id or video_id")
+        return self
+
+
+class ProjectItem(Row):
+    """An image's or a video's place in a project."""
+
+    project_id: str = Field(description="The Project.")
+    image_id: str | None = Field(description="The Image, for an image item.")
+    video_id: str | None = Field(description="The Video, for a video item.")
+    position: int = Field(description="Order in the project, from 0.")
+    created_at: CreatedAt

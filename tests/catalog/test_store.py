@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from catalog import schemas as s
 from catalog.errors import Conflict, InvalidArgument, InvalidTransition, NotFound
+from catalog.store import PurgeItem
 from tests.factories import base_model, dataset, job
 
 
@@ -271,12 +272,91 @@ def test_media_rows_and_edits(store):
     vid = store.videos.create(s.VideoCreate(prompt="waves", provider="runway",
                                             model="gen4_turbo", ratio="16:9"))
     assert store.videos.get(vid.id).ratio == "16:9"
-    tag = store.tags.create(s.TagCreate(name="fox"))
-    pi = store.project_images.create(s.ProjectImageCreate(project="zoo", image_id=img.id))
-    assert store.project_images.list(project="zoo").items == [pi]
-    assert store.tags.get(tag.id).name == "fox"
+    project = store.create_project(s.ProjectCreate(name="Zoo Animals", user_id="u1"))
+    assert project.slug == "zoo-animals"
+    assert store.create_project(s.ProjectCreate(name="Zoo animals!")).slug == "zoo-animals-2"
+    first = store.add_project_item(project.id, s.ProjectItemCreate(video_id=vid.id))
+    second = store.add_project_item(project.id, s.ProjectItemCreate(image_id=img.id))
+    assert (first.position, second.position) == (0, 1)
+    assert store.list_project_items(project.id) == [first, second]
+    assert store.find_project("zoo-animals") == project
+    assert [r.id for r in store.images.list(project_id=project.id).items] == [img.id]
     with pytest.raises(Conflict):
-        store.project_images.create(s.ProjectImageCreate(project="zoo", image_id=img.id))
+        store.add_project_item(project.id, s.ProjectItemCreate(image_id=img.id))
+    with pytest.raises(ValidationError, match="exactly one"):
+        s.ProjectItemCreate()
+
+
+def test_tags_favorites_soft_delete_and_purge_queries(store):
+    imgs = [store.images.create(s.ImageCreate(prompt=f"p{i}", provider="stability",
+                                              model="core", user_id="u1")) for i in range(3)]
+    assert store.set_tags("image", imgs[0].id, ["fox", "night ", "fox"], "u1") == [
+        "fox", "night"]
+    store.set_tags("image", imgs[1].id, ["night"], "u1")
+    assert store.images.get(imgs[0].id).tags == ["fox", "night"]
+    assert {r.id for r in store.images.list(tag="night").items} == {imgs[0].id, imgs[1].id}
+    assert [r.id for r in store.images.list(tag="fox").items] == [imgs[0].id]
+    store.set_tags("image", imgs[0].id, ["owl"], "u1")  # replaces
+    assert store.images.get(imgs[0].id).tags == ["owl"]
+    assert store.tags.list(user_id="u1").total == 3  # the tags themselves stay
+    with pytest.raises(InvalidArgument) as bad:
+        store.set_tags("image", imgs[0].id, ["no/slash"], "u1")
+    assert bad.value.field == "tags"
+
+    helper = store.create_prompt_helper(s.PromptHelperCreate(name="h", text="x", user_id="u1"))
+    assert store.set_favorite("u2", "prompt_helper", helper.id) is True
+    store.set_favorite("u2", "prompt_helper", helper.id)  # twice: still one
+    assert [h.id for h in store.prompt_helpers.list(favorite_of="u2").items] == [helper.id]
+    store.set_tags("prompt_helper", helper.id, ["mood"], "u1")
+    store.prompt_helpers.delete(helper.id)  # takes its tags and favourites with it
+    assert store.prompt_helpers.list(favorite_of="u2").total == 0
+    with pytest.raises(NotFound):
+        store.set_favorite("u2", "prompt_helper", helper.id)
+
+    files = [s.StoredFile(path="/m/a.png", mime_type="image/png", size_bytes=1)]
+    store.images.update(imgs[2].id, files=files, deleted_at=datetime.now(UTC))
+    assert imgs[2].id not in {r.id for r in store.images.list().items}
+    assert imgs[2].id in {r.id for r in store.images.list(include_deleted=True).items}
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    assert store.media_to_purge(deleted_before=later, created_before=None) == [
+        PurgeItem("images", imgs[2].id, ["/m/a.png"])]
+    assert store.media_to_purge(deleted_before=later - timedelta(days=1),
+                                created_before=None) == []
+    store.mark_purged("images", imgs[2].id)
+    purged = store.images.get(imgs[2].id)
+    assert purged.files == [] and purged.purged_at is not None
+    assert store.media_to_purge(deleted_before=later, created_before=later) == []
+
+
+def test_style_and_theme_versions_fields(store):
+    helper = store.create_prompt_helper(s.PromptHelperCreate(
+        name="noir", text="film noir", negative_text="colour", placements={"video": "prefix"},
+        style_presets={"stability": "cinematic"}, category="film", user_id="u1"))
+    v1 = store.get_prompt_helper_version(helper.id)
+    assert (v1.negative_text, v1.placement_for("video"), v1.placement_for("image")) == (
+        "colour", "prefix", "append")
+    v2 = store.add_prompt_helper_version(helper.id, "noir, rain", style_presets={},
+                                         notes="no preset")
+    assert (v2.version, v2.style_presets, v2.notes) == (2, {}, "no preset")
+    with pytest.raises(InvalidArgument) as bad:
+        store.add_prompt_helper_version(helper.id, "x", placements={"image": "sideways"})
+    assert bad.value.field.startswith("placements")
+    theme = store.create_theme_helper(s.ThemeHelperCreate(
+        name="moody", text="moody", prompt_helper_ids=[helper.id], user_id="u1"))
+    tv2 = store.add_theme_helper_version(theme.id, text="moodier", prompt_helper_ids=[])
+    assert tv2.version == 2
+    current = store.theme_helpers.get(theme.id)
+    assert (current.current_version, current.text, current.prompt_helper_ids) == (
+        2, "moodier", [])
+    assert store.get_theme_helper_version(theme.id, 1).prompt_helper_ids == [helper.id]
+    fork = store.fork_theme_helper(theme.id, name="mine", user_id="u2")
+    store.add_theme_helper_version(theme.id, text="changed later")
+    assert store.theme_helpers.get(fork.id).text == "moodier"
+    assert [v.version for v in store.list_theme_helper_versions(fork.id)] == [1]
+    builtins = store.prompt_helpers.list(is_builtin=True).items
+    assert builtins and all(h.is_public and h.user_id is None for h in builtins)
+    visible = {h.id for h in store.prompt_helpers.list(visible_to="u2", page_size=100).items}
+    assert helper.id not in visible and {h.id for h in builtins} <= visible
 
 
 def test_api_keys_store_only_a_hash(store):
