@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from catalog.errors import NotFound
+from catalog.errors import InvalidArgument, NotFound
 from catalog.lifecycle import TERMINAL_PREDICTION_STATUSES
 from catalog.retry import parse_retry_after
 from catalog.schemas import Modality, PredictionStatus
@@ -53,6 +53,10 @@ class MediaJob:
     (videos); ``mode`` refines it (upscale: fast|conservative|creative; edit:
     inpaint|search_and_replace; video: text_to_video|image_to_video).
     ``image``/``mask`` are PNG/JPEG/WebP bytes. ``width``/``height`` in pixels.
+    ``num_outputs``: images wanted from one call; ``guidance_scale``: classifier-free
+    guidance (Stability ``cfg_scale``, flux ``guidance``); ``style_preset``: a provider
+    preset name (Stability's enum). Whether a provider takes them:
+    :meth:`Provider.check_params`.
     """
 
     modality: Modality
@@ -72,6 +76,9 @@ class MediaJob:
     search_prompt: str | None = None
     duration_s: float | None = None
     webhook_url: str | None = None
+    num_outputs: int = 1
+    guidance_scale: float | None = None
+    style_preset: str | None = None
 
     @property
     def key(self) -> str:
@@ -81,6 +88,32 @@ class MediaJob:
     @property
     def size(self) -> str | None:
         return f"{self.width}x{self.height}" if self.width and self.height else None
+
+
+@dataclass(frozen=True)
+class ParamSupport:
+    """Which optional generation parameters one model takes for one operation, as its
+    provider documents them (each adapter cites its source).
+
+    ``negative_prompt``: accepted at all. ``num_outputs``: most outputs one call returns
+    (1: one image per call). ``guidance_scale``: the provider's inclusive ``(min, max)``
+    range, None when the model has no guidance. ``style_presets``: the accepted preset
+    names, None when the model has no presets. ``passthrough``: a model we know nothing
+    about (any Replicate model): every set parameter is sent and the model's own input
+    schema judges it, so nothing is refused here.
+    """
+
+    negative_prompt: bool = False
+    num_outputs: int = 1
+    guidance_scale: tuple[float, float] | None = None
+    style_presets: frozenset[str] | None = None
+    passthrough: bool = False
+
+
+#: Nothing optional: what a model without documented support gets (Runway).
+NO_PARAMS = ParamSupport()
+#: Unknown model: send everything, let the provider judge.
+PASSTHROUGH = ParamSupport(passthrough=True)
 
 
 class ProviderError(Exception):
@@ -120,9 +153,23 @@ def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
     return parse_retry_after(headers.get("retry-after") or headers.get("Retry-After"))
 
 
-def data_uri(data: bytes, mime_type: str = "image/png") -> str:
-    """``data:`` URI (RFC 2397) for APIs that take images inline (Replicate, Runway)."""
-    return f"data:{mime_type};base64,{base64.b64encode(data).decode()}"
+def image_mime_type(data: bytes) -> str:
+    """The MIME type of PNG, JPEG, WebP or GIF bytes from their signatures (PNG spec
+    §5.2, JFIF SOI marker, RIFF/WEBP header, GIF87a/89a); ``image/png`` otherwise."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    return "image/png"
+
+
+def data_uri(data: bytes, mime_type: str | None = None) -> str:
+    """``data:`` URI (RFC 2397) for APIs that take images inline (Replicate, Runway);
+    the MIME type defaults to the one the bytes' signature names."""
+    mime = mime_type or image_mime_type(data)
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
 class Provider:
@@ -164,6 +211,73 @@ class Provider:
             if key in self.default_models:
                 return self.default_models[key]
         raise NotFound(f"{self.name} has no model for {job.key}", field="model")
+
+    def param_support(self, job: MediaJob, model: str) -> ParamSupport:
+        """The optional parameters ``model`` takes for ``job.key`` (and ``job.mode``).
+        Adapters override this with their provider's documented table; the default takes
+        none of them."""
+        return NO_PARAMS
+
+    def check_params(self, job: MediaJob) -> None:
+        """Refuse an optional generation parameter the job's model cannot take, before
+        anything is written or sent. ``num_outputs`` counts as set above 1.
+
+        Raises:
+            InvalidArgument: 422 with ``field`` one of ``negative_prompt``,
+                ``num_outputs``, ``guidance_scale``, ``style_preset``.
+            NotFound: no model for ``job.key`` (from :meth:`model_for`).
+        """
+        model = self.model_for(job)
+        support = self.param_support(job, model)
+        where = f"{self.name} model {model!r} ({job.key})"
+        if job.num_outputs < 1:
+            raise InvalidArgument("num_outputs must be at least 1", field="num_outputs")
+        if support.passthrough:
+            return
+        if job.negative_prompt and not support.negative_prompt:
+            raise InvalidArgument(f"{where} takes no negative prompt", field="negative_prompt")
+        if job.num_outputs > support.num_outputs:
+            raise InvalidArgument(
+                f"{where} returns at most {support.num_outputs} output"
+                f"{'s' if support.num_outputs > 1 else ''} per call", field="num_outputs")
+        if job.guidance_scale is not None:
+            if support.guidance_scale is None:
+                raise InvalidArgument(f"{where} takes no guidance scale",
+                                      field="guidance_scale")
+            low, high = support.guidance_scale
+            if not low <= job.guidance_scale <= high:
+                raise InvalidArgument(f"{where} takes guidance_scale {low:g}..{high:g}",
+                                      field="guidance_scale")
+        if job.style_preset is not None:
+            if support.style_presets is None:
+                raise InvalidArgument(f"{where} takes no style preset", field="style_preset")
+            if job.style_preset not in support.style_presets:
+                raise InvalidArgument(
+                    f"{where} has no style preset {job.style_preset!r}; one of "
+                    f"{', '.join(sorted(support.style_presets))}", field="style_preset")
+
+    def split_model(self, ref: str) -> tuple[str, str | None]:
+        """``(name, version)`` of a model reference; providers without versions: None."""
+        return ref, None
+
+    def models(self) -> list[dict[str, Any]]:
+        """Each model this provider runs by default or by configuration, sorted by name.
+
+        Returns ``[{"name": str, "version": str | None, "capabilities": [operation key,
+        ...] (sorted, e.g. "image.generate"), "active": bool}]``: ``default_models`` with
+        ``settings.models`` overriding per key; a mode key such as
+        ``video.generate.text_to_video`` counts as ``video.generate``. ``active``: the
+        provider has a token.
+        """
+        keys: dict[str, set[str]] = {}
+        for key, ref in {**self.default_models, **self.settings.models}.items():
+            keys.setdefault(ref, set()).add(".".join(key.split(".")[:2]))
+        rows = []
+        for ref in sorted(keys):
+            name, version = self.split_model(ref)
+            rows.append({"name": name, "version": version, "capabilities": sorted(keys[ref]),
+                         "active": self.configured})
+        return rows
 
     def check_model(self, model: str) -> None:
         """Refuse a ``model`` this provider cannot name before anything is written.

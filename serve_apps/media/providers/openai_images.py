@@ -6,6 +6,10 @@ are synchronous; dall-e models answer URLs that expire after 60 minutes (copied 
 router at once), gpt-image-1 answers base64. The client's own retries are off
 (``max_retries=0``): it would re-send creates on 5xx, which may have been billed; the
 router retries only what is safe.
+
+Of the optional generation fields only the count exists: ``n`` is 1..10, and dall-e-3
+takes only ``n=1`` (API reference, ``n``). There is no negative prompt, guidance or
+style preset (dall-e-3's ``style`` vivid|natural is not a preset of ours).
 """
 
 from __future__ import annotations
@@ -21,12 +25,16 @@ from catalog.schemas import PredictionStatus
 from serve_apps.media.providers.base import (
     MediaJob,
     Output,
+    ParamSupport,
     Provider,
     ProviderError,
     ProviderJob,
     retry_after_seconds,
 )
 from serve_apps.media.providers.sizes import nearest_openai_size
+
+#: Most images per request (``n``), every model but dall-e-3.
+MAX_N = 10
 
 
 class OpenAIImagesProvider(Provider):
@@ -49,11 +57,15 @@ class OpenAIImagesProvider(Provider):
             )
         return self._client
 
+    def param_support(self, job: MediaJob, model: str) -> ParamSupport:
+        """``n`` up to 10 (dall-e-3: 1); nothing else."""
+        return ParamSupport(num_outputs=1 if model.startswith("dall-e-3") else MAX_N)
+
     def params(self, job: MediaJob) -> dict[str, Any]:
         """Keyword arguments of the client call for ``job``."""
         model = self.model_for(job)
         params: dict[str, Any] = {
-            "model": model, "n": 1,
+            "model": model, "n": job.num_outputs,
             "size": nearest_openai_size(job.width, job.height, job.aspect_ratio, model),
         }
         if model.startswith("dall-e"):

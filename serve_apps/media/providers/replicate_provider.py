@@ -10,6 +10,13 @@ The client's own transport retries idempotent requests (GET) on 429/5xx honourin
 Retry-After; creates are never retried by it. Webhooks are verified with the client's
 ``Webhooks.validate`` (Standard Webhooks scheme: HMAC-SHA256 over
 ``{webhook-id}.{webhook-timestamp}.{body}`` keyed by the base64 part of ``whsec_...``).
+
+Optional generation inputs follow each model's input schema on its API page:
+flux-schnell takes ``num_outputs`` 1..4 and no guidance; flux-dev ``num_outputs`` 1..4 and
+``guidance`` 0..10; neither takes a negative prompt or style preset (:data:`PARAMS`).
+Any other model is passed through: the set fields go as ``num_outputs``,
+``guidance`` (flux models) or ``guidance_scale`` (the SD convention), ``negative_prompt``
+and ``style_preset``, and the model's schema judges them.
 """
 
 from __future__ import annotations
@@ -28,8 +35,10 @@ from replicate.webhook import Webhooks, WebhookSigningSecret, WebhookValidationE
 from catalog.errors import InvalidArgument, Unauthenticated, Unavailable
 from catalog.schemas import PredictionStatus
 from serve_apps.media.providers.base import (
+    PASSTHROUGH,
     MediaJob,
     Output,
+    ParamSupport,
     Provider,
     ProviderError,
     ProviderJob,
@@ -40,6 +49,13 @@ from serve_apps.media.providers.base import (
 _retry_after: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "replicate_retry_after", default=None
 )
+
+
+#: Models whose optional inputs we know (name without version) -> what they take.
+PARAMS: dict[str, ParamSupport] = {
+    "black-forest-labs/flux-schnell": ParamSupport(num_outputs=4),
+    "black-forest-labs/flux-dev": ParamSupport(num_outputs=4, guidance_scale=(0.0, 10.0)),
+}
 
 
 async def _remember_retry_after(response: httpx.Response) -> None:
@@ -73,8 +89,19 @@ class ReplicateProvider(Provider):
             )
         return self._client
 
-    def build_input(self, job: MediaJob) -> dict[str, Any]:
-        """The model input for ``job`` (flux / real-esrgan / minimax input names)."""
+    def split_model(self, ref: str) -> tuple[str, str | None]:
+        """``owner/name:version`` -> ``("owner/name", "version")``; no version: None."""
+        name, _, version = ref.partition(":")
+        return name, version or None
+
+    def param_support(self, job: MediaJob, model: str) -> ParamSupport:
+        """:data:`PARAMS` for the known flux models, else pass-through."""
+        return PARAMS.get(self.split_model(model)[0], PASSTHROUGH)
+
+    def build_input(self, job: MediaJob, model: str | None = None) -> dict[str, Any]:
+        """The model input for ``job`` (flux / real-esrgan / minimax input names);
+        ``model`` (default: :meth:`model_for`) picks the guidance input's name."""
+        model = model or self.model_for(job)
         data: dict[str, Any] = {}
         if job.prompt:
             data["prompt"] = job.prompt
@@ -86,6 +113,13 @@ class ReplicateProvider(Provider):
                 data["num_inference_steps"] = job.steps
             if job.negative_prompt:
                 data["negative_prompt"] = job.negative_prompt
+            if job.num_outputs > 1:
+                data["num_outputs"] = job.num_outputs
+            if job.guidance_scale is not None:
+                key = "guidance" if "flux" in self.split_model(model)[0] else "guidance_scale"
+                data[key] = job.guidance_scale
+            if job.style_preset:
+                data["style_preset"] = job.style_preset
         if job.seed is not None:
             data["seed"] = job.seed
         if job.image is not None:
@@ -111,7 +145,7 @@ class ReplicateProvider(Provider):
 
     async def submit(self, job: MediaJob) -> ProviderJob:
         model = self.model_for(job)
-        params: dict[str, Any] = {"input": self.build_input(job)}
+        params: dict[str, Any] = {"input": self.build_input(job, model)}
         if ":" in model:
             params["version"] = model.split(":", 1)[1]
         else:

@@ -4,7 +4,9 @@ https://docs.dev.runwayml.com/api/ — ``POST /v1/text_to_video`` and
 ``POST /v1/image_to_video`` answer ``{"id"}``; ``GET /v1/tasks/{id}`` reports
 ``status`` (PENDING, THROTTLED, RUNNING, SUCCEEDED, FAILED, CANCELLED), ``output``
 (URLs, which expire) and ``failure``/``failureCode``; ``DELETE /v1/tasks/{id}`` cancels
-a running task. Every call sends ``X-Runway-Version``.
+a running task. Every call sends ``X-Runway-Version``. None of the optional generation
+parameters (negative prompt, output count, guidance, style preset) exists in this API, so
+:meth:`~serve_apps.media.providers.base.Provider.check_params` refuses each of them.
 """
 
 from __future__ import annotations

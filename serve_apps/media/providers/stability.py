@@ -11,6 +11,11 @@ base64 in ``image`` with ``finish_reason``):
 - edit: ``/v2beta/stable-image/edit/{inpaint|search-and-replace}`` (synchronous)
 
 Errors are ``{"id", "name", "errors": [...]}`` with 400/403/413/422/429/500.
+
+Optional generation fields (one image per call, no count field): ``negative_prompt`` on
+core, ultra and sd3 (not sd3.5-large-turbo: "does not work with" it), ``style_preset``
+(:data:`STYLE_PRESETS`) on core and sd3, ``cfg_scale`` 1..10 on sd3 only; the
+conservative and creative upscalers and both edits take ``negative_prompt``.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ from typing import Any, ClassVar
 from catalog.errors import InvalidArgument
 from catalog.schemas import PredictionStatus
 from serve_apps.media.providers.base import (
+    NO_PARAMS,
     HttpProvider,
     MediaJob,
     Output,
+    ParamSupport,
     ProviderJob,
 )
 from serve_apps.media.providers.sizes import nearest_aspect_ratio
@@ -31,6 +38,15 @@ from serve_apps.media.providers.sizes import nearest_aspect_ratio
 GENERATE_MODELS = ("core", "ultra", "sd3", "sd3.5-large", "sd3.5-large-turbo", "sd3.5-medium")
 UPSCALE_MODES = ("fast", "conservative", "creative")
 EDIT_MODES = {"inpaint": "inpaint", "search_and_replace": "search-and-replace"}
+#: ``style_preset`` enum of v2beta generate (core, sd3).
+STYLE_PRESETS = frozenset({
+    "3d-model", "analog-film", "anime", "cinematic", "comic-book", "digital-art", "enhance",
+    "fantasy-art", "isometric", "line-art", "low-poly", "modeling-compound", "neon-punk",
+    "origami", "photographic", "pixel-art", "tile-texture",
+})
+#: ``cfg_scale`` range of v2beta generate/sd3.
+CFG_SCALE_RANGE = (1.0, 10.0)
+_NEGATIVE_ONLY = ParamSupport(negative_prompt=True)
 
 
 class StabilityProvider(HttpProvider):
@@ -40,6 +56,25 @@ class StabilityProvider(HttpProvider):
         "image.generate": "core", "image.upscale": "fast", "image.edit": "inpaint",
     }
     headers: ClassVar[dict[str, str]] = {"Accept": "application/json"}
+
+    def param_support(self, job: MediaJob, model: str) -> ParamSupport:
+        """Per the module docstring's table. Raises InvalidArgument for an unknown
+        generate model (field ``model``)."""
+        if job.operation == "generate":
+            if model not in GENERATE_MODELS:
+                raise InvalidArgument(f"stability has no model {model!r}; one of "
+                                      f"{', '.join(GENERATE_MODELS)}", field="model")
+            if model == "ultra":
+                return _NEGATIVE_ONLY
+            if model == "core":
+                return ParamSupport(negative_prompt=True, style_presets=STYLE_PRESETS)
+            return ParamSupport(negative_prompt="turbo" not in model,
+                                style_presets=STYLE_PRESETS, guidance_scale=CFG_SCALE_RANGE)
+        if job.operation == "upscale":
+            return NO_PARAMS if (job.mode or "fast") == "fast" else _NEGATIVE_ONLY
+        if job.operation == "edit":
+            return _NEGATIVE_ONLY
+        return NO_PARAMS
 
     def endpoint(self, job: MediaJob) -> tuple[str, dict[str, Any]]:
         """``(path, extra form fields)`` for a job. Raises InvalidArgument for an unknown
@@ -73,6 +108,10 @@ class StabilityProvider(HttpProvider):
             data["prompt"] = job.prompt
         if job.negative_prompt:
             data["negative_prompt"] = job.negative_prompt
+        if job.style_preset:
+            data["style_preset"] = job.style_preset
+        if job.guidance_scale is not None:
+            data["cfg_scale"] = f"{job.guidance_scale:g}"
         if job.search_prompt:
             data["search_prompt"] = job.search_prompt
         if job.seed is not None:

@@ -7,7 +7,7 @@ import io
 import socket
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -35,7 +35,9 @@ class Faults:
 
 @dataclass
 class FakeState:
-    """What a fake remembers; tests read ``calls`` and set ``faults``, ``job_s``."""
+    """What a fake remembers; tests read ``calls`` and ``sent`` and set ``faults``,
+    ``job_s``. ``sent``: ``(route key, request fields)`` of the latest accepted creates,
+    newest last (form fields as strings, JSON bodies as parsed)."""
 
     token: str
     job_s: float = 0.3
@@ -45,6 +47,7 @@ class FakeState:
     faults: Faults = field(default_factory=Faults)
     calls: Counter = field(default_factory=Counter)
     jobs: dict = field(default_factory=dict)
+    sent: deque = field(default_factory=lambda: deque(maxlen=100))
 
     def duration(self, prompt: str | None) -> float:
         return self.slow_s if prompt and "[slow]" in prompt else self.job_s
@@ -68,7 +71,7 @@ def mp4_bytes(width: int = 64, height: int = 48, frames: int = 8) -> bytes:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = f"{tmp}/clip.mp4"
-        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 8, (width, height))
+        writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*"mp4v"), 8, (width, height))
         for i in range(frames):
             writer.write(np.full((height, width, 3), i * 30, np.uint8))
         writer.release()

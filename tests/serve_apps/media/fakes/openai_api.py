@@ -1,7 +1,8 @@
 """A local server following OpenAI's Images API
 (https://platform.openai.com/docs/api-reference/images): generations (JSON), edits and
 variations (multipart), ``url`` answers that expire (``file_ttl_s``) or ``b64_json``, and
-OpenAI's error shape ``{"error": {"message", "type", "param", "code"}}``.
+OpenAI's error shape ``{"error": {"message", "type", "param", "code"}}``. ``n`` images come
+back per request: 1..10, dall-e-3 only 1 (400 otherwise, as the API answers).
 """
 
 from __future__ import annotations
@@ -39,17 +40,41 @@ def build(state: FakeState) -> FastAPI:
                          if fault[0] == 429 else "server_error", retry_after=fault[1])
         return None
 
-    def result(params: dict, data: bytes):
-        if params.get("response_format", "url") == "b64_json" or str(
-                params.get("model", "")).startswith("gpt-image"):
-            item = {"b64_json": base64.b64encode(data).decode()}
-        else:
-            name = uuid.uuid4().hex
-            state.jobs[name] = {"data": data, "created": time.time()}
-            item = {"url": f"{app.state.base_url}/files/{name}.png"}
-        if params.get("prompt"):
-            item["revised_prompt"] = f"{params['prompt']} (revised)"
-        return {"created": int(time.time()), "data": [item]}
+    def count(params: dict):
+        """``(n, None)`` or ``(None, error answer)`` for the request's ``n``."""
+        try:
+            n = int(params.get("n", 1))
+        except (TypeError, ValueError):
+            return None, error(400, "n must be an integer", "invalid_type", "n")
+        if n < 1:
+            return None, error(400, f"{n} is less than the minimum of 1 - 'n'",
+                               "integer_below_min_value", "n")
+        if n > 10:
+            return None, error(400, f"{n} is greater than the maximum of 10 - 'n'",
+                               "integer_above_max_value", "n")
+        if n > 1 and str(params.get("model", "")).startswith("dall-e-3"):
+            return None, error(400, "You must provide n=1 for this model.",
+                               "invalid_value", "n")
+        return n, None
+
+    def result(key: str, params: dict, data: bytes):
+        n, bad = count(params)
+        if bad:
+            return bad
+        state.sent.append((key, params))
+        items = []
+        for _ in range(n):
+            if params.get("response_format", "url") == "b64_json" or str(
+                    params.get("model", "")).startswith("gpt-image"):
+                item = {"b64_json": base64.b64encode(data).decode()}
+            else:
+                name = uuid.uuid4().hex
+                state.jobs[name] = {"data": data, "created": time.time()}
+                item = {"url": f"{app.state.base_url}/files/{name}.png"}
+            if params.get("prompt"):
+                item["revised_prompt"] = f"{params['prompt']} (revised)"
+            items.append(item)
+        return {"created": int(time.time()), "data": items}
 
     def scaled(size: str) -> bytes:
         w, h = (int(v) // 16 for v in size.split("x"))
@@ -68,7 +93,7 @@ def build(state: FakeState) -> FastAPI:
             return error(400, f"Invalid size {size}", "invalid_value", "size")
         if state.latency_s:
             await asyncio.sleep(state.latency_s)
-        return result(params, scaled(size))
+        return result("generations", params, scaled(size))
 
     async def multipart(request: Request, need_prompt: bool):
         form = await request.form()
@@ -89,7 +114,7 @@ def build(state: FakeState) -> FastAPI:
         if bad:
             return bad
         params, data = got
-        return result(params, png_bytes(*image_size(data), (0, 200, 0)))
+        return result("edits", params, png_bytes(*image_size(data), (0, 200, 0)))
 
     @app.post("/v1/images/variations")
     async def variations(request: Request):
@@ -100,7 +125,7 @@ def build(state: FakeState) -> FastAPI:
         if bad:
             return bad
         params, data = got
-        return result(params, png_bytes(*image_size(data), (0, 0, 200)))
+        return result("variations", params, png_bytes(*image_size(data), (0, 0, 200)))
 
     @app.get("/files/{name}.png")
     async def files(name: str):

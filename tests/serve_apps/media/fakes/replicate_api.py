@@ -3,6 +3,9 @@ predictions create (by model or version), get, list, cancel; file URLs that expi
 signed webhooks (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature).
 
 Prompt markers: ``[fail]`` fails the job, ``[slow]`` makes it take ``slow_s``.
+``input.num_outputs`` output URLs come back (default 1); the flux models' input schemas
+are enforced as Replicate does (422 naming ``input.<field>``): ``num_outputs`` 1..4, and
+flux-dev's ``guidance`` 0..10. Other inputs are taken as given.
 """
 
 from __future__ import annotations
@@ -28,6 +31,28 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: str) -> str:
     key = base64.b64decode(secret.split("_", 1)[1])
     digest = hmac.new(key, f"{webhook_id}.{timestamp}.{body}".encode(), hashlib.sha256)
     return "v1," + base64.b64encode(digest.digest()).decode()
+
+
+#: Input limits of the models whose schema the fake checks: field -> (min, max).
+SCHEMAS: dict[str, dict[str, tuple[float, float]]] = {
+    "black-forest-labs/flux-schnell": {"num_outputs": (1, 4)},
+    "black-forest-labs/flux-dev": {"num_outputs": (1, 4), "guidance": (0, 10)},
+}
+
+
+def _invalid_input(model: str, data: dict) -> str | None:
+    """Replicate's validation message for the first input outside its schema's range."""
+    for name, (low, high) in SCHEMAS.get(model, {}).items():
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int | float):
+            return f"input.{name}: Invalid type. Expected: number"
+        if value < low:
+            return f"input.{name}: Must be greater than or equal to {low}"
+        if value > high:
+            return f"input.{name}: Must be less than or equal to {high}"
+    return None
 
 
 def _now() -> str:
@@ -88,7 +113,9 @@ def build(state: FakeState, webhook_secret: str) -> FastAPI:
         else:
             ext = "mp4" if "video" in job["model"] else "png"
             job["status"] = "succeeded"
-            job["output"] = [f"{app.state.base_url}/files/{job['id']}/0.{ext}"]
+            count = int(job["input"].get("num_outputs") or 1)
+            job["output"] = [f"{app.state.base_url}/files/{job['id']}/{i}.{ext}"
+                             for i in range(count)]
             job["_done"] = time.time()
         await deliver(job, "completed")
 
@@ -99,6 +126,10 @@ def build(state: FakeState, webhook_secret: str) -> FastAPI:
         body = await request.json()
         if not isinstance(body.get("input"), dict):
             return problem(422, "input: Invalid type. Expected: object")
+        invalid = _invalid_input(model, body["input"])
+        if invalid:
+            return problem(422, invalid)
+        state.sent.append(("create", body))
         job = {"id": uuid.uuid4().hex[:20], "model": model, "version": version,
                "status": "starting", "input": body["input"], "output": None, "logs": "",
                "error": None, "metrics": {"predict_time": state.job_s},

@@ -48,6 +48,7 @@ def build(state: FakeState) -> FastAPI:
             return error(400, "promptImage must be an HTTPS URL or a data URI")
         task_id = str(uuid.uuid4())
         prompt = body.get("promptText", "")
+        state.sent.append((kind, body))
         state.jobs[task_id] = {"created": time.time(), "duration": state.duration(prompt),
                                "prompt": prompt, "cancelled": False, "kind": kind,
                                "body": body}

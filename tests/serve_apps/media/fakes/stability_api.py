@@ -5,6 +5,8 @@ creative upscale polled at ``/v2beta/results/{id}`` (202, then 200), and its err
 ``{"id", "name", "errors"}``.
 
 Prompt markers: ``[filtered]`` answers finish_reason CONTENT_FILTERED; ``[slow]``.
+Generate checks ``style_preset`` against the documented enum and ``cfg_scale`` against
+1..10 (400 bad_request naming the field, as the API answers) and returns one image.
 """
 
 from __future__ import annotations
@@ -21,6 +23,28 @@ from tests.serve_apps.media.fakes.common import FakeServer, FakeState, image_siz
 RATIOS = {"21:9": (168, 72), "16:9": (128, 72), "3:2": (96, 64), "5:4": (80, 64),
           "1:1": (64, 64), "4:5": (64, 80), "2:3": (64, 96), "9:16": (72, 128),
           "9:21": (72, 168)}
+
+
+STYLE_PRESETS = ("3d-model", "analog-film", "anime", "cinematic", "comic-book", "digital-art",
+                 "enhance", "fantasy-art", "isometric", "line-art", "low-poly",
+                 "modeling-compound", "neon-punk", "origami", "photographic", "pixel-art",
+                 "tile-texture")
+
+
+def _invalid_generate(form: dict) -> str | None:
+    """Stability's 400 message for a bad ``style_preset`` or ``cfg_scale``, else None."""
+    preset = form.get("style_preset")
+    if preset is not None and preset not in STYLE_PRESETS:
+        return f"style_preset: must be one of {', '.join(STYLE_PRESETS)}"
+    cfg = form.get("cfg_scale")
+    if cfg is not None:
+        try:
+            value = float(cfg)
+        except ValueError:
+            return "cfg_scale: must be a number"
+        if not 1 <= value <= 10:
+            return "cfg_scale: must be between 1 and 10"
+    return None
 
 
 def build(state: FakeState) -> FastAPI:
@@ -57,13 +81,18 @@ def build(state: FakeState) -> FastAPI:
         if model not in ("core", "ultra", "sd3"):
             return error(404, "not_found", [f"unknown endpoint {model}"])
         form = await request.form()
-        prompt = form.get("prompt")
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        prompt = fields.get("prompt")
         if not prompt:
             return error(400, "bad_request", ["prompt: cannot be empty"])
-        ratio = form.get("aspect_ratio", "1:1")
+        ratio = fields.get("aspect_ratio", "1:1")
         if ratio not in RATIOS:
             return error(400, "bad_request", [f"aspect_ratio: must be one of {list(RATIOS)}"])
-        state.jobs[f"generate-{uuid.uuid4().hex}"] = dict(form)
+        invalid = _invalid_generate(fields)
+        if invalid:
+            return error(400, "bad_request", [invalid])
+        state.jobs[f"generate-{uuid.uuid4().hex}"] = fields
+        state.sent.append((f"generate/{model}", fields))
         return answer(request, png_bytes(*RATIOS[ratio]), prompt)
 
     async def _image(request: Request) -> tuple[bytes | None, dict]:
@@ -116,6 +145,7 @@ def build(state: FakeState) -> FastAPI:
             return error(400, "bad_request", ["search_prompt: required"])
         if mode not in ("inpaint", "search-and-replace"):
             return error(404, "not_found", [f"unknown edit {mode}"])
+        state.sent.append((f"edit/{mode}", form))
         return answer(request, png_bytes(*image_size(data), (10, 120, 200)), form["prompt"])
 
     return app
