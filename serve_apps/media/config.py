@@ -13,6 +13,9 @@ Environment variables (names follow each provider's own SDK where one exists):
                          call back (``{url}/v1/webhooks/{provider}``); unset: polling only.
 ``GARDEN_STORAGE_URI``   Shared storage root (:mod:`catalog.storage`); outputs go to its
                          ``media`` folder unless ``media_dir`` names another location.
+``GARDEN_MEDIA_RETENTION_DAYS``  Days deleted media keep their files (default 30;
+                         ``none`` keeps them).
+``GARDEN_MEDIA_OUTPUT_TTL_DAYS``  Days any output keeps its files (default: for ever).
 ======================  ==============================================================
 """
 
@@ -117,6 +120,14 @@ class MediaConfig(BaseModel):
         default_factory=dict, description="'<provider>/<model>' -> USD per output (override)."
     )
     max_concurrent_downloads: int = Field(16, ge=1)
+    max_upload_bytes: int = Field(20 * 2**20, ge=1, description="Largest source image upload.")
+    retention_days: float | None = Field(
+        30.0, ge=0, description="Files of deleted images, edits, videos and uploads are "
+        "removed from storage this long after the delete; None keeps them.")
+    output_ttl_days: float | None = Field(
+        None, ge=0, description="Files of every output older than this are removed "
+        "(rows stay, marked purged); None keeps outputs for ever.")
+    purge_interval_s: float = Field(3600.0, gt=0, description="Between retention purges.")
 
     @field_validator("media_dir", mode="before")
     @classmethod
@@ -141,6 +152,11 @@ class MediaConfig(BaseModel):
             "providers": providers,
             "webhook_url": os.environ.get("GARDEN_MEDIA_WEBHOOK_URL") or None,
         }
+        for name, field in (("GARDEN_MEDIA_RETENTION_DAYS", "retention_days"),
+                            ("GARDEN_MEDIA_OUTPUT_TTL_DAYS", "output_ttl_days")):
+            raw = os.environ.get(name)
+            if raw:
+                values[field] = None if raw.strip().lower() == "none" else raw
         values.update(overrides)
         return cls(**values)
 

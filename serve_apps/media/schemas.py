@@ -31,7 +31,8 @@ def _b64_image(value: str | None, field: str) -> str | None:
 
 
 class StyleRef(_Body):
-    """Prompt styles to apply: one helper (optionally a pinned version) or a theme."""
+    """Prompt styles to apply: a theme (its styles, then its own text) and/or one helper
+    (optionally a pinned version), in that order."""
 
     prompt_helper_id: str | None = None
     prompt_helper_version: int | None = Field(None, ge=1, description="Default: current.")
@@ -50,6 +51,14 @@ class ImageGenerationRequest(StyleRef):
     output_format: OutputFormat = "png"
     steps: int | None = Field(None, ge=1, le=150)
     seed: int | None = Field(None, ge=0, le=4294967294)
+    num_outputs: int = Field(1, ge=1, le=10, description="Images from one request; the "
+                             "provider's model must support more than 1 (else 422).")
+    guidance_scale: float | None = Field(
+        None, ge=0, le=30, description="How closely to follow the prompt (CFG scale); "
+        "only models with guidance (else 422).")
+    style_preset: str | None = Field(
+        None, max_length=64, description="The provider's own style preset (Stability: "
+        "cinematic, anime, ...); default: the applied style's preset for the provider.")
 
     @field_validator("size")
     @classmethod
@@ -122,9 +131,19 @@ class EditRequest(_Body):
         return self
 
 
-class VideoRequest(_Body):
+#: ``GET /v1/providers``' rows live in the catalog's contract, which the client shares.
+ProviderModel = s.ProviderModel
+ProviderStatus = s.ProviderStatus
+
+#: What an image reference may name: a generated image (``img_...``) or an upload
+#: (``src_...``).
+IMAGE_REF = "A generated image id (img_...) or an uploaded source image id (src_...)."
+
+
+class VideoRequest(StyleRef):
     prompt: str = Field(min_length=1, max_length=1000)
-    image_id: str | None = Field(None, description="An image of ours: image-to-video.")
+    image_id: str | None = Field(None, max_length=64,
+                                 description=f"Image-to-video from this image. {IMAGE_REF}")
     provider: ProviderName | None = None
     model: str | None = None
     duration_s: float = Field(5.0, gt=0, le=10)

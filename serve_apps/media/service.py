@@ -21,8 +21,9 @@ import logging
 import random
 import time
 from dataclasses import replace
+from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -30,6 +31,7 @@ from catalog import schemas as s
 from catalog import storage as shared_storage
 from catalog.errors import Conflict, InvalidArgument, InvalidTransition, NotFound, Unavailable
 from catalog.port import AsyncCatalogPort, AsyncRepoPort
+from catalog.tables import new_id, utcnow
 from catalog.usage_buffer import UsageBuffer
 from serve_apps.auth import Principal, check_owner, owner_filter
 from serve_apps.media.config import MediaConfig
@@ -42,12 +44,16 @@ from serve_apps.media.schemas import (
     EditResult,
     ImageGenerationRequest,
     ImageResult,
+    ProviderModel,
+    ProviderStatus,
+    StyleRef,
     UpscaleRequest,
     VideoRequest,
     VideoResult,
 )
-from serve_apps.media.storage import OutputStore
-from serve_apps.media.styles import StyledPrompt, apply_styles
+from serve_apps.media.storage import OutputStore, delete_files
+from serve_apps.media.styles import StyledPrompt, StylePiece, apply_styles, join_negative
+from serve_apps.media.uploads import inspect_image, save_upload
 
 log = logging.getLogger(__name__)
 P = s.PredictionStatus
@@ -58,6 +64,7 @@ FALLBACK_STATUSES = frozenset({401, 403, 404, 408, 409, 429})
 
 
 Target = AsyncRepoPort[s.Image] | AsyncRepoPort[s.ImageEdit] | AsyncRepoPort[s.Video]
+M = TypeVar("M", s.Image, s.ImageEdit, s.Video, s.SourceImage)
 
 
 def _target_repo(cat: AsyncCatalogPort, pred: s.Prediction) -> Target:
@@ -113,49 +120,58 @@ class MediaService:
                          if p.token] + [p.webhook_secret.get_secret_value()
                                         for p in config.providers.values() if p.webhook_secret]
         self._resumed: asyncio.Task[int] | None = None
+        self._purging: asyncio.Task[None] | None = None
         if resume:
-            self._resumed = asyncio.get_running_loop().create_task(self.resume())
+            loop = asyncio.get_running_loop()
+            self._resumed = loop.create_task(self.resume())
+            self._purging = loop.create_task(self._purge_periodically())
 
     # ----------------------------------------------------------------- public operations
 
     async def generate_image(self, req: ImageGenerationRequest, who: Principal) -> ImageResult:
         """Generate one image. Raises InvalidArgument (422), Unavailable (503)."""
-        styled, version_id = await self._styled(req.prompt, req)
+        styled, version_id = await self._styled(req.prompt, req, "image", who)
         job = MediaJob(
             modality=s.Modality.image, operation="generate", prompt=styled.prompt,
             model=req.model, negative_prompt=req.negative_prompt, width=req.width,
             height=req.height, aspect_ratio=req.aspect_ratio, output_format=req.output_format,
-            seed=req.seed, steps=req.steps,
+            seed=req.seed, steps=req.steps, num_outputs=req.num_outputs,
+            guidance_scale=req.guidance_scale, style_preset=req.style_preset,
         )
-        pred, pjob = await self._submit(job, req.provider, req.model_dump(mode="json"), who)
+        pred, pjob = await self._submit(job, req.provider, req.model_dump(mode="json"), who,
+                                        styled=styled)
         image = await self.cat.images.create(s.ImageCreate(
-            prompt=req.prompt, negative_prompt=req.negative_prompt, styled_prompt=styled.prompt,
-            applied_style=styled.applied, prompt_helper_version_id=version_id,
-            provider=pred.provider, model=pred.model, width=req.width, height=req.height,
-            aspect_ratio=req.aspect_ratio, output_format=req.output_format,
+            prompt=req.prompt, negative_prompt=pred.input.get("negative_prompt"),
+            styled_prompt=styled.prompt, applied_style=styled.applied,
+            prompt_helper_version_id=version_id, provider=pred.provider, model=pred.model,
+            width=req.width, height=req.height, aspect_ratio=req.aspect_ratio,
+            output_format=req.output_format, num_outputs=req.num_outputs,
+            guidance_scale=req.guidance_scale, style_preset=pred.input.get("style_preset"),
             prediction_id=pred.id, user_id=who.user_id,
         ))
         pred, updated = await self._advance(pred, pjob, image.id)
         return ImageResult(image=updated or image, prediction=pred)
 
     async def get_image(self, image_id: str, who: Principal) -> ImageResult:
-        image = await self.cat.images.get(image_id)
-        check_owner(who, image.user_id)
+        """An image the caller may read (theirs, or public) and its prediction. Raises
+        NotFound (also once deleted), PermissionDenied."""
+        image = await self._live(self.cat.images, image_id, who, public_ok=True)
         return ImageResult(image=image, prediction=await self._linked(image.prediction_id))
 
     async def upscale_image(self, image_id: str, req: UpscaleRequest,
                             who: Principal) -> EditResult:
-        """Upscale one of our images (fast|conservative|creative)."""
-        image, data = await self._source(image_id, who)
+        """Upscale an image (fast|conservative|creative): a generated one (``img_...``) or
+        an upload (``src_...``)."""
+        data = await self._source(image_id, who)
         job = MediaJob(modality=s.Modality.image, operation="upscale", mode=req.mode,
                        prompt=req.prompt, model=req.model, image=data,
                        output_format=req.output_format, seed=req.seed)
-        return await self._edit(image, job, req.provider, req.model_dump(mode="json"),
+        return await self._edit(image_id, job, req.provider, req.model_dump(mode="json"),
                                 s.EditKind.upscale, who)
 
     async def edit_image(self, image_id: str, req: EditRequest, who: Principal) -> EditResult:
-        """Inpaint, search-and-replace or vary one of our images."""
-        image, data = await self._source(image_id, who)
+        """Inpaint, search-and-replace or vary an image (``img_...``) or upload (``src_...``)."""
+        data = await self._source(image_id, who)
         variation = req.mode == "variation"
         job = MediaJob(
             modality=s.Modality.image, operation="variation" if variation else "edit",
@@ -164,22 +180,27 @@ class MediaService:
             search_prompt=req.search_prompt, output_format=req.output_format, seed=req.seed,
         )
         record = req.model_dump(mode="json", exclude={"mask"}) | {"has_mask": bool(req.mask)}
-        return await self._edit(image, job, req.provider, record, s.EditKind.edit, who)
+        return await self._edit(image_id, job, req.provider, record, s.EditKind.edit, who)
 
     async def create_video(self, req: VideoRequest, who: Principal) -> VideoResult:
-        """Text-to-video, or image-to-video when ``image_id`` names one of our images."""
-        data = None
-        if req.image_id:
-            _, data = await self._source(req.image_id, who)
+        """Text-to-video, or image-to-video when ``image_id`` names a generated image
+        (``img_...``) or an upload (``src_...``); styles apply with their ``video``
+        placement."""
+        data = await self._source(req.image_id, who) if req.image_id else None
+        styled, _ = await self._styled(req.prompt, req, "video", who)
         job = MediaJob(
             modality=s.Modality.video, operation="generate",
-            mode="image_to_video" if data else "text_to_video", prompt=req.prompt,
+            mode="image_to_video" if data else "text_to_video", prompt=styled.prompt,
             model=req.model, image=data, aspect_ratio=req.ratio, duration_s=req.duration_s,
             seed=req.seed,
         )
-        pred, pjob = await self._submit(job, req.provider, req.model_dump(mode="json"), who)
+        pred, pjob = await self._submit(job, req.provider, req.model_dump(mode="json"), who,
+                                        styled=styled)
+        upload = bool(req.image_id and req.image_id.startswith("src_"))
         video = await self.cat.videos.create(s.VideoCreate(
-            prompt=req.prompt, provider=pred.provider, model=pred.model, image_id=req.image_id,
+            prompt=req.prompt, provider=pred.provider, model=pred.model,
+            image_id=None if upload else req.image_id,
+            source_image_id=req.image_id if upload else None,
             duration_s=req.duration_s, ratio=req.ratio, prediction_id=pred.id,
             user_id=who.user_id,
         ))
@@ -187,9 +208,159 @@ class MediaService:
         return VideoResult(video=updated or video, prediction=pred)
 
     async def get_video(self, video_id: str, who: Principal) -> VideoResult:
-        video = await self.cat.videos.get(video_id)
-        check_owner(who, video.user_id)
+        """A video the caller may read (theirs, or public) and its prediction. Raises
+        NotFound (also once deleted), PermissionDenied."""
+        video = await self._live(self.cat.videos, video_id, who, public_ok=True)
         return VideoResult(video=video, prediction=await self._linked(video.prediction_id))
+
+    # ----------------------------------------------------------------- the library
+
+    async def list_images(self, who: Principal, **filters: Any) -> s.Page[s.Image]:
+        """The caller's live images (admins: everyone's), newest first; ``filters`` are
+        :meth:`_list_filters`'. Raises NotFound (unknown project), InvalidArgument."""
+        return await self.cat.images.list(**await self._list_filters(who, filters))
+
+    async def list_videos(self, who: Principal, **filters: Any) -> s.Page[s.Video]:
+        """The caller's live videos, like :meth:`list_images`."""
+        return await self.cat.videos.list(**await self._list_filters(who, filters))
+
+    async def list_edits(self, who: Principal, *, image_id: str | None = None,
+                         kind: str | None = None, page_size: int = 50,
+                         cursor: str | None = None) -> s.Page[s.ImageEdit]:
+        """The caller's live edits and upscales, newest first; ``image_id`` narrows to
+        one image's (``img_...``) or one upload's (``src_...``)."""
+        upload = bool(image_id and image_id.startswith("src_"))
+        return await self.cat.image_edits.list(
+            page_size=page_size, cursor=cursor, kind=kind, user_id=owner_filter(who),
+            image_id=None if upload else image_id, source_image_id=image_id if upload else None)
+
+    async def get_edit(self, edit_id: str, who: Principal) -> EditResult:
+        """An edit of the caller's and its prediction. Raises NotFound, PermissionDenied."""
+        edit = await self._live(self.cat.image_edits, edit_id, who)
+        return EditResult(edit=edit, prediction=await self._linked(edit.prediction_id))
+
+    async def update_image(self, image_id: str, change: s.MediaUpdate,
+                           who: Principal) -> s.Image:
+        """Change an image's title, caption, alt text, public or favourite flag (owner
+        only). Raises NotFound, PermissionDenied."""
+        await self._live(self.cat.images, image_id, who)
+        return await self.cat.images.update(image_id, **change.model_dump(exclude_none=True))
+
+    async def update_video(self, video_id: str, change: s.MediaUpdate,
+                           who: Principal) -> s.Video:
+        """Change a video's metadata, like :meth:`update_image`."""
+        await self._live(self.cat.videos, video_id, who)
+        return await self.cat.videos.update(video_id, **change.model_dump(exclude_none=True))
+
+    async def delete_media(self, kind: str, row_id: str, who: Principal) -> None:
+        """Soft-delete one of the caller's images, videos, edits or uploads (``kind``:
+        the table name): it leaves lists and gets at once; its files stay until the
+        retention purge (``MediaConfig.retention_days``). Raises NotFound,
+        PermissionDenied."""
+        repo = self._media_repos()[kind]
+        await self._live(repo, row_id, who)
+        await repo.update(row_id, deleted_at=utcnow())
+
+    async def upload_source_image(self, data: bytes, meta: s.SourceImageMeta,
+                                  who: Principal) -> s.SourceImage:
+        """Store an uploaded image: its type, size and dimensions read from the bytes
+        (:func:`serve_apps.media.uploads.inspect_image`), a thumbnail made, both written
+        under the media root, then the row. Raises InvalidArgument (field ``file``)."""
+        info = await asyncio.to_thread(inspect_image, data,
+                                       max_bytes=self.config.max_upload_bytes)
+        upload_id = new_id("src")
+        path, thumbnail_path = await save_upload(self.outputs.root, upload_id, data, info)
+        return await self.cat.source_images.create(s.SourceImageCreate(
+            **meta.model_dump(), path=path, thumbnail_path=thumbnail_path, format=info.format,
+            mime_type=info.mime_type, size_bytes=info.size_bytes, width=info.width,
+            height=info.height, user_id=who.user_id,
+        ), id=upload_id)
+
+    async def list_source_images(self, who: Principal, *, purpose: str | None = None,
+                                 tag: str | None = None, page_size: int = 50,
+                                 cursor: str | None = None) -> s.Page[s.SourceImage]:
+        """The caller's live uploads (admins: everyone's), newest first."""
+        return await self.cat.source_images.list(
+            page_size=page_size, cursor=cursor, purpose=purpose, tag=tag,
+            user_id=owner_filter(who))
+
+    async def get_source_image(self, source_id: str, who: Principal) -> s.SourceImage:
+        """An upload the caller may read (theirs, or public). Raises NotFound, 403."""
+        return await self._live(self.cat.source_images, source_id, who, public_ok=True)
+
+    async def update_source_image(self, source_id: str, change: s.SourceImageUpdate,
+                                  who: Principal) -> s.SourceImage:
+        """Change an upload's title, description, purpose or public flag (owner only)."""
+        await self._live(self.cat.source_images, source_id, who)
+        return await self.cat.source_images.update(
+            source_id, **change.model_dump(exclude_none=True))
+
+    async def content(self, kind: str, row_id: str, who: Principal, *, index: int = 0,
+                      thumbnail: bool = False) -> tuple[bytes, str]:
+        """The bytes and MIME type of a stored file: an upload (or its thumbnail), or
+        the ``index``-th file of an image, edit or video (or a video's thumbnail).
+        Raises NotFound (no such file, or purged), PermissionDenied."""
+        repo = self._media_repos()[kind]
+        row = await self._live(repo, row_id, who, public_ok=kind != "image_edits")
+        if isinstance(row, s.SourceImage):
+            path, mime = ((row.thumbnail_path, "image/webp") if thumbnail
+                          else (row.path, row.mime_type))
+            if row.purged_at is not None or path is None:
+                raise NotFound(f"{row_id} has no stored file any more", field="id")
+        else:
+            stored = row.thumbnail if thumbnail and isinstance(row, s.Video) else (
+                row.files[index] if 0 <= index < len(row.files) else None)
+            if stored is None:
+                raise NotFound(f"{row_id} has no file {index}", field="index")
+            path, mime = stored.path, stored.mime_type
+        return await asyncio.to_thread(shared_storage.read_bytes, path), mime
+
+    # ----------------------------------------------------------------- providers, retention
+
+    def list_providers(self) -> list[ProviderStatus]:
+        """Every provider, its models (seed 000 ``ReplicateModel``: name, version,
+        capabilities, active) and its health (configured, cooling down)."""
+        return [ProviderStatus(
+            name=name, configured=p.configured,
+            healthy=p.configured and not self.cooldown.cooling(name),
+            cooldown_s=round(self.cooldown.remaining_s(name), 1),
+            token_env=p.settings.token_env,
+            models=[ProviderModel(**m) for m in p.models()],
+        ) for name, p in self.providers.items()]
+
+    async def purge(self, now: datetime | None = None) -> int:
+        """Remove from storage the files of media deleted more than
+        ``retention_days`` ago and of outputs older than ``output_ttl_days`` (either
+        None: that rule is off), then mark their rows purged. Returns how many rows
+        were purged. A file already gone counts as removed, so a purge interrupted
+        half-way is finished by the next."""
+        now = now or utcnow()
+        days = self.config.retention_days, self.config.output_ttl_days
+        deleted_before, created_before = (
+            None if d is None else now - timedelta(days=d) for d in days)
+        count = 0
+        while True:
+            items = await self.cat.media_to_purge(
+                deleted_before=deleted_before, created_before=created_before, limit=200)
+            if not items:
+                return count
+            for item in items:
+                await delete_files(item.paths)
+                await self.cat.mark_purged(item.kind, item.id)
+                count += 1
+
+    async def _purge_periodically(self) -> None:
+        """Run :meth:`purge` every ``purge_interval_s`` (the first after one interval);
+        a failed run is logged and retried at the next."""
+        while True:
+            await asyncio.sleep(self.config.purge_interval_s)
+            try:
+                purged = await self.purge()
+            except Exception:  # keep the loop alive; logged
+                log.exception("media retention purge failed")
+                continue
+            if purged:
+                log.info("media retention purge removed the files of %d rows", purged)
 
     async def list_predictions(self, who: Principal, *, status: str | None = None,
                                provider: str | None = None, modality: str | None = None,
@@ -287,6 +458,7 @@ class MediaService:
 
     async def close(self) -> None:
         tasks = list(self._tracking.values()) + list(self._prefetch.values())
+        tasks += [t for t in (self._purging,) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -332,11 +504,20 @@ class MediaService:
         return warm
 
     async def _submit(self, job: MediaJob, preferred: str | None, record: dict[str, Any],
-                      who: Principal) -> tuple[s.Prediction, ProviderJob | None]:
+                      who: Principal, *, styled: StyledPrompt | None = None,
+                      ) -> tuple[s.Prediction, ProviderJob | None]:
         """Try providers in order; returns the accepted attempt (or the last failed one,
-        with None) after writing each attempt's Prediction row first."""
+        with None) after writing each attempt's Prediction row first.
+
+        A parameter the provider's model does not take (``num_outputs``,
+        ``guidance_scale``, ``negative_prompt``, ``style_preset``) is a 422 for the
+        provider the request named; a provider chosen by policy that cannot take it is
+        passed over for the next. ``styled``'s negative text and style preset are added
+        for providers that take them.
+        """
         names = self.candidates(job.key, preferred)
         previous: s.Prediction | None = None
+        refused: InvalidArgument | None = None
         for index, name in enumerate(names):
             provider = self.providers[name]
             attempt_job = job if index == 0 else replace(job, model=None)
@@ -345,13 +526,24 @@ class MediaService:
             except NotFound:
                 continue
             provider.check_model(model)  # a malformed model: 422 before any row
+            attempt_job = self._with_style(provider, attempt_job, model, styled)
+            try:
+                provider.check_params(attempt_job)
+            except InvalidArgument as exc:
+                if name == preferred or (previous is None and index + 1 == len(names)
+                                         and refused is None):
+                    raise
+                refused = refused or exc
+                continue
             if job.webhook_url is None and self.config.webhook_url and name == "replicate":
                 attempt_job = replace(attempt_job, webhook_url=(
                     f"{self.config.webhook_url.rstrip('/')}/v1/webhooks/{name}"))
             pred = await self.cat.predictions.create(s.PredictionCreate(
                 provider=name, model=model, operation=job.operation if not job.mode
                 else f"{job.operation}.{job.mode}", modality=job.modality,
-                input=record | {"prompt": job.prompt, "attempt": index + 1,
+                input=record | {"prompt": attempt_job.prompt, "attempt": index + 1,
+                                "negative_prompt": attempt_job.negative_prompt,
+                                "style_preset": attempt_job.style_preset,
                                 "previous_prediction_id": previous.id if previous else None},
                 user_id=who.user_id,
             ))
@@ -374,17 +566,42 @@ class MediaService:
                     return previous, None
                 continue
             self.cooldown.success(name)
-            self._log_usage(pred, job, (time.monotonic() - started) * 1000, calls)
+            cost = self._cost(pred, attempt_job)
+            self._log_usage(pred, attempt_job, (time.monotonic() - started) * 1000, calls,
+                            cost)
             if pjob.status == P.succeeded:  # copy outputs while the target row is written
                 self._prefetch[pred.id] = asyncio.get_running_loop().create_task(
                     self.outputs.save(pred.id, pjob.outputs))
+            fields: dict[str, Any] = {"cost_usd": cost, "retry_count": calls - 1}
+            status = pred.status
             if pjob.provider_id and not pjob.terminal:  # webhooks find the row by this id
-                pred = await self.cat.transition_prediction(
-                    pred.id, pjob.status, provider_prediction_id=pjob.provider_id)
+                fields["provider_prediction_id"] = pjob.provider_id
+                status = pjob.status
+            pred = await self.cat.transition_prediction(pred.id, status, **fields)
             return pred, pjob
         if previous is None:
+            if refused is not None:
+                raise refused
             raise Unavailable(f"no provider has a model for {job.key}")
         return previous, None
+
+    def _with_style(self, provider: Provider, job: MediaJob, model: str,
+                    styled: StyledPrompt | None) -> MediaJob:
+        """``job`` with the styles' negative text and the style preset for ``provider``
+        added where its ``model`` takes them (the request's own values come first)."""
+        if styled is None:
+            return job
+        support = provider.param_support(job, model)
+        negative = job.negative_prompt
+        if styled.negative_text and support.negative_prompt:
+            negative = join_negative(negative, styled.negative_text)
+        preset = job.style_preset
+        offered = styled.style_presets.get(provider.name)
+        if preset is None and offered and (
+                support.passthrough or (support.style_presets and offered in
+                                        support.style_presets)):
+            preset = offered
+        return replace(job, negative_prompt=negative, style_preset=preset)
 
     async def _advance(self, pred: s.Prediction, pjob: ProviderJob | None,
                        target: str) -> tuple[s.Prediction, Any]:
@@ -401,12 +618,17 @@ class MediaService:
             self._start_tracking(pred)
         return pred, None
 
-    def _log_usage(self, pred: s.Prediction, job: MediaJob, latency_ms: float,
-                   calls: int) -> None:
+    def _cost(self, pred: s.Prediction, job: MediaJob) -> float | None:
+        """Estimated USD of an accepted request (:func:`serve_apps.media.pricing.
+        estimate_cost`, times ``num_outputs``); None when no price is known."""
         cost_key = job.mode if pred.provider == "stability" and job.operation != "generate" \
             else pred.model
         cost = estimate_cost(pred.provider, cost_key or pred.model, duration_s=job.duration_s,
                              overrides=self.config.prices_usd)
+        return None if cost is None else round(cost * job.num_outputs, 6)
+
+    def _log_usage(self, pred: s.Prediction, job: MediaJob, latency_ms: float,
+                   calls: int, cost: float | None) -> None:
         self.usage.start()
         self.usage.add(s.UsageCreate(
             id=f"use_{pred.id}", kind="media", model=pred.model, provider=pred.provider,
@@ -492,6 +714,8 @@ class MediaService:
         fields: dict[str, Any] = {"files": files}
         if repo.read is s.Image and files[0].width:
             fields |= {"width": files[0].width, "height": files[0].height}
+        if repo.read is s.Video and files[0].mime_type.startswith("video/"):
+            fields["thumbnail"] = await self.outputs.video_thumbnail(pred.id, files[0])
         rows = await asyncio.gather(*[repo.update(row_id, **fields) for row_id in ids])
         return rows[-1] if rows else None
 
@@ -540,32 +764,91 @@ class MediaService:
 
     # ----------------------------------------------------------------- helpers
 
-    async def _styled(self, prompt: str, ref: ImageGenerationRequest
-                      ) -> tuple[StyledPrompt, str | None]:
-        versions: list[s.PromptHelperVersion] = []
+    async def _styled(self, prompt: str, ref: StyleRef, prompt_type: str,
+                      who: Principal) -> tuple[StyledPrompt, str | None]:
+        """Apply the theme (its styles' current versions in order, then its own text) and
+        the helper (pinned or current version) that ``ref`` names, with their placements
+        for ``prompt_type``. Returns the styled prompt and the id of the helper version
+        applied last. Raises NotFound, PermissionDenied (another user's private style)."""
+        pieces: list[StylePiece] = []
+        last: str | None = None
         if ref.theme_helper_id:
-            theme = await self.cat.theme_helpers.get(ref.theme_helper_id)
+            theme = await self._visible_style(self.cat.theme_helpers, ref.theme_helper_id, who)
             for helper_id in theme.prompt_helper_ids:
-                versions.append(await self.cat.get_prompt_helper_version(helper_id))
+                version = await self.cat.get_prompt_helper_version(helper_id)
+                pieces.append(StylePiece.of(version, prompt_type))
+                last = version.id
+            if theme.text or theme.negative_text:
+                pieces.append(StylePiece(theme.text or "", s.PromptPlacement.append,
+                                         theme.negative_text))
         if ref.prompt_helper_id:
-            versions.append(await self.cat.get_prompt_helper_version(
-                ref.prompt_helper_id, ref.prompt_helper_version))
-        styled = apply_styles(prompt, versions)
-        return styled, versions[-1].id if versions else None
+            await self._visible_style(self.cat.prompt_helpers, ref.prompt_helper_id, who)
+            version = await self.cat.get_prompt_helper_version(
+                ref.prompt_helper_id, ref.prompt_helper_version)
+            pieces.append(StylePiece.of(version, prompt_type))
+            last = version.id
+        return apply_styles(prompt, pieces, prompt_type), last
 
-    async def _source(self, image_id: str, who: Principal) -> tuple[s.Image, bytes]:
-        image = await self.cat.images.get(image_id)
-        check_owner(who, image.user_id)
-        if not image.files:
-            raise Conflict(f"image {image_id} has no output yet", field="image_id")
-        return image, await asyncio.to_thread(shared_storage.read_bytes,
-                                              image.files[0].path)
+    @staticmethod
+    async def _visible_style(repo: Any, style_id: str, who: Principal) -> Any:
+        row = await repo.get(style_id)
+        if not row.is_public:
+            check_owner(who, row.user_id)
+        return row
 
-    async def _edit(self, image: s.Image, job: MediaJob, preferred: str | None,
+    async def _live(self, repo: AsyncRepoPort[M], row_id: str, who: Principal, *,
+                    public_ok: bool = False) -> M:
+        """A row that is not deleted and that ``who`` owns (or, with ``public_ok``, that
+        is public). Raises NotFound (unknown or deleted), PermissionDenied."""
+        row = await repo.get(row_id)
+        if row.deleted_at is not None:
+            raise NotFound(f"{repo.read.__name__.lower()} {row_id!r} not found", field="id")
+        if not (public_ok and getattr(row, "is_public", False)):
+            check_owner(who, row.user_id)
+        return row
+
+    def _media_repos(self) -> dict[str, Any]:
+        return {"images": self.cat.images, "videos": self.cat.videos,
+                "image_edits": self.cat.image_edits, "source_images": self.cat.source_images}
+
+    async def _list_filters(self, who: Principal, filters: dict[str, Any]) -> dict[str, Any]:
+        """Catalog list arguments from a route's: ``status`` (of the linked prediction),
+        ``project`` (id or slug, visible to the caller), ``favorite``; owner filter."""
+        out = dict(filters)
+        out["prediction_status"] = out.pop("status", None)
+        out["is_favorite"] = out.pop("favorite", None)
+        project = out.pop("project", None)
+        if project is not None:
+            found = await self.cat.find_project(project)
+            if not found.is_published:
+                check_owner(who, found.user_id)
+            out["project_id"] = found.id
+        out["user_id"] = owner_filter(who)
+        return out
+
+    async def _source(self, ref: str, who: Principal) -> bytes:
+        """The bytes of an image to change or animate: a generated image (``img_...``,
+        its first file) or an upload (``src_...``). Raises NotFound, PermissionDenied,
+        Conflict (an image without output yet)."""
+        if ref.startswith("src_"):
+            source = await self._live(self.cat.source_images, ref, who, public_ok=True)
+            if source.purged_at is not None:
+                raise Conflict(f"upload {ref} was purged", field="image_id")
+            path = source.path
+        else:
+            image = await self._live(self.cat.images, ref, who, public_ok=True)
+            if not image.files:
+                raise Conflict(f"image {ref} has no output yet", field="image_id")
+            path = image.files[0].path
+        return await asyncio.to_thread(shared_storage.read_bytes, path)
+
+    async def _edit(self, ref: str, job: MediaJob, preferred: str | None,
                     record: dict[str, Any], kind: s.EditKind, who: Principal) -> EditResult:
-        pred, pjob = await self._submit(job, preferred, record | {"image_id": image.id}, who)
+        upload = ref.startswith("src_")
+        pred, pjob = await self._submit(job, preferred, record | {"image_id": ref}, who)
         edit = await self.cat.image_edits.create(s.ImageEditCreate(
-            kind=kind, operation=job.mode or job.operation, image_id=image.id,
+            kind=kind, operation=job.mode or job.operation,
+            image_id=None if upload else ref, source_image_id=ref if upload else None,
             prompt=job.prompt, params={k: v for k, v in record.items() if v is not None},
             prediction_id=pred.id, user_id=who.user_id,
         ))

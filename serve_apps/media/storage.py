@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import mimetypes
 import os
+import tempfile
+from collections.abc import Iterable
 
 import httpx
 from PIL import Image, UnidentifiedImageError
@@ -27,6 +30,37 @@ from serve_apps.media.providers.base import Output, retry_after_seconds
 from serve_apps.media.retry import backoff_of
 
 MAX_BYTES = 512 * 1024 * 1024
+log = logging.getLogger(__name__)
+
+
+def first_frame_thumbnail(video: bytes, *, max_side: int = 256) -> tuple[bytes, int, int]:
+    """A WebP still of a video's first frame, fitting ``max_side`` pixels, and the
+    video's frame width and height. None of the four providers' video APIs returns a
+    thumbnail (Runway's task output and Replicate's are the video URLs only), so we make
+    one: OpenCV decodes the frame (it needs a file, so the bytes go to a temporary one),
+    Pillow scales and encodes it.
+
+    Raises:
+        ValueError: OpenCV cannot read a frame from ``video``.
+    """
+    import cv2  # OpenCV: a dependency of ours and of vLLM's multimodal inputs
+
+    with tempfile.NamedTemporaryFile(suffix=".mp4") as tmp:
+        tmp.write(video)
+        tmp.flush()
+        capture = cv2.VideoCapture(tmp.name)
+        try:
+            ok, frame = capture.read()
+        finally:
+            capture.release()
+    if not ok or frame is None:
+        raise ValueError("no frame could be decoded from the video")
+    height, width = frame.shape[:2]
+    still = Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    still.thumbnail((max_side, max_side))
+    out = io.BytesIO()
+    still.save(out, format="WEBP", quality=80)
+    return out.getvalue(), width, height
 
 
 def describe(data: bytes, hint: str | None = None) -> tuple[str, int | None, int | None]:
@@ -116,9 +150,62 @@ class OutputStore:
                                     width=width, height=height, source_url=output.url))
         return files
 
+    async def video_thumbnail(self, prediction_id: str, video: StoredFile) -> StoredFile | None:
+        """Make and store :func:`first_frame_thumbnail` of a stored video at
+        ``<root>/<prediction_id>/thumbnail.webp``; its ``width``/``height`` are the
+        video's frame size. None (logged) when the video cannot be decoded: a missing
+        thumbnail never fails the prediction."""
+        try:
+            data = await asyncio.to_thread(storage.read_bytes, video.path)
+            still, width, height = await asyncio.to_thread(first_frame_thumbnail, data)
+            location = storage.join(self.root, prediction_id, "thumbnail.webp")
+            await asyncio.to_thread(storage.write_bytes, location, still)
+        except (OSError, ValueError) as exc:
+            log.warning("no thumbnail for %s: %s", video.path, exc)
+            return None
+        return StoredFile(path=location, mime_type="image/webp", size_bytes=len(still),
+                          width=width, height=height)
+
     async def aclose(self) -> None:
         """Close the download client (the stored files stay)."""
         await self._http.aclose()
+
+
+async def delete_files(paths: Iterable[str], *, limit: int = 16) -> int:
+    """Remove stored files (outputs, uploads, thumbnails), e.g. when the retention purge
+    runs.
+
+    Each location (a local path or an object-store URI, as catalog rows store it) is
+    removed with :func:`catalog.storage.delete` in a worker thread, at most ``limit``
+    at a time. Only files are removed: a location that is gone already, empty
+    (``""``) or a folder is skipped and a repeated one counts once, so a purge can run
+    again after a partial failure. Emptied local folders are left in place.
+
+    Returns:
+        How many files were removed.
+
+    Raises:
+        OSError: the store refused a removal; every other location is still tried
+            first, then the first such error is raised.
+    """
+    gate = asyncio.Semaphore(limit)
+
+    def remove(location: str) -> bool:
+        if not storage.is_file(location):
+            return False
+        storage.delete(location)
+        return True
+
+    async def remove_one(location: str) -> bool:
+        async with gate:
+            return await asyncio.to_thread(remove, location)
+
+    results = await asyncio.gather(*(remove_one(p) for p in dict.fromkeys(paths) if p),
+                                   return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return sum(1 for result in results if result is True)
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -133,7 +133,8 @@ def media_gateway(request, catalog_handle, serve_url, tmp_path_factory):
 @pytest.mark.ray
 def test_media_routes_answer_only_documented_statuses(media_gateway, keys):
     schema = schemathesis.openapi.from_asgi("/openapi.json", media_gateway)
-    media = ("/v1/images", "/v1/videos", "/v1/predictions", "/v1/webhooks")
+    media = ("/v1/images", "/v1/videos", "/v1/predictions", "/v1/webhooks", "/v1/edits",
+             "/v1/source-images", "/v1/providers")
     outcome = Outcome()
     for prefix in media:
         part = _fuzz_schema(schema, keys.alice, TEST_ADMIN_KEY, paths=prefix)

@@ -7,6 +7,7 @@ import base64
 from pathlib import Path
 
 import pytest
+from PIL import Image as PILImage
 
 from catalog.errors import InvalidArgument, InvalidTransition, PermissionDenied, Unavailable
 from catalog.port import AsyncLocalCatalog
@@ -211,6 +212,13 @@ async def test_runway_text_and_image_to_video(service, fakes):
     assert any(t["body"]["ratio"] == "720:1280" for t in tasks)
     video = (await service.get_video(moving.video.id, ALICE)).video
     assert video.files and video.duration_s == 10
+    # no provider returns a still: ours is the first frame, as WebP
+    assert video.thumbnail is not None and video.thumbnail.mime_type == "image/webp"
+    with PILImage.open(video.thumbnail.path) as still:
+        assert still.format == "WEBP" and still.size == (64, 48)  # the frame's size
+    assert (video.thumbnail.width, video.thumbnail.height) == (64, 48)
+    data, mime = await service.content("videos", video.id, ALICE, thumbnail=True)
+    assert mime == "image/webp" and data == Path(video.thumbnail.path).read_bytes()
 
 
 async def test_runway_failure_and_cancel(service, fakes):
