@@ -16,7 +16,9 @@ from serve_apps.gateway.routes import (
     carbon,
     datasets,
     keys,
+    library,
     models,
+    styles,
     system,
     training,
     usage,
@@ -97,7 +99,8 @@ def create_app(config: GatewayConfig | None = None, work: Work | None = None) ->
     app.state.config = config or GatewayConfig()
     app.state.work = work
     install_error_handlers(app)
-    for module in (system, datasets, models, training, batches, carbon, usage, keys):
+    for module in (system, datasets, models, training, batches, carbon, usage, keys, styles,
+                   library):
         _include_documented(app, module.router)
     if app.state.config.media_app:
         from serve_apps.media.api import build_media_router
