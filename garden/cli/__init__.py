@@ -25,6 +25,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from garden.cli.media import (
+    images_app,
+    projects_app,
+    providers_app,
+    styles_app,
+    tags_app,
+    themes_app,
+    uploads_app,
+    videos_app,
+)
 from garden.client import Client
 from garden.errors import GardenError, JobFailedError
 
@@ -32,12 +42,17 @@ app = typer.Typer(help="Model Garden: fine-tune, serve and track models on Ray."
                   no_args_is_help=True)
 datasets_app = typer.Typer(help="Upload and list datasets.", no_args_is_help=True)
 models_app = typer.Typer(help="Import and list models.", no_args_is_help=True)
-images_app = typer.Typer(help="Generate images through the media providers.",
-                         no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (admins create them).", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(models_app, name="models")
 app.add_typer(images_app, name="images")
+app.add_typer(videos_app, name="videos")
+app.add_typer(uploads_app, name="uploads")
+app.add_typer(styles_app, name="styles")
+app.add_typer(themes_app, name="themes")
+app.add_typer(tags_app, name="tags")
+app.add_typer(projects_app, name="projects")
+app.add_typer(providers_app, name="providers")
 app.add_typer(keys_app, name="keys")
 jobs_app = typer.Typer(help="List, show, follow and cancel training jobs.",
                        no_args_is_help=True)
@@ -675,22 +690,6 @@ def chat(
             raise typer.Exit(1) from exc
         console.print()
         messages.append({"role": "assistant", "content": "".join(reply)})
-
-
-@images_app.command("generate")
-def images_generate(
-    ctx: typer.Context, prompt: str = typer.Argument(...),
-    provider: str | None = None, model: str | None = None,
-    size: str | None = typer.Option(None, help="WIDTHxHEIGHT"),
-) -> None:
-    """Generate an image; prints the stored files."""
-    with _errors(), console.status("generating..."):
-        result = _client(ctx).images.generate(prompt, provider=provider, model=model,
-                                              size=size)
-    console.print(f"image {result.image.id} ({result.prediction.status}, "
-                  f"{result.prediction.provider}/{result.prediction.model})")
-    for f in result.image.files:
-        console.print(f"  {f.path} {f.mime_type} {f.width}x{f.height}")
 
 
 # --------------------------------------------------------------------------- carbon, keys

@@ -26,8 +26,21 @@ from garden.client.batches import Batches, BatchJob
 from garden.client.carbon import Carbon
 from garden.client.datasets import Datasets
 from garden.client.keys import Keys
-from garden.client.media import ImageGeneration, Images, Predictions
+from garden.client.library import Projects, Tags
+from garden.client.media import (
+    Edits,
+    ImageEditResult,
+    ImageGeneration,
+    Images,
+    PredictionFailedError,
+    Predictions,
+    Providers,
+    SourceImages,
+    VideoGeneration,
+    Videos,
+)
 from garden.client.models import Models
+from garden.client.styles import PromptHelpers, ThemeHelpers
 from garden.client.training import Job, Training
 from garden.client.transport import RetryTransport
 from garden.client.usage import Usage
@@ -127,6 +140,38 @@ class Client:
         return Predictions(self)
 
     @cached_property
+    def source_images(self) -> SourceImages:
+        return SourceImages(self)
+
+    @cached_property
+    def edits(self) -> Edits:
+        return Edits(self)
+
+    @cached_property
+    def videos(self) -> Videos:
+        return Videos(self)
+
+    @cached_property
+    def providers(self) -> Providers:
+        return Providers(self)
+
+    @cached_property
+    def prompt_helpers(self) -> PromptHelpers:
+        return PromptHelpers(self)
+
+    @cached_property
+    def theme_helpers(self) -> ThemeHelpers:
+        return ThemeHelpers(self)
+
+    @cached_property
+    def tags(self) -> Tags:
+        return Tags(self)
+
+    @cached_property
+    def projects(self) -> Projects:
+        return Projects(self)
+
+    @cached_property
     def batches(self) -> Batches:
         return Batches(self)
 
@@ -155,4 +200,5 @@ class Client:
         return self.request("GET", "/v1/system").json()
 
 
-__all__ = ["BatchJob", "Client", "GardenError", "ImageGeneration", "Job", "RetryTransport"]
+__all__ = ["BatchJob", "Client", "GardenError", "ImageEditResult", "ImageGeneration", "Job",
+           "PredictionFailedError", "RetryTransport", "VideoGeneration"]
