@@ -819,7 +819,3 @@ def keys_list(ctx: typer.Context) -> None:
                     "tokens used"],
            [[k.id, k.user_id, k.name, k.prefix, k.role, k.rpm_limit, k.tpm_limit,
              k.token_budget, k.tokens_used] for k in page.items], page.total)
-
-
-if __name__ == "__main__":
-    app()

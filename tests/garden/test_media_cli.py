@@ -155,6 +155,20 @@ def test_cli_styles_shape_the_prompt(run, garden):
     assert "prompt sent: a rainy street, high contrast, film noir" in made.output
 
 
+def test_cli_uploads_and_edits_an_image_of_your_own(run, tmp_path):
+    sketch = tmp_path / "sketch.png"
+    sketch.write_bytes(png((48, 32), (200, 120, 40)))
+    added = run("uploads", "add", str(sketch), "--title", "sketch")
+    assert added.exit_code == 0, added.output
+    upload_id = first_id("src", added.output)
+    upscaled = run("images", "upscale", upload_id, "--mode", "fast", "--provider", "stability")
+    assert upscaled.exit_code == 0, upscaled.output
+    assert re.search(r"upscale edit_\w+ \(fast, succeeded, stability/", upscaled.output), (
+        upscaled.output)
+    bad = run("images", "upscale", "src_" + "0" * 32, "--provider", "stability")
+    assert bad.exit_code == 1 and "not found" in bad.output.lower(), bad.output
+
+
 def test_cli_video_waits_until_succeeded(run):
     result = run("videos", "create", "waves", "--provider", "runway", "--wait")
     assert result.exit_code == 0, result.output

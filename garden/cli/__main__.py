@@ -1,0 +1,5 @@
+"""``python -m garden.cli``: the ``garden`` command."""
+
+from garden.cli import app
+
+app()
