@@ -520,6 +520,9 @@ class CatalogStore:
             filters=("status", "endpoint", "input_file_id", "api_key_id", "ray_job_id"),
             updatable=BATCH_UPDATABLE,
         )
+        #: the tables whose rows hold stored files the retention purge removes, by name
+        self._purgeable: dict[str, Repo[Any]] = {
+            r.name: r for r in (self.images, self.image_edits, self.videos, self.source_images)}
         self._repos: dict[type[BaseModel], Repo[Any]] = {
             repo.read: repo for repo in vars(self).values() if isinstance(repo, Repo)
         }
@@ -1284,16 +1287,11 @@ class CatalogStore:
                         t.PromptHelperVersionRow.version == version - 1,
                     )
                 )
-            try:
-                spec = s.HelperText(
-                    text=text, negative_text=negative_text,
-                    placement=s.PromptPlacement(placement or s.PromptPlacement.append),
-                    placements=placements or {}, style_presets=style_presets or {},
-                    notes=notes)
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                field = ".".join(str(p) for p in err["loc"])
-                raise InvalidArgument(f"{field}: {err['msg']}", field=field) from exc
+            spec = _validated(s.HelperText, {
+                "text": text, "negative_text": negative_text,
+                "placement": placement or s.PromptPlacement.append,
+                "placements": placements or {}, "style_presets": style_presets or {},
+                "notes": notes})
             row = _helper_version(helper_id, version, spec)
             session.add(row)
             session.flush()
@@ -1364,13 +1362,9 @@ class CatalogStore:
         """Add the next version of a theme (its text and ordered recommended styles) and
         make it the theme's current content; numbered atomically like helper versions.
         Raises NotFound, InvalidArgument."""
-        try:
-            spec = s.ThemeText(text=text, negative_text=negative_text,
-                               prompt_helper_ids=list(prompt_helper_ids), notes=notes)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"])
-            raise InvalidArgument(f"{field}: {err['msg']}", field=field) from exc
+        spec = _validated(s.ThemeText, {
+            "text": text, "negative_text": negative_text,
+            "prompt_helper_ids": list(prompt_helper_ids), "notes": notes})
         with self.session() as session:
             theme = t.ThemeHelperRow
             version = session.scalar(
@@ -1567,7 +1561,7 @@ class CatalogStore:
             return []
         out: list[PurgeItem] = []
         with self.session() as session:
-            for repo in (self.images, self.image_edits, self.videos, self.source_images):
+            for repo in self._purgeable.values():
                 row = repo.row
                 rules = []
                 if deleted_before is not None:
@@ -1588,8 +1582,7 @@ class CatalogStore:
         """Record that a row's files are gone: ``purged_at`` now and its file list empty,
         and its prediction's too (source images keep their paths, which name nothing any
         more). Raises NotFound."""
-        repo = {r.name: r for r in (self.images, self.image_edits, self.videos,
-                                    self.source_images)}[kind]
+        repo = self._purgeable[kind]
         with self.session() as session:
             row = repo._get_row(session, row_id, lock=True)
             row.purged_at = t.utcnow()

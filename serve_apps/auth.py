@@ -100,6 +100,13 @@ def check_owner(principal: Principal, owner_id: str | None) -> None:
         raise PermissionDenied("this row belongs to another user")
 
 
+def check_readable(principal: Principal, owner_id: str | None, public: bool) -> None:
+    """Raise PermissionDenied (403) unless ``principal`` may read a row of ``owner_id``:
+    a public (published) row anyone may; else as :func:`check_owner`."""
+    if not public:
+        check_owner(principal, owner_id)
+
+
 def owner_filter(principal: Principal) -> str | None:
     """The ``user_id`` filter for list routes: None (all rows) for admins."""
     return None if principal.is_admin else principal.user_id

@@ -33,7 +33,7 @@ from catalog.errors import Conflict, InvalidArgument, InvalidTransition, NotFoun
 from catalog.port import AsyncCatalogPort, AsyncRepoPort
 from catalog.tables import new_id, utcnow
 from catalog.usage_buffer import UsageBuffer
-from serve_apps.auth import Principal, check_owner, owner_filter
+from serve_apps.auth import Principal, check_owner, check_readable, owner_filter
 from serve_apps.media.config import MediaConfig
 from serve_apps.media.pricing import estimate_cost
 from serve_apps.media.providers import MediaJob, Provider, ProviderError, build_providers
@@ -458,7 +458,8 @@ class MediaService:
 
     async def close(self) -> None:
         tasks = list(self._tracking.values()) + list(self._prefetch.values())
-        tasks += [t for t in (self._purging,) if t is not None]
+        if self._purging is not None:
+            tasks.append(self._purging)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -530,10 +531,9 @@ class MediaService:
             try:
                 provider.check_params(attempt_job)
             except InvalidArgument as exc:
-                if name == preferred or (previous is None and index + 1 == len(names)
-                                         and refused is None):
+                if name == preferred:
                     raise
-                refused = refused or exc
+                refused = refused or exc  # raised below if no provider takes the job
                 continue
             if job.webhook_url is None and self.config.webhook_url and name == "replicate":
                 attempt_job = replace(attempt_job, webhook_url=(
@@ -792,8 +792,7 @@ class MediaService:
     @staticmethod
     async def _visible_style(repo: Any, style_id: str, who: Principal) -> Any:
         row = await repo.get(style_id)
-        if not row.is_public:
-            check_owner(who, row.user_id)
+        check_readable(who, row.user_id, row.is_public)
         return row
 
     async def _live(self, repo: AsyncRepoPort[M], row_id: str, who: Principal, *,
@@ -803,8 +802,7 @@ class MediaService:
         row = await repo.get(row_id)
         if row.deleted_at is not None:
             raise NotFound(f"{repo.read.__name__.lower()} {row_id!r} not found", field="id")
-        if not (public_ok and getattr(row, "is_public", False)):
-            check_owner(who, row.user_id)
+        check_readable(who, row.user_id, public_ok and getattr(row, "is_public", False))
         return row
 
     def _media_repos(self) -> dict[str, Any]:
@@ -820,8 +818,7 @@ class MediaService:
         project = out.pop("project", None)
         if project is not None:
             found = await self.cat.find_project(project)
-            if not found.is_published:
-                check_owner(who, found.user_id)
+            check_readable(who, found.user_id, found.is_published)
             out["project_id"] = found.id
         out["user_id"] = owner_filter(who)
         return out

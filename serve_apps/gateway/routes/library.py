@@ -19,9 +19,8 @@ from catalog import schemas as s
 from catalog.errors import NotFound
 from catalog.port import AsyncCatalogPort, AsyncRepoPort
 from catalog.schemas.styles import ProjectSpec, TagName
-from serve_apps.auth import Principal, check_owner, owner_filter
+from serve_apps.auth import Principal, check_owner, check_readable, owner_filter
 from serve_apps.gateway.deps import Caller, Cat, Paging
-from serve_apps.gateway.routes.styles import changes, check_visible, visible_to
 
 tags = APIRouter(prefix="/v1/tags", tags=["tags"])
 tagging = APIRouter(prefix="/v1", tags=["tags"])
@@ -101,7 +100,7 @@ async def owned_row(repo: AsyncRepoPort[Any], caller: Principal, row_id: str) ->
 async def visible_project(cat: AsyncCatalogPort, caller: Principal, ref: str) -> s.Project:
     """A project the caller may read, by id or slug. Raises NotFound, PermissionDenied."""
     project = await cat.find_project(ref)
-    check_visible(caller, project.user_id, project.is_published)
+    check_readable(caller, project.user_id, project.is_published)
     return project
 
 
@@ -169,7 +168,7 @@ async def list_projects(
     """Projects newest first: the caller's and the published ones (admins: all)."""
     return await cat.projects.list(
         page_size=paging.page_size, cursor=paging.cursor, is_featured=featured,
-        is_published=published, visible_to=visible_to(caller),
+        is_published=published, visible_to=owner_filter(caller),
     )
 
 
@@ -184,7 +183,7 @@ async def update_project(project: str, body: s.ProjectUpdate, caller: Caller,
                          cat: Cat) -> s.Project:
     """Change the fields given (null: unchanged); owner or admin."""
     row = await owned_project(cat, caller, project)
-    fields = changes(body)
+    fields = body.model_dump(exclude_none=True)
     return await cat.projects.update(row.id, **fields) if fields else row
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from catalog import schemas as s
 from catalog.errors import InvalidArgument
 from catalog.port import AsyncCatalogPort
-from serve_apps.auth import Principal, check_owner, owner_filter, require_admin
+from serve_apps.auth import Principal, check_owner, check_readable, owner_filter, require_admin
 from serve_apps.gateway.deps import Caller, Cat, Paging, Worker
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -45,8 +45,7 @@ class ModelMerge(BaseModel):
 
 def check_visible(caller: Principal, model: s.Model) -> None:
     """Raise PermissionDenied (403) unless ``caller`` may read ``model``."""
-    if not model.published:
-        check_owner(caller, model.user_id)
+    check_readable(caller, model.user_id, model.published)
 
 
 async def visible_model(cat: AsyncCatalogPort, caller: Principal, model_id: str) -> s.Model:

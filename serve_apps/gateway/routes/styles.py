@@ -3,7 +3,7 @@ filters, get, update, delete, versions, fork, favourite.
 
 Visibility: a user sees their own rows and every public one (built-ins are public);
 an admin sees all. Another user's private row is 403, like a private model
-(:func:`serve_apps.gateway.routes.models.check_visible`). Only the owner or an admin
+(:func:`serve_apps.auth.check_readable`). Only the owner or an admin
 changes a row or adds a version; built-ins (no owner) only an admin. Anyone who can
 see a row may fork it (the fork is theirs, private) and mark it as a favourite.
 """
@@ -19,7 +19,7 @@ from catalog import schemas as s
 from catalog.errors import InvalidArgument, NotFound
 from catalog.port import AsyncCatalogPort
 from catalog.schemas.styles import ThemeHelperSpec
-from serve_apps.auth import Principal, check_owner, require_admin
+from serve_apps.auth import Principal, check_owner, check_readable, owner_filter, require_admin
 from serve_apps.gateway.deps import Caller, Cat, Paging
 
 helpers = APIRouter(prefix="/v1/prompt-helpers", tags=["styles"])
@@ -52,13 +52,6 @@ class ForkRequest(s.Schema):
 # ----------------------------------------------------------------- shared checks
 
 
-def check_visible(caller: Principal, owner_id: str | None, public: bool) -> None:
-    """Raise PermissionDenied (403) unless ``caller`` may read a row of ``owner_id``
-    (public rows: everyone)."""
-    if not public:
-        check_owner(caller, owner_id)
-
-
 def check_editable(caller: Principal, owner_id: str | None) -> None:
     """Raise PermissionDenied (403) unless ``caller`` may change a row of ``owner_id``:
     the owner or an admin; a built-in (no owner) only an admin."""
@@ -68,21 +61,11 @@ def check_editable(caller: Principal, owner_id: str | None) -> None:
         check_owner(caller, owner_id)
 
 
-def visible_to(caller: Principal) -> str | None:
-    """The ``visible_to`` list filter: the caller's id, or None (every row) for admins."""
-    return None if caller.is_admin else caller.user_id
-
-
-def changes(update: s.Schema) -> dict[str, Any]:
-    """The fields of a ``*Update`` body that were given a value (null: unchanged)."""
-    return {k: v for k, v in update.model_dump().items() if v is not None}
-
-
 async def visible_helper(cat: AsyncCatalogPort, caller: Principal, helper_id: str
                          ) -> s.PromptHelper:
     """A prompt helper the caller may read. Raises NotFound (404), PermissionDenied (403)."""
     helper = await cat.prompt_helpers.get(helper_id)
-    check_visible(caller, helper.user_id, helper.is_public)
+    check_readable(caller, helper.user_id, helper.is_public)
     return helper
 
 
@@ -90,7 +73,7 @@ async def visible_theme(cat: AsyncCatalogPort, caller: Principal, theme_id: str
                         ) -> s.ThemeHelper:
     """A theme the caller may read. Raises NotFound (404), PermissionDenied (403)."""
     theme = await cat.theme_helpers.get(theme_id)
-    check_visible(caller, theme.user_id, theme.is_public)
+    check_readable(caller, theme.user_id, theme.is_public)
     return theme
 
 
@@ -134,7 +117,7 @@ async def list_helpers(
     the caller's favourites (false: no filter); ``tag`` and ``name`` match exactly."""
     return await cat.prompt_helpers.list(
         page_size=paging.page_size, cursor=paging.cursor, category=category, tag=tag,
-        is_builtin=builtin, name=name, visible_to=visible_to(caller),
+        is_builtin=builtin, name=name, visible_to=owner_filter(caller),
         favorite_of=caller.user_id if favorite else None,
     )
 
@@ -152,7 +135,7 @@ async def update_helper(helper_id: str, body: s.PromptHelperUpdate, caller: Call
     text changes by a new version. Owner or admin (built-ins: admin); a taken name is 409."""
     helper = await cat.prompt_helpers.get(helper_id)
     check_editable(caller, helper.user_id)
-    fields = changes(body)
+    fields = body.model_dump(exclude_none=True)
     return await cat.prompt_helpers.update(helper.id, **fields) if fields else helper
 
 
@@ -248,7 +231,7 @@ async def list_themes(
     return await cat.theme_helpers.list(
         page_size=paging.page_size, cursor=paging.cursor, category=category, tag=tag,
         is_builtin=builtin, name=name, is_featured=featured, is_active=active,
-        visible_to=visible_to(caller), favorite_of=caller.user_id if favorite else None,
+        visible_to=owner_filter(caller), favorite_of=caller.user_id if favorite else None,
     )
 
 
@@ -265,7 +248,7 @@ async def update_theme(theme_id: str, body: s.ThemeHelperUpdate, caller: Caller,
     version. Owner or admin (built-ins: admin); a taken name is 409."""
     theme = await cat.theme_helpers.get(theme_id)
     check_editable(caller, theme.user_id)
-    fields = changes(body)
+    fields = body.model_dump(exclude_none=True)
     return await cat.theme_helpers.update(theme.id, **fields) if fields else theme
 
 
