@@ -196,8 +196,14 @@ class Client:
         return response.json()
 
     def system(self) -> dict[str, Any]:
-        """``/v1/system``: GPUs, CPUs, storage, package versions, database backend."""
+        """``/v1/system``: GPUs, CPUs, storage, package versions, database backend, the
+        Serve applications with their replicas (``serve``) and ``dashboard_url``."""
         return self.request("GET", "/v1/system").json()
+
+    def whoami(self) -> dict[str, Any]:
+        """``/v1/whoami``: ``{"user_id", "role" ("admin" or "user"), "key_id"}`` of this
+        client's key. Raises AuthenticationError (401) for a missing or unknown key."""
+        return self.request("GET", "/v1/whoami").json()
 
 
 __all__ = ["BatchJob", "Client", "GardenError", "ImageEditResult", "ImageGeneration", "Job",

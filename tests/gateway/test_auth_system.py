@@ -21,7 +21,8 @@ def test_health_needs_no_key_and_reports_components(anon):
 
 
 @pytest.mark.parametrize("path", ["/v1/datasets", "/v1/models", "/v1/training/jobs",
-                                  "/v1/carbon/summary", "/v1/system", "/v1/keys"])
+                                  "/v1/carbon/summary", "/v1/system", "/v1/keys",
+                                  "/v1/whoami"])
 def test_every_route_but_health_needs_a_key(anon, path):
     r = anon.get(path)
     assert_error(r, 401, "unauthenticated")
@@ -78,6 +79,18 @@ def test_system_reports_resources_storage_and_versions(alice):
     assert body["storage"]["free_bytes"] > 0
     assert body["versions"]["ray"].startswith("2.")
     assert body["database"] == "sqlite"
+    gateway = body["serve"]["gateway"]
+    assert gateway["status"] == "RUNNING"
+    assert gateway["deployments"]["Gateway"]["replicas"]["RUNNING"] >= 1
+    assert body["dashboard_url"].startswith("http://127.0.0.1:")
+
+
+def test_whoami_names_the_keys_user_and_role(alice, admin, keys):
+    me = alice.get("/v1/whoami").json()
+    assert me["user_id"] == "alice" and me["role"] == "user"
+    assert me["key_id"].startswith("key_")
+    boot = admin.get("/v1/whoami").json()
+    assert boot["role"] == "admin" and boot["key_id"] is None
 
 
 def test_openapi_lists_every_route_with_bearer_auth(anon):

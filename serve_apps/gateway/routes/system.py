@@ -1,4 +1,5 @@
-"""``/health`` (no key needed) and ``/v1/system`` (GPUs, storage, versions)."""
+"""``/health`` (no key needed), ``/v1/system`` (GPUs, Serve apps, storage, versions) and
+``/v1/whoami`` (the caller's user and role)."""
 
 from __future__ import annotations
 
@@ -117,6 +118,23 @@ def _versions() -> dict[str, str]:
     return versions
 
 
+def _serve_apps() -> dict[str, Any]:
+    """Each Serve application's status, route prefix and deployments with their replica
+    counts by state (``ray.serve.status()``: ``{"RUNNING": 1, "STARTING": 1}``)."""
+    from ray import serve
+
+    out: dict[str, Any] = {}
+    for name, app in serve.status().applications.items():
+        deployments = {
+            dep_name: {"status": str(getattr(dep.status, "value", dep.status)),
+                       "replicas": {str(getattr(state, "value", state)): count
+                                    for state, count in dep.replica_states.items()}}
+            for dep_name, dep in app.deployments.items()}
+        out[name] = {"status": str(getattr(app.status, "value", app.status)),
+                     "deployments": deployments}
+    return out
+
+
 def _system() -> dict[str, Any]:
     import ray
 
@@ -140,9 +158,34 @@ def _system() -> dict[str, Any]:
 
 
 @router.get("/v1/system")
-async def system(caller: Caller, cat: Cat) -> dict[str, Any]:
-    """Cluster GPUs and CPUs (Ray resources), the storage root's disk, package versions
-    and the catalog's database backend."""
+async def system(caller: Caller, cat: Cat, config: Settings) -> dict[str, Any]:
+    """Cluster GPUs and CPUs (Ray resources: ``total`` and ``available``), the storage
+    root's disk, package versions, the catalog's database backend, the Serve
+    applications (``serve``: ``{app: {"status", "deployments": {name: {"status",
+    "replicas": {state: count}}}}}``) and the Ray dashboard's address
+    (``dashboard_url``, null when Ray discovers it)."""
     info = await asyncio.to_thread(_system)
     info["database"] = await cat.dialect()
+    try:
+        info["serve"] = await asyncio.wait_for(asyncio.to_thread(_serve_apps), timeout=10.0)
+    except Exception as exc:  # Serve controller unreachable: report it, keep the rest
+        log.warning("serve status unavailable: %s", exc)
+        info["serve"] = {}
+    info["dashboard_url"] = config.dashboard_url
     return info
+
+
+class WhoAmI(BaseModel):
+    """The caller, as the API key authenticates them."""
+
+    user_id: str
+    role: Literal["admin", "user"]
+    key_id: str | None = None  # the catalog key's id; null for the bootstrap admin key
+
+
+@router.get("/v1/whoami", response_model=WhoAmI)
+async def whoami(caller: Caller) -> WhoAmI:
+    """Who the key belongs to (as Hugging Face's ``whoami``): user id, role and key id.
+    A missing or unknown key is 401, as on every ``/v1`` route."""
+    return WhoAmI(user_id=caller.user_id, role="admin" if caller.is_admin else "user",
+                  key_id=caller.key_id)
