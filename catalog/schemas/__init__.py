@@ -81,7 +81,16 @@ from catalog.schemas.media import (
     Video,
     VideoCreate,
 )
-from catalog.schemas.registry import Model, ModelCreate, ModelKind, ModelSpec
+from catalog.schemas.registry import (
+    LineageEdge,
+    LineageNode,
+    Model,
+    ModelCreate,
+    ModelKind,
+    ModelLineage,
+    ModelSpec,
+    ServingTotals,
+)
 from catalog.schemas.styles import (
     Favorite,
     FavoriteTarget,
@@ -183,6 +192,8 @@ __all__ = [
     "JobEvent",
     "JobStatus",
     "Lifecycle",
+    "LineageEdge",
+    "LineageNode",
     "LoraConfig",
     "MediaMeta",
     "MediaUpdate",
@@ -191,6 +202,7 @@ __all__ = [
     "Model",
     "ModelCreate",
     "ModelKind",
+    "ModelLineage",
     "ModelSpec",
     "Page",
     "Prediction",
@@ -216,6 +228,7 @@ __all__ = [
     "RowId",
     "ScalingSpec",
     "Schema",
+    "ServingTotals",
     "SourceImage",
     "SourceImageCreate",
     "SourceImageMeta",

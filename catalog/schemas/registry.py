@@ -1,14 +1,17 @@
 """The model registry: base models and the LoRA adapters trained from them, with their
-lineage (seed 002's Model, seed 004's TrainedModel)."""
+lineage (seed 002's Model, seed 004's TrainedModel), and a model's lineage graph
+(``GET /v1/models/{id}/lineage``)."""
 
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from catalog.schemas.common import CreatedAt, Row, Schema, UpdatedAt, UserId
+from catalog.schemas.datasets import Dataset
+from catalog.schemas.training import TrainingJob
 
 
 class ModelKind(enum.StrEnum):
@@ -78,3 +81,75 @@ class Model(ModelSpec, Row):
 
     created_at: CreatedAt
     updated_at: UpdatedAt
+
+
+# --------------------------------------------------------------------------- lineage
+
+
+class LineageNode(Schema):
+    """One node of a model's lineage graph."""
+
+    id: str = Field(
+        description="The row's id (dataset, training job or model); the serving node's id is "
+        "'requests:<model id>'.")
+    kind: Literal["dataset", "training_job", "model", "requests"] = Field(
+        description="What the node is.")
+    label: str = Field(
+        description="Human label: dataset 'name vN (R rows)', job 'name (status)', model "
+        "'name vN (kind)', requests 'N requests, T tokens'.")
+
+
+class LineageEdge(Schema):
+    """One edge of a model's lineage graph, in the direction data flows (a dataset
+    towards the job that trained on it, a model towards the requests it served)."""
+
+    source: str = Field(description="The id of the node it starts from.")
+    target: str = Field(description="The id of the node it ends at.")
+    label: Literal["trained on", "evaluated on", "produced", "base of", "merged into",
+                   "served"] = Field(description="How source relates to target.")
+
+
+class ServingTotals(Schema):
+    """The requests a model has served, summed from the usage records."""
+
+    requests: int = Field(ge=0, description="Usage records (inference requests).")
+    prompt_tokens: int = Field(ge=0, description="Prompt tokens.")
+    completion_tokens: int = Field(ge=0, description="Completion tokens.")
+    cost_usd: float = Field(
+        ge=0, description="Cost over the records with a known cost, USD (0 when none has one).")
+    energy_kwh: float = Field(ge=0, description="Energy attributed to the requests, kWh.")
+    emissions_kg: float = Field(ge=0, description="Emissions attributed, kg CO2eq.")
+    scope: Literal["all", "caller"] = Field(
+        description="all: every caller's requests (the model's owner or an admin asked); "
+        "caller: only the caller's own.")
+
+
+class ModelLineage(Schema):
+    """A model with the rows it came from and went into, its serving totals, and the
+    same as a graph (``nodes``, ``edges``) for drawing.
+
+    Related rows the caller may not read (another user's private model, dataset or
+    job) and rows since deleted are null or left out of the lists, and have no node.
+    Training metrics and carbon are on ``model`` (``metrics``, ``energy_kwh``,
+    ``emissions_kg``) and ``training_job`` (``eval_loss_before/after``, ``energy_kwh``,
+    ``emissions_kg``).
+    """
+
+    model: Model = Field(description="The model asked about.")
+    base_model: Model | None = Field(description="model.base_model_id's row.")
+    merged_from: Model | None = Field(
+        description="model.merged_from_id's row: the adapter merged into this model.")
+    dataset: Dataset | None = Field(
+        description="The training dataset: model.dataset_id's row, else the job's.")
+    eval_dataset: Dataset | None = Field(description="The job's evaluation dataset.")
+    training_job: TrainingJob | None = Field(description="model.training_job_id's row.")
+    adapters: list[Model] = Field(
+        description="For a base model: its adapters the caller may read, newest first "
+        "(at most 50); empty for an adapter.")
+    merged: list[Model] = Field(
+        description="Models merged from this one that the caller may read, newest first "
+        "(at most 50).")
+    serving: ServingTotals = Field(description="The requests it has served.")
+    nodes: list[LineageNode] = Field(description="Every row above and the serving node, once.")
+    edges: list[LineageEdge] = Field(
+        description="Relations between nodes, once each; both ends are in nodes.")

@@ -2,7 +2,7 @@
 :mod:`cluster.local`.
 
 ``garden demo``, ``garden up | down | status``, ``garden datasets upload | list | show``,
-``garden models import | merge | list | publish``, ``garden train``, ``garden jobs list |
+``garden models import | merge | list | publish | lineage``, ``garden train``, ``garden jobs list |
 show | logs | cancel | watch``, ``garden batch create | list | show | cancel | download``, ``garden
 chat``, ``garden images generate``, ``garden carbon``, ``garden usage``, ``garden keys
 create | list | limits``. The API URL and key come from ``--api-url``/``--api-key`` or
@@ -24,6 +24,8 @@ from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
 
 from garden.cli.media import (
     images_app,
@@ -154,6 +156,8 @@ def up(
     console.print(f"API        {cluster.api_url}  (OpenAPI: {cluster.api_url}/openapi.json)")
     console.print(f"OpenAI     {cluster.openai_base_url}")
     console.print(f"Dashboard  {cluster.dashboard_url}")
+    if cluster.console_url:
+        console.print(f"Console    {cluster.console_url}  (sign in with an API key)")
     console.print(f"Ray        {cluster.address}")
 
 
@@ -195,8 +199,9 @@ def status() -> None:
     if info["cluster"] is None:
         console.print("no local cluster recorded (garden up)")
         raise typer.Exit(1)
-    for key in ("api_url", "openai_base_url", "dashboard_url", "address"):
-        console.print(f"{key:16} {info['cluster'][key]}")
+    for key in ("api_url", "openai_base_url", "dashboard_url", "console_url", "address"):
+        if info["cluster"].get(key):
+            console.print(f"{key:16} {info['cluster'][key]}")
     console.print(f"{'processes':16} {info['processes']}")
     health = info["health"] or {}
     console.print(f"{'health':16} {health.get('status')}")
@@ -348,6 +353,77 @@ def models_publish(
     with _errors():
         m = _client(ctx).models.publish(model, published=not unpublish)
     console.print(f"{m.id}: {m.name} v{m.version} {'published' if m.published else 'private'}")
+
+
+@models_app.command("lineage")
+def models_lineage(
+    ctx: typer.Context,
+    model: str = typer.Argument(..., help="Model id, name or name:version."),
+    as_json: bool = typer.Option(False, "--json", help="Print the lineage as JSON."),
+) -> None:
+    """A model's lineage as a tree (base model, training job, datasets, adapters, merges,
+    requests served) and a table of its serving totals and training carbon and metrics.
+    Rows you may not read are left out; serving totals are every caller's for your own
+    models, else your own requests."""
+    with _errors():
+        lineage = _client(ctx).models.lineage(model)
+    if as_json:
+        console.print(lineage.model_dump_json(indent=2), markup=False, highlight=False)
+        return
+
+    def model_text(m: Any) -> str:
+        return f"{m.name} v{m.version} ({m.kind}) {m.id}"
+
+    def data_text(d: Any) -> str:
+        return f"{d.name} v{d.version} ({d.num_rows} rows) {d.id}"
+
+    m, job, served = lineage.model, lineage.training_job, lineage.serving
+    def text(line: str) -> Text:  # plain text: no markup; a long id folds, never cropped
+        return Text(line, overflow="fold")
+
+    tree = Tree(text(f"model {model_text(m)}"))
+    if lineage.base_model is not None:
+        tree.add(text(f"base model: {model_text(lineage.base_model)}"))
+    if lineage.merged_from is not None:
+        tree.add(text(f"merged from: {model_text(lineage.merged_from)}"))
+    data_parent = tree
+    if job is not None:
+        data_parent = tree.add(text(f"training job: {job.name} ({job.status}) {job.id}"))
+    if lineage.dataset is not None:
+        data_parent.add(text(f"trained on: {data_text(lineage.dataset)}"))
+    if lineage.eval_dataset is not None:
+        data_parent.add(text(f"evaluated on: {data_text(lineage.eval_dataset)}"))
+    for title, models in (("adapters", lineage.adapters), ("merged into", lineage.merged)):
+        if models:
+            branch = tree.add(text(f"{title} ({len(models)})"))
+            for other in models:
+                branch.add(text(model_text(other)))
+    tokens = served.prompt_tokens + served.completion_tokens
+    who = "all callers" if served.scope == "all" else "your requests only"
+    tree.add(text(f"served: {served.requests} requests, {tokens} tokens ({who})"))
+    console.print(tree, soft_wrap=False)
+
+    rows: list[list[Any]] = [
+        ["requests", served.requests], ["prompt tokens", served.prompt_tokens],
+        ["completion tokens", served.completion_tokens],
+        ["cost USD", f"{served.cost_usd:.4f}"],
+        ["serving energy kWh", f"{served.energy_kwh:.4g}"],
+        ["serving kg CO2eq", f"{served.emissions_kg:.4g}"]]
+    train_kwh = job.energy_kwh if job is not None and job.energy_kwh is not None \
+        else m.energy_kwh
+    train_kg = job.emissions_kg if job is not None and job.emissions_kg is not None \
+        else m.emissions_kg
+    if train_kwh is not None:
+        rows.append(["training energy kWh", f"{train_kwh:.4g}"])
+    if train_kg is not None:
+        rows.append(["training kg CO2eq", f"{train_kg:.4g}"])
+    if job is not None:
+        for label, loss in (("eval loss before", job.eval_loss_before),
+                            ("eval loss after", job.eval_loss_after)):
+            if loss is not None:
+                rows.append([label, f"{loss:.4f}"])
+    rows += [[name, f"{value:.4f}"] for name, value in sorted(m.metrics.items())]
+    _table(f"serving ({who}) and training", ["", "value"], rows)
 
 
 # --------------------------------------------------------------------------- training

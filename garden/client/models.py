@@ -1,11 +1,12 @@
-"""``client.models``: list, get, import a base model, merge an adapter, publish, delete."""
+"""``client.models``: list, get, lineage, import a base model, merge an adapter, publish,
+delete."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from catalog.schemas import Model, ModelKind, Page
+from catalog.schemas import Model, ModelKind, ModelLineage, Page
 from garden.client.base import Namespace
 
 
@@ -28,6 +29,18 @@ class Models(Namespace):
     def get(self, ref: str) -> Model:
         """A model by id, name (latest version) or ``name:version``."""
         return Model.model_validate(self._client.request("GET", f"/v1/models/{ref}").json())
+
+    def lineage(self, ref: str) -> ModelLineage:
+        """Model ``ref`` (id, name or ``name:version``) with its lineage: base model,
+        merged-from adapter, training dataset, eval dataset and training job, a base
+        model's adapters, the models merged from it, its serving totals (requests, tokens,
+        USD, kWh, kg CO2eq; every caller's for its owner or an admin, else the caller's
+        own) and the same as ``nodes``/``edges`` for drawing. Related rows the caller may
+        not read are None or left out.
+
+        Raises NotFoundError, PermissionDeniedError (another user's private model)."""
+        return ModelLineage.model_validate(
+            self._client.request("GET", f"/v1/models/{ref}/lineage").json())
 
     def import_base(self, source: str | None = None, name: str | None = None) -> Model:
         """Admin: import a base model from a path on the cluster (``.gguf`` or HF folder);

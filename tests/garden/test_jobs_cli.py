@@ -1,17 +1,20 @@
-"""``garden jobs list | show | logs | watch | cancel`` and ``garden models publish``
-(typer CliRunner) against the live gateway; the job is a catalog row the test drives
-through the catalog (nothing trains)."""
+"""``garden jobs list | show | logs | watch | cancel``, ``garden models publish |
+lineage`` (typer CliRunner) and ``client.models.lineage`` against the live gateway; the
+job is a catalog row the test drives through the catalog (nothing trains)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from typer.testing import CliRunner
 
 from catalog import schemas as s
+from garden import Client
 from garden.cli import app
 from tests import factories
 
@@ -92,3 +95,50 @@ def test_models_publish_and_unpublish(run, catalog_store, keys):
     assert private.exit_code == 0 and "private" in private.output
     assert not catalog_store.models.get(model.id).published
     assert run("models", "publish", model.id, key=keys.bob).exit_code == 1
+
+
+def test_models_lineage_shows_the_adapters_job_and_totals(run, job, catalog_store,
+                                                           gateway_url, keys):
+    catalog_store.transition_job(job.id, "running")
+    adapter = catalog_store.register_model(s.ModelCreate(
+        name=f"{job.name}-lora", kind="adapter", path=f"/models/{job.name}-lora",
+        base_model_id=job.base_model_id, dataset_id=job.dataset_id,
+        training_job_id=job.id, metrics={"eval_loss": 1.5}, user_id="alice"))
+    catalog_store.transition_job(job.id, "completed", output_model_id=adapter.id,
+                                 eval_loss_before=2.25, eval_loss_after=1.5,
+                                 energy_kwh=0.125, emissions_kg=0.05)
+    catalog_store.record_usage([s.UsageCreate(
+        model="base", adapter=adapter.name, model_id=adapter.id, user_id="alice",
+        prompt_tokens=prompt, completion_tokens=4, cost_usd=0.5,
+        created_at=datetime.now(UTC)) for prompt in (6, 10)])
+
+    with Client(gateway_url, keys.alice) as client:
+        lineage = client.models.lineage(adapter.name)
+    assert isinstance(lineage, s.ModelLineage)
+    assert lineage.training_job is not None and lineage.training_job.id == job.id
+    assert lineage.base_model is not None and lineage.base_model.id == job.base_model_id
+    assert lineage.training_job.status == s.JobStatus.completed
+    assert (lineage.serving.requests, lineage.serving.prompt_tokens,
+            lineage.serving.completion_tokens, lineage.serving.scope) == (2, 16, 8, "all")
+    assert lineage.serving.cost_usd == pytest.approx(1.0)
+    assert {(e.source, e.target, e.label) for e in lineage.edges} >= {
+        (job.dataset_id, job.id, "trained on"), (job.id, adapter.id, "produced"),
+        (adapter.id, f"requests:{adapter.id}", "served")}
+
+    shown = run("models", "lineage", adapter.id)
+    assert shown.exit_code == 0, shown.output
+    out = shown.output
+    assert f"training job: {job.name} (completed) {job.id}" in out
+    data = catalog_store.datasets.get(job.dataset_id)
+    assert f"trained on: {data.name} v1 (3 rows)" in out and data.id in out
+    assert f"base model: {lineage.base_model.name} v1 (base)" in out
+    assert "served: 2 requests, 24 tokens (all callers)" in out
+    table = {line.split("  ")[0].strip(): line.split()[-1] for line in out.splitlines()
+             if "  " in line.strip()}
+    assert (table["cost USD"], table["training kg CO2eq"], table["eval loss before"]) == (
+        "1.0000", "0.05", "2.2500")
+    as_json = run("models", "lineage", adapter.id, "--json")
+    assert as_json.exit_code == 0, as_json.output
+    assert s.ModelLineage.model_validate(json.loads(as_json.output)) == lineage
+    denied = run("models", "lineage", adapter.id, key=keys.bob)
+    assert denied.exit_code == 1 and "403 permission_denied" in denied.output
