@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 GATEWAY_APP = "gateway"
 LLM_APP = "llm"
 MEDIA_APP = "media"
+CONSOLE_APP = "console"
 
 
 @dataclass(frozen=True)
@@ -38,18 +39,27 @@ class Deployed:
     def openai_base_url(self) -> str:
         return f"{self.http_url}/openai/v1"
 
+    @property
+    def console_url(self) -> str | None:
+        """The web console's URL, when it was deployed."""
+        from garden.console.serve import ROUTE_PREFIX
+
+        return f"{self.http_url}{ROUTE_PREFIX}/" if CONSOLE_APP in self.apps else None
+
 
 def deploy_apps(
     *, http_host: str = "127.0.0.1", http_port: int = 8000,
     gateway: GatewayConfig | None = None, llm_model: str | None = None,
-    llm_config=None, media: bool = True,
+    llm_config=None, media: bool = True, console: bool = True,
 ) -> Deployed:
     """Start Serve's HTTP proxy on ``http_host:http_port`` and deploy the gateway at ``/``
     and, when ``llm_model`` (a catalog base model) or ``llm_config``
     (:class:`serve_apps.llm.LLMAppConfig`) is given, the LLM app at ``/openai``. With
     ``media`` the MediaRouter app (no HTTP route of its own) is deployed first and the
     gateway mounts the media routes that call it. Provider tokens come from the
-    replicas' environment (``MediaConfig.from_env``). The gateway's heavy work (model
+    replicas' environment (``MediaConfig.from_env``). With ``console`` the web console
+    (:mod:`garden.console`) is deployed at ``/ui``; it calls the gateway through the same
+    HTTP proxy. The gateway's heavy work (model
     import, dataset registration, job submission) runs as Ray tasks
     (:class:`cluster.work.RayWork`).
 
@@ -76,6 +86,17 @@ def deploy_apps(
     work = RayWork(dashboard_url=gateway.dashboard_url)
     serve.run(build_gateway_app(gateway, work), name=GATEWAY_APP, route_prefix="/")
     apps.append(GATEWAY_APP)
+    if console:
+        from garden.console import ConsoleConfig
+        from garden.console.serve import ROUTE_PREFIX, build_console_app
+
+        # the replica reaches the proxy on loopback when it listens on every interface
+        api_host = "127.0.0.1" if http_host in ("0.0.0.0", "::") else http_host
+        config = ConsoleConfig(api_url=f"http://{api_host}:{http_port}",
+                               dashboard_url=gateway.dashboard_url)
+        serve.run(build_console_app(config, env_vars=replica_env(gateway)),
+                  name=CONSOLE_APP, route_prefix=ROUTE_PREFIX)
+        apps.append(CONSOLE_APP)
     if llm_model or llm_config:
         apps.append(deploy_llm_app(llm_config or {"model": llm_model}))
     return Deployed(http_url=f"http://{http_host}:{http_port}", apps=tuple(apps))

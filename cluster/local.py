@@ -39,6 +39,7 @@ class LocalCluster:
     openai_base_url: str
     temp_dir: str
     apps: tuple[str, ...] = ()
+    console_url: str | None = None  # the web console (garden.console), when deployed
 
 
 def home() -> Path:
@@ -142,7 +143,7 @@ def up(
     cluster = LocalCluster(
         address=address, dashboard_url=f"http://{host}:{dashboard_port}",
         api_url=deployed.api_url, openai_base_url=deployed.openai_base_url,
-        temp_dir=temp_dir, apps=deployed.apps,
+        temp_dir=temp_dir, apps=deployed.apps, console_url=deployed.console_url,
     )
     state_path().write_text(json.dumps(asdict(cluster), indent=2))
     return cluster

