@@ -1,45 +1,26 @@
-"""The main job end to end, as a user runs it: ``garden demo`` in a fresh GARDEN_HOME,
-on a small slice (few steps, two questions), then the catalog is checked."""
+"""The main job end to end, as a user runs it (``garden demo``, run once by the
+package's ``demo`` fixture), then the catalog is checked."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from catalog.store import CatalogStore
-from tests.conftest import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.vllm]
 
-GARDEN = str(Path(sys.executable).with_name("garden"))
 
-
-@pytest.fixture
-def garden_home(tmp_path):
-    home = tmp_path / "garden"
-    env = dict(os.environ, GARDEN_HOME=str(home), COLUMNS="200", RAY_AUTH_MODE="token")
-    env.pop("GARDEN_DATABASE_URL", None)
-    yield home, env
-    subprocess.run([GARDEN, "down"], env=env, timeout=120, check=False)
-
-
-def test_demo_trains_serves_and_answers(garden_home):
-    home, env = garden_home
-    cmd = [GARDEN, "demo", "--steps", "8", "--questions", "2",
-           "--http-port", str(free_port()), "--ray-port", str(free_port()),
-           "--dashboard-port", str(free_port()), "--agent-port", str(free_port())]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200,
-                          check=False)
-    out = done.stdout + done.stderr
-    assert done.returncode == 0, out[-4000:]
+def test_demo_trains_serves_and_answers(demo):
+    home, out = demo.home, demo.output
+    assert demo.returncode == 0, out[-4000:]
     for heading in ("1. cluster", "3. LoRA training as a Ray job", "5. held-out questions",
                     "eval loss before", "garden down"):
         assert heading in out
+    # the last line it prints is the web console's address
+    assert demo.stdout.rstrip().splitlines()[-1].startswith("web console: http://")
+    assert demo.console_url is not None and demo.console_url.endswith("/ui/")
 
     store = CatalogStore.open(f"sqlite:///{home / 'catalog.db'}", migrate=False)
     job = store.training_jobs.list(status="completed").items[0]
