@@ -440,6 +440,7 @@ class CatalogStore:
             filters=("kind", "name", "version", "base_model_id", "training_job_id",
                      "merged_from_id", "published"),
             updatable=("description", "published", "metrics", "config", "path", "size_bytes"),
+            public_column="published",
         )
         self.datasets = Repo(
             self, t.DatasetRow, s.Dataset,

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import gradio as gr
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from catalog.schemas import Model
 from garden.client import Client
 from garden.errors import GardenError
 
@@ -116,6 +117,14 @@ def bounds(model: type[BaseModel], field: str) -> dict[str, float]:
         if key in prop:
             out[name] = prop[key]
     return out
+
+
+def readable_models(client: Client, kind: str | None = None) -> list[Model]:
+    """The models the signed-in user may use: their own (newest first), then the
+    published ones they do not own; at most 100 of each (``GET /v1/models``)."""
+    own = client.models.list(kind=kind, page_size=100).items
+    shared = client.models.list(kind=kind, published=True, page_size=100).items
+    return list({m.id: m for m in [*own, *shared]}.values())
 
 
 def choices(items: list[Any], label: Callable[[Any], str]) -> list[tuple[str, str]]:

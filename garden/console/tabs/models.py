@@ -9,7 +9,14 @@ from typing import Any
 import gradio as gr
 
 from catalog.schemas import Model, ModelLineage
-from garden.console.common import ConsoleConfig, api, choices, grams, shows_errors
+from garden.console.common import (
+    ConsoleConfig,
+    api,
+    choices,
+    grams,
+    readable_models,
+    shows_errors,
+)
 
 #: Mermaid node shapes by lineage node kind (https://mermaid.js.org/syntax/flowchart.html).
 _SHAPES = {"dataset": ('[("', '")]'), "training_job": ('[["', '"]]'),
@@ -79,11 +86,10 @@ def render(config: ConsoleConfig, key: gr.State, signed_in: Any, tab: gr.Tab) ->
     @shows_errors
     def listing(key_value: str | None, selected: str | None = None) -> Any:
         with api(config, key_value) as client:
-            own = client.models.list(page_size=100).items
-            shared = client.models.list(published=True, page_size=100).items
-        seen = {m.id: m for m in [*own, *shared]}
-        ordered = sorted(seen.values(), key=lambda m: (m.kind != "adapter", m.name))
-        value = selected if selected in seen else (ordered[0].id if ordered else None)
+            found = readable_models(client)
+        ordered = sorted(found, key=lambda m: (m.kind != "adapter", m.name))
+        ids = [m.id for m in ordered]
+        value = selected if selected in ids else (ids[0] if ids else None)
         return gr.update(choices=choices(ordered, label), value=value)
 
     @shows_errors

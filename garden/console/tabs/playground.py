@@ -10,7 +10,7 @@ from typing import Any
 
 import gradio as gr
 
-from garden.console.common import ConsoleConfig, api, choices, shows_errors
+from garden.console.common import ConsoleConfig, api, choices, readable_models, shows_errors
 
 
 def answer_stats(usage: Any, grams_co2: float | None, first_s: float | None,
@@ -80,9 +80,7 @@ def render(config: ConsoleConfig, key: gr.State, signed_in: Any, tab: gr.Tab) ->
     @shows_errors
     def listing(key_value: str | None, current: str | None = None) -> tuple[Any, ...]:
         with api(config, key_value) as client:
-            own = client.models.list(kind="adapter", page_size=100).items
-            shared = client.models.list(kind="adapter", published=True, page_size=100).items
-            seen = {m.id: m for m in [*own, *shared]}
+            seen = {m.id: m for m in readable_models(client, kind="adapter")}
             names = {b: client.models.get(b).name
                      for b in {m.base_model_id for m in seen.values() if m.base_model_id}}
         mapping = {m.id: names.get(m.base_model_id or "", "") for m in seen.values()}

@@ -20,7 +20,15 @@ from catalog.schemas import (
     TrainingJob,
     TrainingMethod,
 )
-from garden.console.common import ConsoleConfig, api, bounds, choices, shows_errors, when
+from garden.console.common import (
+    ConsoleConfig,
+    api,
+    bounds,
+    choices,
+    readable_models,
+    shows_errors,
+    when,
+)
 
 #: Job states after which a job's page stops refreshing.
 DONE = ("completed", "failed", "cancelled")
@@ -135,11 +143,9 @@ def render(config: ConsoleConfig, key: gr.State, signed_in: Any, tab: gr.Tab) ->
                 base_id: str | None = None, dataset_id: str | None = None) -> tuple[Any, ...]:
         """The form's choices and the jobs; current choices are kept while they exist."""
         with api(config, key_value) as client:
-            bases = client.models.list(kind="base", published=True, page_size=100).items
-            own = client.models.list(kind="base", page_size=100).items
+            seen = {m.id: m for m in readable_models(client, kind="base")}
             sets = client.datasets.list(page_size=100).items
             job_list = client.training.list(page_size=50).items
-        seen = {m.id: m for m in [*own, *bases]}
         ids = [j.id for j in job_list]
         set_ids = [d.id for d in sets]
         return (gr.update(choices=choices(list(seen.values()),

@@ -188,21 +188,16 @@ async def _readable_models(cat: AsyncCatalogPort, caller: Principal,
                            **filters: Any) -> list[s.Model]:
     """The newest :data:`LINEAGE_LIST_LIMIT` models matching ``filters`` that the caller
     may read: all rows for an admin, else their own and the published ones."""
-    limit = LINEAGE_LIST_LIMIT
-    if caller.is_admin:
-        return list((await cat.models.list(page_size=limit, **filters)).items)
-    own = await cat.models.list(page_size=limit, user_id=caller.user_id, **filters)
-    public = await cat.models.list(page_size=limit, published=True, **filters)
-    rows = {m.id: m for m in [*own.items, *public.items]}
-    return sorted(rows.values(), key=lambda m: (m.created_at, m.id), reverse=True)[:limit]
+    page = await cat.models.list(page_size=LINEAGE_LIST_LIMIT,
+                                 visible_to=owner_filter(caller), **filters)
+    return list(page.items)
 
 
 async def _serving_totals(cat: AsyncCatalogPort, caller: Principal,
                           model: s.Model) -> s.ServingTotals:
     """The usage of ``model`` (see :func:`model_lineage`): every caller's for its owner
     and admins, the caller's own otherwise."""
-    everyone = caller.is_admin or (model.user_id is not None
-                                   and model.user_id == caller.user_id)
+    everyone = _may_read(caller, model.user_id)  # its owner or an admin
     if model.kind == s.ModelKind.adapter:
         summary = await cat.usage_summary(
             "adapter", user_id=None if everyone else caller.user_id)
