@@ -4,11 +4,16 @@ Two apps run side by side on one Ray cluster with one catalog, same model
 (SmolLM2-135M-Instruct) and engine arguments; they differ only in
 ``LLMAppConfig.accounting``. With it on, every request is admitted under its key's
 limits, gets a usage record (user, key, tokens, energy, CO2) through the replica's
-usage buffer, and answers ``carbon_emissions_g``; off, none of that. Requests are sent
+usage buffer (journaled on the node's disk first), and answers ``carbon_emissions_g``;
+off, none of that. ``--peer no-journal`` compares instead accounting with the usage
+journal against accounting without it (``LLMAppConfig.usage_journal``): what the journal
+adds (issue 37's target: at most 0.2 ms at p50). Requests are sent
 with a user's catalog key (the real request path: key cache, limiter), one at a time,
 alternating between the apps (A B A B ...), in rounds; each round prints both p50s and
 their difference, and the end prints the median difference over rounds with its spread
 (target of issue 13: at most 1 ms added at p50).
+A micro-benchmark of the journal's own append (``--peer no-journal`` only) prints its
+per-record cost in microseconds on this machine's disk.
 
 Run: ``python -m bench.accounting_overhead`` (about 4 minutes on 2 CPU cores).
 """
@@ -23,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.serve_latency import ENGINE, MODEL, deploy, ray_serve, wait_ready
+from bench.serve_latency import MODEL, deploy, llm_config, our_cluster, wait_ready
 
 PROMPT = "Say hello."
 
@@ -38,30 +43,27 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100,
                         help="requests per app per round (alternating)")
     parser.add_argument("--max-tokens", type=int, default=1, help="tokens per request")
+    parser.add_argument("--peer", choices=("off", "no-journal"), default="off",
+                        help="what the app with accounting (and its journal) is compared "
+                        "with: accounting off, or accounting without the usage journal")
     args = parser.parse_args()
+    if args.peer == "no-journal":
+        journal_append_us(Path(tempfile.mkdtemp(prefix="bench-journal-")))
 
-    from catalog import schemas as s
-    from catalog.actor import Catalog, get_catalog
-    from serve_apps.llm import LLMAppConfig, build_llm_app
+    from serve_apps.llm import build_llm_app
     from train_jobs.base_models import convert_gguf, smollm2_gguf
 
     work = Path(tempfile.mkdtemp(prefix="bench-accounting-"))
     model_path = convert_gguf(smollm2_gguf(), work / MODEL)
-    with ray_serve(work / "home") as base_url:
-        cat = Catalog(get_catalog(f"sqlite:///{work / 'catalog.db'}"))
-        base = cat.register_model(s.ModelCreate(name=MODEL, kind="base", path=str(model_path)))
-        _, secret = cat.create_api_key("bench-user", "accounting bench")
+    with our_cluster(work / "home", model_path) as cluster:
+        secret = cluster.user_key
         urls = {}
-        for name, accounting in (("on", True), ("off", False)):
-            config = LLMAppConfig(
-                model=base.id, engine_args=ENGINE, accounting=accounting,
-                route_prefix=f"/acct-{name}",
-                deployment={"ray_actor_options": {"num_cpus": 1, "runtime_env": {
-                    "env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}}}},
-            )
+        peer = {"accounting": False} if args.peer == "off" else {"usage_journal": False}
+        for name, options in (("on", {}), ("off", peer)):
+            config = llm_config(cluster.base_id, f"/acct-{name}").model_copy(update=options)
             deploy(build_llm_app(config), f"acct-{name}", config.route_prefix)
-            urls[name] = f"{base_url}{config.route_prefix}/v1"
-            wait_ready(urls[name], 60)
+            urls[name] = f"{cluster.serve_url}{config.route_prefix}/v1"
+            wait_ready(urls[name], secret, 120)
         body = {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}],
                 "max_tokens": args.max_tokens, "temperature": 0}
         with httpx.Client(headers={"Authorization": f"Bearer {secret}"}, timeout=120) as http:
@@ -83,9 +85,40 @@ def main() -> None:
                 diffs.append(on - off)
                 print(f"{rnd:5d}  {on:11.2f}  {off:12.2f}  {on - off:10.2f}", flush=True)
         spread = (min(diffs), max(diffs))
-        print(f"accounting adds {statistics.median(diffs):.2f} ms at p50 (median of "
+        what, target = (("accounting", 1.0) if args.peer == "off"
+                        else ("the usage journal", 0.2))
+        print(f"{what} adds {statistics.median(diffs):.2f} ms at p50 (median of "
               f"{len(diffs)} rounds; spread {spread[0]:.2f} .. {spread[1]:.2f} ms; "
-              f"target <= 1 ms)", flush=True)
+              f"target <= {target} ms)", flush=True)
+
+
+def journal_append_us(folder: Path, records: int = 20_000, rounds: int = 5) -> None:
+    """Print the journal's cost per record (append: serialise, write, flush; then
+    settle), median of ``rounds`` runs of ``records`` records, in microseconds."""
+    from datetime import UTC, datetime
+
+    from catalog import schemas as s
+    from catalog.usage_journal import UsageJournal
+
+    journal = UsageJournal(folder)
+    costs = []
+    for rnd in range(rounds):
+        batch = [s.UsageCreate(id=f"use_{rnd}_{i:08d}", kind="llm", model=MODEL,
+                               user_id="bench-user", api_key_id="key_0123456789abcdef",
+                               prompt_tokens=25, completion_tokens=1, latency_ms=80.0,
+                               ttft_ms=80.0, energy_kwh=1e-6, emissions_kg=5e-8,
+                               created_at=datetime.now(UTC),
+                               details={"route": "chat", "status": 200, "stream": False})
+                 for i in range(records)]
+        t0 = time.perf_counter()
+        for record in batch:
+            journal.append(record)
+        journal.settle(record.id for record in batch)
+        costs.append((time.perf_counter() - t0) / records * 1e6)
+    journal.close()
+    print(f"journal append + settle: {statistics.median(costs):.1f} us per record (median "
+          f"of {rounds} x {records}; spread {min(costs):.1f} .. {max(costs):.1f} us)",
+          flush=True)
 
 
 if __name__ == "__main__":

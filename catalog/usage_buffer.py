@@ -21,20 +21,30 @@ path never waits on the catalog. Background tasks of the replica's event loop th
   :func:`catalog.storage.write_bytes`, so local folders, a shared filesystem and
   ``s3://`` all work): the oldest records once more than ``max_buffered`` wait (down
   to half of it), and any record that has waited ``spool_after_s``;
+- **journal** (when given a :class:`~catalog.usage_journal.UsageJournal`): :meth:`add`
+  first appends the record to the replica's local journal file (flushed to the OS, no
+  ``fsync``), and the record is settled there once acknowledged, spooled or refused;
 - **replay** spool files: this buffer's own when it spills them, and at
   :meth:`start` every file already in the spool folder (a dead replica's, or one left
-  by :meth:`close`). A file is sent in batches like the queue and deleted only once
-  every record in it is acknowledged; after a failure, replay resumes when a batch of
-  this buffer is acknowledged again (the catalog answers) or after the backoff. Two
-  buffers replaying one file write each record once (the ids again).
+  by :meth:`close`); and journal segments of dead processes on this node, at
+  :meth:`start` and every ``journal_scan_s``. A file is sent in batches like the queue
+  and deleted only once every record in it is acknowledged; after a failure, replay
+  resumes when a batch of this buffer is acknowledged again (the catalog answers) or
+  after the backoff. Two buffers replaying one file write each record once (the ids
+  again).
 
 Guarantees:
 
 - While this process lives, every record :meth:`add` accepted is written exactly once
   (unless the catalog refuses it, below), however long the catalog is away: the
   memory holds it, then a spool file; retries and replays repeat its id, never its row.
-- What a replica process that dies (killed, out of memory, node lost) loses: the
-  records neither acknowledged nor spooled, i.e. those in memory. In time, only
+- With a journal, a replica process that dies (killed, out of memory) loses nothing it
+  added: every record is on the node's disk before :meth:`add` returns, and the next
+  buffer started on that node (the replica's replacement, or any other buffer's next
+  journal scan) replays it under its id. A lost node or disk loses its journal: then
+  the bound below applies.
+- Without a journal, what a replica process that dies (killed, out of memory, node
+  lost) loses: the records neither acknowledged nor spooled, i.e. those in memory. In time, only
   records added in the last ``spool_after_s + call_timeout_s`` seconds, plus one tick
   of the spool check (``min(1 s, spool_after_s / 4)``) and one spool write: a record
   waits at most ``spool_after_s`` in the queue and ``call_timeout_s`` in a call before
@@ -87,6 +97,7 @@ from catalog import storage
 from catalog.errors import Conflict, InvalidArgument, NotFound
 from catalog.port import AsyncCatalogPort
 from catalog.retry import Backoff
+from catalog.usage_journal import Orphan, UsageJournal
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +179,10 @@ class UsageBuffer:
             failed and is retried, seconds.
         max_in_flight: batches awaiting the catalog at once.
         backoff: waits between failed calls (:data:`SEND_BACKOFF`; only its waits).
+        journal: the replica's local journal (:class:`~catalog.usage_journal.UsageJournal`);
+            None keeps records in memory only (see the guarantees).
+        journal_scan_s: how often the folder of ``journal`` is scanned for dead
+            processes' segments, seconds (also once at :meth:`start`).
 
     Raises:
         ValueError: a size, count or time that is not positive.
@@ -178,12 +193,14 @@ class UsageBuffer:
         flush_interval_s: float = 0.05, max_buffered: int = 20_000,
         spool: str | None = None, spool_after_s: float = 10.0,
         call_timeout_s: float = 10.0, max_in_flight: int = 2,
-        backoff: Backoff = SEND_BACKOFF,
+        backoff: Backoff = SEND_BACKOFF, journal: UsageJournal | None = None,
+        journal_scan_s: float = 10.0,
     ):
         if min(batch_size, max_buffered, max_in_flight) < 1:
             raise ValueError("batch_size, max_buffered and max_in_flight must be >= 1")
-        if min(flush_interval_s, spool_after_s, call_timeout_s) <= 0:
-            raise ValueError("flush_interval_s, spool_after_s and call_timeout_s must be > 0")
+        if min(flush_interval_s, spool_after_s, call_timeout_s, journal_scan_s) <= 0:
+            raise ValueError("flush_interval_s, spool_after_s, call_timeout_s and "
+                             "journal_scan_s must be > 0")
         self.catalog = catalog
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
@@ -193,6 +210,8 @@ class UsageBuffer:
         self.call_timeout_s = call_timeout_s
         self.max_in_flight = max_in_flight
         self.backoff = backoff
+        self.journal = journal
+        self.journal_scan_s = journal_scan_s
         host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname()) or "host"
         self._file_prefix = f"usage-{host}-{os.getpid()}"
 
@@ -201,7 +220,7 @@ class UsageBuffer:
         self._replay_done: dict[str, int] = {}  # file -> records already acknowledged
         self._counts = dict.fromkeys(
             ("acknowledged", "replayed", "spooled", "failures", "rejected", "spool_failures",
-             "calls"), 0)
+             "calls", "journaled", "journal_failures", "orphans_replayed"), 0)
         self._in_flight = 0
         self._spooling = 0
         self._failures_in_a_row = 0
@@ -209,6 +228,7 @@ class UsageBuffer:
         self._flushing = 0
         self._closing = False
         self._scanned = False
+        self._orphans_scanned = journal is None
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -232,15 +252,24 @@ class UsageBuffer:
         """Queue one record for the catalog: O(1), never blocks, never raises.
 
         Sets the record's ``id`` (its idempotency key) and ``created_at`` (now, UTC)
-        when they are missing, on the record itself. Safe to call from any thread; a
-        record added before :meth:`start` (or after :meth:`close`) waits for the next
-        :meth:`start`.
+        when they are missing, on the record itself, then appends it to the journal
+        (when there is one) before queueing it: once this returns, a killed process
+        loses nothing. Safe to call from any thread; a record added before :meth:`start`
+        (or after :meth:`close`) waits for the next :meth:`start`.
         """
         try:
             if record.id is None:
                 record.id = _new_usage_id()
             if record.created_at is None:
                 record.created_at = datetime.now(UTC)
+            if self.journal is not None:
+                try:
+                    self.journal.append(record)
+                    self._counts["journaled"] += 1
+                except OSError as exc:  # disk full, folder gone: memory still holds it
+                    self._counts["journal_failures"] += 1
+                    log.error("usage record %s not journaled (%s)", record.id,
+                              type(exc).__name__)
             self._queue.append((time.monotonic(), record))
             n = len(self._queue)
             if n == 1 or n == self.batch_size:
@@ -277,6 +306,7 @@ class UsageBuffer:
         self._new_events()
         self._closing = False
         self._scanned = False
+        self._orphans_scanned = self.journal is None
         if self._queue:
             self._wake.set()
         self._tasks = [
@@ -287,7 +317,7 @@ class UsageBuffer:
 
     def _idle(self) -> bool:
         return (not self._queue and self._in_flight == 0 and self._spooling == 0
-                and not self._files and self._scanned)
+                and not self._files and self._scanned and self._orphans_scanned)
 
     async def flush(self, timeout_s: float = 60.0) -> int:
         """Send every queued record now (partial batches too) and wait until everything
@@ -343,8 +373,11 @@ class UsageBuffer:
         if self._queue:
             await self._spill(len(self._queue))
         if self._queue:
-            log.error("usage buffer closed with %d records neither acknowledged nor spooled",
-                      len(self._queue))
+            log.error("usage buffer closed with %d records neither acknowledged nor spooled%s",
+                      len(self._queue), "" if self.journal is None else
+                      " (they stay in the journal for the next buffer on this node)")
+        if self.journal is not None:
+            self.journal.close()
 
     def stats(self) -> dict[str, int]:
         """Record counts:
@@ -359,7 +392,10 @@ class UsageBuffer:
         - ``rejected``: refused by the catalog and dropped (see the module docstring);
         - ``failures``: failed catalog calls (sending or replaying);
         - ``spool_failures``: failed spool writes, reads or deletes;
-        - ``calls``: catalog calls that were acknowledged.
+        - ``calls``: catalog calls that were acknowledged;
+        - ``journaled``: appended to the journal; ``journal_failures``: appends that
+          failed (those records were kept in memory only);
+        - ``orphans_replayed``: dead processes' journal segments replayed and deleted.
         """
         return {"buffered": len(self._queue), "in_flight": self._in_flight,
                 "spooling": self._spooling, "spool_files": len(self._files), **self._counts}
@@ -445,15 +481,21 @@ class UsageBuffer:
                     parts += [part[mid:], part[:mid]]
                 else:
                     self._counts["rejected"] += 1
+                    self._settle(records)
                     log.error("usage record %s refused by the catalog (%s); dropped",
                               records[0].id, type(exc).__name__)
                 continue
             parts.pop()
+            self._settle(records)
             self._counts["calls"] += 1
             self._counts["acknowledged"] += len(part)
             if counter != "acknowledged":
                 self._counts[counter] += len(part)
             self._progress.set()
+
+    def _settle(self, records: list[s.UsageCreate]) -> None:
+        if self.journal is not None:
+            self.journal.settle(record.id for record in records)
 
     def _put_back(self, parts: list[list[Entry]]) -> int:
         """Return undelivered entries to the front of the queue, oldest first."""
@@ -497,6 +539,7 @@ class UsageBuffer:
                       len(entries), self.spool, type(exc).__name__)
         else:
             self._counts["spooled"] += len(entries)
+            self._settle([record for _, record in entries])
             self._files.append(location)
             if self._tasks:
                 self._files_wake.set()
@@ -521,10 +564,26 @@ class UsageBuffer:
         self._scanned = True
         self._progress.set()
         failures = 0
+        next_scan = time.monotonic()  # dead processes' journal segments: now, then often
         while True:
+            if self.journal is not None and time.monotonic() >= next_scan:
+                try:
+                    await self._replay_orphans(self.journal)
+                except Exception as exc:
+                    failures += 1
+                    next_scan = time.monotonic() + self.backoff.delay(failures - 1)
+                    log.warning("usage journal replay paused (%s)", type(exc).__name__)
+                    self._healthy.clear()
+                else:
+                    next_scan = time.monotonic() + self.journal_scan_s
+                    self._orphans_scanned = True
+                    self._progress.set()
             if not self._files:
                 self._files_wake.clear()
-                await self._files_wake.wait()
+                if self.journal is None:
+                    await self._files_wake.wait()
+                else:
+                    await _wait(self._files_wake, max(0.0, next_scan - time.monotonic()))
                 continue
             location = self._files[0]
             try:
@@ -551,6 +610,29 @@ class UsageBuffer:
             self._files.popleft()
             self._replay_done.pop(location, None)
             self._progress.set()
+
+    async def _replay_orphans(self, journal: UsageJournal) -> None:
+        """Send the records of every journal segment of a dead process on this node, then
+        delete the segment. Raises the first catalog error (the segment is kept, unlocked,
+        for the next scan; its records already sent are skipped by id then)."""
+        for path in await asyncio.to_thread(journal.orphans):
+            orphan: Orphan | None = await asyncio.to_thread(journal.claim_orphan, path)
+            if orphan is None:  # its writer lives, or another buffer replays it
+                continue
+            try:
+                for start in range(0, len(orphan.records), self.batch_size):
+                    chunk = orphan.records[start:start + self.batch_size]
+                    await self._deliver([[(0.0, record) for record in chunk]], "replayed")
+            except BaseException:
+                journal.release(orphan, delete=False)
+                raise
+            if orphan.unreadable:  # a line cut short: its request was never answered
+                log.error("usage journal segment %s: %d unreadable lines dropped",
+                          path.name, orphan.unreadable)
+            journal.release(orphan, delete=True)
+            self._counts["orphans_replayed"] += 1
+            log.warning("replayed %d usage records of a dead process's journal segment %s",
+                        len(orphan.records), path.name)
 
     async def _replay(self, location: str) -> None:
         """Send one spool file's records (from where an earlier attempt stopped), then

@@ -415,15 +415,13 @@ def test_no_usage_lost_or_doubled_on_postgresql_while_the_catalog_actor_is_kille
     """Issue 13's kill test with PostgreSQL as the catalog and the spool in the bucket:
     2,000 requests at concurrency 16 to the replica of test 3, the catalog actor killed
     10 times: every request answered, exactly one usage row each, with its tokens."""
-    from ray import serve
-
-    from tests.serve_apps.llm.load import chat_while_killing
+    from tests.serve_apps.llm.load import chat_while_killing, kill_actor
 
     assert multi.llm_url, "test 3 deploys the LLM app"
     cat = multi.cat
     key, secret = cat.create_api_key(f"kill-{uuid.uuid4().hex[:8]}", "kill test")
-    run = chat_while_killing(multi.llm_url, secret, BASE_NAME, cat.handle, requests=2000,
-                             concurrency=16, kills=10)
+    run = chat_while_killing(multi.llm_url, secret, BASE_NAME, kill_actor(cat.handle),
+                             requests=2000, concurrency=16, kills=10)
     TIMINGS["kill_test_s"] = run.seconds
     assert run.kills == 10
     assert run.statuses.count(200) == 2000, sorted(set(run.statuses))
@@ -442,4 +440,39 @@ def test_no_usage_lost_or_doubled_on_postgresql_while_the_catalog_actor_is_kille
         if not cursor:
             break
     assert rows == len(ids) == 2000
+
+
+def test_no_answered_request_unbilled_on_postgresql_when_the_engine_replica_is_killed(multi):
+    """Issue 37's replica kill with PostgreSQL as the catalog: the engine replica of test 3
+    SIGKILLed half-way through 160 chats at concurrency 16 (the other worker nodes held, so
+    Serve starts its replacement on the same node, where the journal is): exactly one
+    usage row per answered request."""
+    from ray import serve
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from catalog.usage_journal import default_journal_folder
+    from tests.serve_apps.llm.load import billed_rows, chat_while_killing, replica_pid, sigkill
+
+    assert multi.llm_url, "test 3 deploys the LLM app"
+    cat = multi.cat
+    node = wait_for(lambda: engine_replica_node(multi), 120, "the engine replica")
+    holders = [Hold.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n.node_id, False))
+               .remote() for n in multi.cluster.worker_nodes if n.node_id != node]
+    ray.get([h.__ray_ready__.remote() for h in holders], timeout=60)
+    key, secret = cat.create_api_key(f"replica-kill-{uuid.uuid4().hex[:8]}", "kill test")
+    pid = replica_pid(multi.dashboard)
+    run = chat_while_killing(multi.llm_url, secret, BASE_NAME, sigkill(pid), requests=160,
+                             concurrency=16, kills=1)
+    TIMINGS["replica_kill_test_s"] = run.seconds
+    answered = run.statuses.count(200)
+    TIMINGS["replica_kill_answered"] = answered
+    assert run.kills == 1 and engine_replica_node(multi) == node
+    assert 160 - 16 <= answered < 160  # only requests in flight at the kill may fail
+    journals = [default_journal_folder(home) for home in [multi.root / "head", *multi.homes]]
+    rows = billed_rows(cat, key.id, answered, journals)
+    assert len(rows) == len({r.id for r in rows}) == answered
+    assert (sum(r.prompt_tokens for r in rows), sum(r.completion_tokens for r in rows)) == (
+        run.prompt_tokens, run.completion_tokens)
+    for holder in holders:
+        ray.kill(holder)
     serve.delete("llm")

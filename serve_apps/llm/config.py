@@ -156,3 +156,10 @@ class LLMAppConfig(BaseModel):
         "(bench/accounting_overhead.py): requests are then neither recorded nor limited by "
         "tokens.",
     )
+    usage_journal: bool = Field(
+        True,
+        description="Append each usage record to the node's local journal "
+        "(catalog.usage_journal) before the response completes, so a killed replica loses "
+        "no record of what it answered (the next buffer on the node replays it). Off only to "
+        "measure what the journal costs (bench/accounting_overhead.py --peer no-journal).",
+    )

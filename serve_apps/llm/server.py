@@ -40,6 +40,7 @@ from catalog import storage
 from catalog.errors import NotFound
 from catalog.port import AsyncCatalogPort
 from catalog.usage_buffer import UsageBuffer
+from catalog.usage_journal import UsageJournal
 from serve_apps.llm.config import LLMAppConfig
 from serve_apps.llm.energy import EnergyMeter
 from serve_apps.llm.models import adapter_served_name, local_adapter_path
@@ -129,7 +130,8 @@ class LLMServer:
         self.meter.start()
         # a batch a second at most: at low traffic, one catalog write per request would
         # cost the requests beside it CPU (bench/accounting_overhead.py)
-        self.usage = UsageBuffer(self.catalog, flush_interval_s=1.0)
+        journal = UsageJournal() if config.usage_journal else None
+        self.usage = UsageBuffer(self.catalog, flush_interval_s=1.0, journal=journal)
         self.usage.start()
 
         n = config.deployment.max_adapters_per_replica
@@ -412,8 +414,12 @@ class LLMServer:
                                  api_key_id=caller.api_key_id)
 
         def finish() -> None:
+            """Close the account and journal its record: before the output's last part
+            is handed on, so a client never holds an answer whose usage a killed replica
+            could lose."""
             if not account.finished:
                 account.finish(self.meter.end(energy_token))
+            account.submit(self.usage)
 
         # Ask vLLM for the final usage chunk always (we account from it); pass it on
         # only when the client asked (stream_options.include_usage).
@@ -461,8 +467,7 @@ class LLMServer:
                 tallied = True
                 yield result
         finally:
-            finish()
-            account.submit(self.usage)
+            finish()  # a stream cut short (client gone, engine error): recorded as it ran
         if keep_account:
             yield account
         elif not tallied:

@@ -2,7 +2,9 @@
 
 :meth:`RequestAccount.submit` sends a :class:`catalog.schemas.UsageCreate` to the
 catalog actor, which batches usage writes (``CatalogActor.record_usage``); the
-call is fire-and-forget so the response never waits on the database. It also
+call is fire-and-forget so the response never waits on the database; the buffer first
+appends the record to the replica's local journal (:mod:`catalog.usage_journal`), so a
+killed replica loses no record of what it answered. It also
 publishes the request to the dashboard metrics (:func:`serve_apps.observability.record_request`).
 """
 
@@ -75,6 +77,7 @@ class RequestAccount:
     emissions_kg: float = 0.0
     id: str = field(default_factory=lambda: f"use_{uuid.uuid4().hex[:20]}")
     finished_at: datetime | None = None
+    submitted: bool = False
 
     def first_token(self) -> None:
         """Note the first output's time (once)."""
@@ -129,7 +132,13 @@ class RequestAccount:
         return Tally(self.prompt_tokens, self.completion_tokens, self.carbon_emissions_g)
 
     def submit(self, usage: UsageBuffer) -> None:
-        """Hand the record to the replica's usage buffer (never waits); publish metrics."""
+        """Hand the record to the replica's usage buffer (its journal write, then memory;
+        never waits on the catalog) and publish metrics, once: later calls do nothing.
+        Called before the response's last bytes leave the replica, so what a client
+        received is journaled."""
+        if self.submitted:
+            return
+        self.submitted = True
         usage.add(self.record())
         observability.record_request(
             self.served, kind="llm", status=self.status, latency_s=self.latency_ms / 1000,

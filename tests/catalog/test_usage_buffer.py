@@ -106,7 +106,7 @@ async def test_every_record_is_acknowledged_once_in_batches_of_batch_size(store,
     assert buf.stats() | {"acknowledged": 0} == {
         "buffered": 0, "in_flight": 0, "spooling": 0, "spool_files": 0, "acknowledged": 0,
         "replayed": 0, "spooled": 0, "failures": 0, "rejected": 0, "spool_failures": 0,
-        "calls": 11}
+        "calls": 11, "journaled": 0, "journal_failures": 0, "orphans_replayed": 0}
     assert spool_files(tmp_path / "spool") == []
 
 

@@ -1,11 +1,16 @@
-"""Chat load against a deployed LLM app while the catalog actor is killed, and the check
-that every request's usage landed exactly once (issue 13's kill test)."""
+"""Chat load against a deployed LLM app while something is killed: the catalog actor
+(issue 13's kill test) or the engine replica itself (issue 37's), and what each needs to
+find and kill its target."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import ray
@@ -21,7 +26,7 @@ SYSTEM = {"role": "system", "content": "Be brief."}
 class KillRun:
     """What a :func:`chat_while_killing` run saw."""
 
-    statuses: list[int] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)  # 0: no HTTP answer at all
     prompt_tokens: int = 0
     completion_tokens: int = 0
     kills: int = 0
@@ -29,11 +34,11 @@ class KillRun:
     emissions_g: list[float] = field(default_factory=list)
 
 
-def chat_while_killing(url: str, key: str, model: str, handle, *, requests: int,
-                       concurrency: int, kills: int) -> KillRun:
+def chat_while_killing(url: str, key: str, model: str, kill: Callable[[], None], *,
+                       requests: int, concurrency: int, kills: int) -> KillRun:
     """Send ``requests`` one-token chat requests at ``concurrency`` to ``url``
-    (``.../openai/v1``) with ``key``, killing the catalog actor ``handle`` (Ray restarts
-    it) ``kills`` times, evenly over the run's progress."""
+    (``.../openai/v1``) with ``key``, calling ``kill`` (e.g. :func:`kill_actor` of the
+    catalog, which Ray restarts) ``kills`` times, evenly over the run's progress."""
     run = KillRun()
     every = requests // (kills + 1)
 
@@ -46,11 +51,15 @@ def chat_while_killing(url: str, key: str, model: str, handle, *, requests: int,
             async def one(i: int) -> None:
                 nonlocal done, next_kill
                 async with gate:
-                    r = await http.post("/chat/completions", json={
-                        "model": model, "max_tokens": 1, "temperature": 0,
-                        "messages": [SYSTEM, {"role": "user", "content": f"Count to {i}."}]})
-                run.statuses.append(r.status_code)
-                if r.status_code == 200:
+                    try:
+                        r = await http.post("/chat/completions", json={
+                            "model": model, "max_tokens": 1, "temperature": 0,
+                            "messages": [SYSTEM, {"role": "user",
+                                                  "content": f"Count to {i}."}]})
+                    except httpx.TransportError:  # the connection dropped: no answer
+                        r = None
+                run.statuses.append(r.status_code if r is not None else 0)
+                if r is not None and r.status_code == 200:
                     body = r.json()
                     run.prompt_tokens += body["usage"]["prompt_tokens"]
                     run.completion_tokens += body["usage"]["completion_tokens"]
@@ -59,7 +68,7 @@ def chat_while_killing(url: str, key: str, model: str, handle, *, requests: int,
                 if run.kills < kills and done >= next_kill:
                     next_kill += every
                     run.kills += 1
-                    ray.kill(handle, no_restart=False)
+                    await asyncio.to_thread(kill)
 
             await asyncio.gather(*(one(i) for i in range(requests)))
 
@@ -67,3 +76,49 @@ def chat_while_killing(url: str, key: str, model: str, handle, *, requests: int,
     asyncio.run(main())
     run.seconds = time.monotonic() - started
     return run
+
+
+def kill_actor(handle) -> Callable[[], None]:
+    """A ``kill`` for :func:`chat_while_killing`: ``ray.kill`` of ``handle``, which Ray
+    restarts (``max_restarts=-1``)."""
+    return lambda: ray.kill(handle, no_restart=False)
+
+
+def replica_pid(address: str, app: str = "llm") -> int | None:
+    """The pid of the one live replica of ``app``'s engine deployment (Ray's state API at
+    the dashboard ``address``), or None while there is not exactly one."""
+    from ray.util.state import list_actors
+
+    actors = list_actors(address=address, filters=[("state", "=", "ALIVE")], limit=1000)
+    pids = [a.pid for a in actors if a.class_name.startswith(f"ServeReplica:{app}:")]
+    return pids[0] if len(pids) == 1 else None
+
+
+def sigkill(pid: int) -> Callable[[], None]:
+    """A ``kill`` for :func:`chat_while_killing`: SIGKILL of the process ``pid`` on this
+    machine (a replica dies as on an out-of-memory kill: no shutdown hook runs)."""
+    return lambda: os.kill(pid, signal.SIGKILL)
+
+
+def billed_rows(catalog, key_id: str, answered: int, journals: list[Path],
+                timeout_s: float = 300.0) -> list:
+    """The usage rows of ``key_id`` once the catalog counts at least ``answered`` requests
+    and the nodes' usage journal folders ``journals`` are empty (every segment settled or
+    replayed: no late row can still come). Raises TimeoutError naming what it saw."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        catalog.flush()
+        total = catalog.usage_summary("key", api_key_id=key_id).total
+        left = sorted(p.name for folder in journals for p in folder.glob("usage-*.jsonl"))
+        if total.requests >= answered and not left:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{total.requests} of {answered} rows; journal segments {left}")
+        time.sleep(0.5)
+    rows, cursor = [], None
+    while True:
+        page = catalog.usage.list(api_key_id=key_id, page_size=1000, cursor=cursor)
+        rows.extend(page.items)
+        cursor = page.next_cursor
+        if not cursor:
+            return rows

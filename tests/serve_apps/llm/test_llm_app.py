@@ -328,12 +328,12 @@ def test_no_usage_lost_or_doubled_while_the_catalog_actor_is_killed(
 ):
     """Issue 13's kill test: 2,000 requests at concurrency 16, the catalog actor killed 10
     times: every request answered, exactly one usage row each, with its tokens."""
-    from tests.serve_apps.llm.load import chat_while_killing
+    from tests.serve_apps.llm.load import chat_while_killing, kill_actor
 
     key, secret = user_key(llm_catalog)
     as_user(llm_url, secret).completions.create(model=BASE_NAME, prompt=PROMPT, max_tokens=1)
-    run = chat_while_killing(llm_url, secret, BASE_NAME, catalog_handle, requests=2000,
-                             concurrency=16, kills=10)
+    run = chat_while_killing(llm_url, secret, BASE_NAME, kill_actor(catalog_handle),
+                             requests=2000, concurrency=16, kills=10)
     print(f"kill test (SQLite): {len(run.statuses)} requests in {run.seconds:.1f} s, "
           f"{run.kills} kills")
     assert run.kills == 10
@@ -351,3 +351,30 @@ def test_no_usage_lost_or_doubled_while_the_catalog_actor_is_killed(
             break
     assert len(rows) == len({r.id for r in rows}) == 2001
     assert sum(r.prompt_tokens for r in rows if r.details["route"] == "chat") == run.prompt_tokens
+
+
+def test_no_answered_request_unbilled_when_the_engine_replica_is_killed(
+    llm_url, llm_catalog, ray_job_address
+):
+    """Issue 37: the engine replica SIGKILLed under load (160 chats at concurrency 16,
+    killed half-way; Serve starts a new one): exactly one usage row per answered request,
+    none for the requests that died with it. The dead replica's unacknowledged records
+    come back from its journal on this node, replayed by the new replica's buffer.
+    Runs last in this module: the new replica loads its engine again (about a minute)."""
+    from catalog.usage_journal import default_journal_folder
+    from tests.conftest import wait_for
+    from tests.serve_apps.llm.load import billed_rows, chat_while_killing, replica_pid, sigkill
+
+    key, secret = user_key(llm_catalog)
+    pid = wait_for(lambda: replica_pid(ray_job_address), 60, "the engine replica")
+    run = chat_while_killing(llm_url, secret, BASE_NAME, sigkill(pid), requests=160,
+                             concurrency=16, kills=1)
+    answered = run.statuses.count(200)
+    print(f"replica kill (SQLite): {answered} of {len(run.statuses)} answered in "
+          f"{run.seconds:.1f} s; statuses {sorted(set(run.statuses))}")
+    assert run.kills == 1 and replica_pid(ray_job_address) not in (None, pid)
+    assert 160 - 16 <= answered < 160  # only requests in flight at the kill may fail
+    rows = billed_rows(llm_catalog, key.id, answered, [default_journal_folder()])
+    assert len(rows) == len({r.id for r in rows}) == answered
+    assert (sum(r.prompt_tokens for r in rows), sum(r.completion_tokens for r in rows)) == (
+        run.prompt_tokens, run.completion_tokens)
