@@ -56,6 +56,7 @@ from catalog.errors import (
     SchemaOutOfDate,
     Unavailable,
 )
+from catalog.lengths import check_lengths
 from catalog.lifecycle import (
     BATCH_TRANSITIONS,
     JOB_TRANSITIONS,
@@ -435,6 +436,8 @@ class CatalogStore:
     def __init__(self, engine: Engine):
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # text too long for its column: InvalidArgument naming it, on every dialect
+        event.listen(self._sessions, "before_flush", check_lengths)
         self.models = Repo(
             self, t.ModelRow, s.Model,
             filters=("kind", "name", "version", "base_model_id", "training_job_id",

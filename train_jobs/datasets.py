@@ -128,11 +128,14 @@ def scan_file(
         key = dataset_files.position_key(ffmt)
         tabular = ffmt in (s.DatasetFileFormat.csv, s.DatasetFileFormat.parquet)
         explicit = dataset_files.check_mapping(column_mapping)
-        scan = _Scan(display, key, tokenizer, tokenizer_id)
+        delimiter = dataset_files.csv_delimiter(path, display) \
+            if ffmt == s.DatasetFileFormat.csv else None
+        scan = _Scan(display, key, tokenizer, tokenizer_id, delimiter)
         with contextlib.ExitStack() as stack:
             sink = stack.enter_context(out.open("w", encoding="utf-8")) if out else None
             renames: dict[str, str] | None = None if tabular else explicit
-            for item in dataset_files.read_rows(path, ffmt, filename=display):
+            for item in dataset_files.read_rows(path, ffmt, filename=display,
+                                                delimiter=delimiter):
                 if renames is None:  # the first row of a table: its columns are the header's
                     renames = dataset_files.tabular_mapping(list(item.row or {}), explicit)
                 row = scan.add(item, renames, tabular)
@@ -147,11 +150,14 @@ def scan_file(
 
 
 class _Scan:
-    """The state of one pass over a file's rows (see :func:`scan_file`)."""
+    """The state of one pass over a file's rows (see :func:`scan_file`); ``delimiter`` is
+    a CSV file's (None for other formats)."""
 
-    def __init__(self, display: str, key: str, tokenizer: Any, tokenizer_id: str | None):
+    def __init__(self, display: str, key: str, tokenizer: Any, tokenizer_id: str | None,
+                 delimiter: str | None = None):
         self.display = display
         self.key = key
+        self.delimiter = delimiter
         self.problems: list[dict[str, Any]] = []
         self.problem_count = 0
         self.format: s.DatasetFormat | None = None
@@ -194,8 +200,11 @@ class _Scan:
         row_fmt = detect_format(row)
         if row_fmt is None:
             expected = "; ".join(f"{n}: {', '.join(c.needs)}" for n, c in CONVERTERS.items())
+            found = f"; found columns {list(item.row)}" if isinstance(item.row, dict) else ""
+            if self.delimiter is not None:
+                found += f" reading with delimiter {self.delimiter!r}"
             self.problem(item.position, "format",
-                         f"not a known format: needs the keys of one of {expected}")
+                         f"not a known format: needs the keys of one of {expected}{found}")
             return None
         if self.format is None:
             self.format = row_fmt

@@ -26,12 +26,28 @@ class Schema(BaseModel):
     model_config = ConfigDict(from_attributes=True, extra="forbid", protected_namespaces=())
 
 
+# The lengths of the catalog's ``String(n)`` columns that requests set, in characters.
+# A request field gets its column's length as ``max_length``, so an over-long value is a
+# 422 naming the field instead of a database error; tests/catalog/test_lengths.py checks
+# every request field against its column in catalog/tables.py.
+#: Row ids and user ids (``String(64)``).
+ID_LENGTH = 64
+#: Names, titles and model names (``String(200)``).
+NAME_LENGTH = 200
+#: Tag names and categories (``String(100)``).
+LABEL_LENGTH = 100
+#: Captions and alt texts (``String(1000)``).
+CAPTION_LENGTH = 1000
+#: Provider names and operations (``String(50)``).
+PROVIDER_LENGTH = 50
+
 #: A row's opaque id: the table's prefix, ``_`` and 32 hex digits (``mdl_3f2a…``).
 RowId = Annotated[str, Field(description="Opaque row id: a type prefix, '_', 32 hex digits.")]
 #: The owner of a row (``None``: owned by the system, e.g. an imported base model).
 UserId = Annotated[
     str | None,
-    Field(description="Owner: the user id of the API key that created it; null for the system."),
+    Field(max_length=ID_LENGTH,
+          description="Owner: the user id of the API key that created it; null for the system."),
 ]
 #: When a row was inserted, timezone-aware UTC.
 CreatedAt = Annotated[datetime, Field(description="When the row was created (UTC).")]

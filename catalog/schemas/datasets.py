@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from catalog.schemas.common import CreatedAt, Row, Schema, UpdatedAt, UserId
+from catalog.schemas.common import NAME_LENGTH, CreatedAt, Row, Schema, UpdatedAt, UserId
 
 
 class DatasetFormat(enum.StrEnum):
@@ -99,7 +99,7 @@ class DatasetCreate(Schema):
     model_config = ConfigDict(validate_by_name=True, validate_by_alias=True,
                               serialize_by_alias=True)
 
-    name: str = Field(min_length=1, max_length=200, description="Dataset name.")
+    name: str = Field(min_length=1, max_length=NAME_LENGTH, description="Dataset name.")
     version: int = Field(1, ge=1, description="Version under name; (name, version) is unique.")
     format: DatasetFormat = Field(description="Row format of the file.")
     path: str = Field(min_length=1, description="The JSONL file (local path or storage URI).")

@@ -9,7 +9,20 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from catalog.schemas.common import CreatedAt, Row, Schema, UpdatedAt, UserId
+from catalog.schemas.common import (
+    CAPTION_LENGTH,
+    ID_LENGTH,
+    NAME_LENGTH,
+    PROVIDER_LENGTH,
+    CreatedAt,
+    Row,
+    Schema,
+    UpdatedAt,
+    UserId,
+)
+
+#: Width:height ratios such as ``16:9`` or ``1280:720`` (``String(16)`` columns).
+RATIO_PATTERN, RATIO_LENGTH = r"^\d+:\d+$", 16
 
 
 class PredictionStatus(enum.StrEnum):
@@ -45,9 +58,9 @@ class MediaMeta(Schema):
     """What a user writes about an image or a video (seed 001 ``Image``: title, caption,
     alt_text, is_public, is_favorite)."""
 
-    title: str | None = Field(None, max_length=200, description="A short title.")
-    caption: str | None = Field(None, max_length=1000, description="A caption.")
-    alt_text: str | None = Field(None, max_length=1000,
+    title: str | None = Field(None, max_length=NAME_LENGTH, description="A short title.")
+    caption: str | None = Field(None, max_length=CAPTION_LENGTH, description="A caption.")
+    alt_text: str | None = Field(None, max_length=CAPTION_LENGTH,
                                  description="Text alternative for screen readers.")
     is_public: bool = Field(False, description="Visible to every user.")
     is_favorite: bool = Field(False, description="Marked as a favourite by its owner.")
@@ -56,9 +69,9 @@ class MediaMeta(Schema):
 class MediaUpdate(Schema):
     """A change to an image's or a video's metadata (null: unchanged)."""
 
-    title: str | None = Field(None, max_length=200)
-    caption: str | None = Field(None, max_length=1000)
-    alt_text: str | None = Field(None, max_length=1000)
+    title: str | None = Field(None, max_length=NAME_LENGTH)
+    caption: str | None = Field(None, max_length=CAPTION_LENGTH)
+    alt_text: str | None = Field(None, max_length=CAPTION_LENGTH)
     is_public: bool | None = None
     is_favorite: bool | None = None
 
@@ -91,17 +104,18 @@ class StoredFile(Schema):
 class PredictionCreate(Schema):
     """A request sent to a provider, recorded before it is sent."""
 
-    provider: str = Field(
-        min_length=1, max_length=50, description="replicate, stability, openai or runway."
-    )
-    model: str = Field(min_length=1, max_length=200, description="The provider's model name.")
-    operation: str = Field(min_length=1, max_length=50, description="generate, upscale, ...")
+    provider: str = Field(min_length=1, max_length=PROVIDER_LENGTH,
+                          description="replicate, stability, openai or runway.")
+    model: str = Field(min_length=1, max_length=NAME_LENGTH,
+                       description="The provider's model name.")
+    operation: str = Field(min_length=1, max_length=PROVIDER_LENGTH,
+                           description="generate, upscale, ...")
     modality: Modality = Field(description="What it produces.")
     input: dict[str, Any] = Field(
         default_factory=dict, description="The request's parameters, as the caller sent them."
     )
     provider_prediction_id: str | None = Field(
-        None, description="The provider's id of the prediction, once it has one."
+        None, max_length=200, description="The provider's id of the prediction, once it has one."
     )
     user_id: UserId = None
 
@@ -146,14 +160,16 @@ class ImageSpec(Schema):
     )
     applied_style: str | None = Field(None, description="The text the prompt style added.")
     prompt_helper_version_id: str | None = Field(
-        None, description="The PromptHelperVersion applied, if any."
+        None, max_length=ID_LENGTH, description="The PromptHelperVersion applied, if any."
     )
-    provider: str = Field(description="replicate, stability, openai or runway.")
-    model: str = Field(description="The provider's model name.")
+    provider: str = Field(max_length=PROVIDER_LENGTH,
+                          description="replicate, stability, openai or runway.")
+    model: str = Field(max_length=NAME_LENGTH, description="The provider's model name.")
     width: int | None = Field(None, ge=64, le=4096, description="Width, pixels.")
     height: int | None = Field(None, ge=64, le=4096, description="Height, pixels.")
     aspect_ratio: str | None = Field(
-        None, pattern=r"^\d+:\d+$", description="Width:height ratio, e.g. 16:9."
+        None, pattern=RATIO_PATTERN, max_length=RATIO_LENGTH,
+        description="Width:height ratio, e.g. 16:9."
     )
     num_outputs: int = Field(1, ge=1, le=10, description="Images asked for in one request.")
     guidance_scale: float | None = Field(
@@ -162,7 +178,8 @@ class ImageSpec(Schema):
     style_preset: str | None = Field(
         None, max_length=64, description="The provider's style preset sent, if any."
     )
-    prediction_id: str | None = Field(None, description="The Prediction that makes it.")
+    prediction_id: str | None = Field(
+        None, max_length=ID_LENGTH, description="The Prediction that makes it.")
     user_id: UserId = None
 
 
@@ -191,7 +208,7 @@ class Image(ImageSpec, MediaMeta, Lifecycle, Row):
 class SourceImageMeta(Schema):
     """What a user writes about an upload (seed 001 ``SourceImage``)."""
 
-    title: str | None = Field(None, max_length=200, description="A short title.")
+    title: str | None = Field(None, max_length=NAME_LENGTH, description="A short title.")
     description: str | None = Field(None, max_length=10000, description="Free text.")
     purpose: Literal["training", "reference", "inspiration"] = Field(
         "reference", description="What the upload is for."
@@ -202,7 +219,7 @@ class SourceImageMeta(Schema):
 class SourceImageUpdate(Schema):
     """A change to an upload's metadata (null: unchanged)."""
 
-    title: str | None = Field(None, max_length=200)
+    title: str | None = Field(None, max_length=NAME_LENGTH)
     description: str | None = Field(None, max_length=10000)
     purpose: Literal["training", "reference", "inspiration"] | None = None
     is_public: bool | None = None
@@ -213,8 +230,9 @@ class SourceImageCreate(SourceImageMeta):
 
     path: str = Field(description="Where the upload is stored (local path or storage URI).")
     thumbnail_path: str | None = Field(None, description="Where its thumbnail is stored.")
-    format: str = Field(description="Image format read from the bytes: png, jpeg, webp, gif.")
-    mime_type: str = Field(description="MIME type, e.g. image/png.")
+    format: str = Field(max_length=16,
+                        description="Image format read from the bytes: png, jpeg, webp, gif.")
+    mime_type: str = Field(max_length=64, description="MIME type, e.g. image/png.")
     size_bytes: int = Field(ge=0, description="File size, bytes.")
     width: int | None = Field(None, ge=1, description="Width, pixels.")
     height: int | None = Field(None, ge=1, description="Height, pixels.")
@@ -232,14 +250,18 @@ class ImageEditSpec(Schema):
     """An edit's fields, shared by the request and the row (constraints live here)."""
 
     kind: EditKind = Field(description="edit or upscale.")
-    operation: str = Field(min_length=1, description="inpaint, search_and_replace, fast, ...")
-    image_id: str | None = Field(None, description="The generated Image it changes.")
-    source_image_id: str | None = Field(None, description="The SourceImage it changes.")
+    operation: str = Field(min_length=1, max_length=PROVIDER_LENGTH,
+                           description="inpaint, search_and_replace, fast, ...")
+    image_id: str | None = Field(
+        None, max_length=ID_LENGTH, description="The generated Image it changes.")
+    source_image_id: str | None = Field(
+        None, max_length=ID_LENGTH, description="The SourceImage it changes.")
     prompt: str | None = Field(None, description="The edit's prompt, if it takes one.")
     params: dict[str, Any] = Field(
         default_factory=dict, description="The request's parameters, as the caller sent them."
     )
-    prediction_id: str | None = Field(None, description="The Prediction that makes it.")
+    prediction_id: str | None = Field(
+        None, max_length=ID_LENGTH, description="The Prediction that makes it.")
     user_id: UserId = None
 
 
@@ -272,16 +294,20 @@ class VideoCreate(MediaMeta):
     """A generated video, recorded when its prediction is submitted."""
 
     prompt: str = Field(min_length=1, max_length=10000, description="The user's prompt.")
-    provider: str = Field(description="replicate, stability, openai or runway.")
-    model: str = Field(description="The provider's model name.")
-    image_id: str | None = Field(None, description="A generated Image: image-to-video.")
-    source_image_id: str | None = Field(None, description="An uploaded SourceImage: "
-                                        "image-to-video.")
+    provider: str = Field(max_length=PROVIDER_LENGTH,
+                          description="replicate, stability, openai or runway.")
+    model: str = Field(max_length=NAME_LENGTH, description="The provider's model name.")
+    image_id: str | None = Field(
+        None, max_length=ID_LENGTH, description="A generated Image: image-to-video.")
+    source_image_id: str | None = Field(
+        None, max_length=ID_LENGTH, description="An uploaded SourceImage: image-to-video.")
     duration_s: float = Field(5.0, gt=0, le=60, description="Clip length asked for, seconds.")
     ratio: str | None = Field(
-        None, pattern=r"^\d+:\d+$", description="Frame ratio, e.g. 16:9 or 1280:720."
+        None, pattern=RATIO_PATTERN, max_length=RATIO_LENGTH,
+        description="Frame ratio, e.g. 16:9 or 1280:720."
     )
-    prediction_id: str | None = Field(None, description="The Prediction that makes it.")
+    prediction_id: str | None = Field(
+        None, max_length=ID_LENGTH, description="The Prediction that makes it.")
     user_id: UserId = None
 
 

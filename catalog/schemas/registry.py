@@ -9,7 +9,15 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from catalog.schemas.common import CreatedAt, Row, Schema, UpdatedAt, UserId
+from catalog.schemas.common import (
+    ID_LENGTH,
+    NAME_LENGTH,
+    CreatedAt,
+    Row,
+    Schema,
+    UpdatedAt,
+    UserId,
+)
 from catalog.schemas.datasets import Dataset
 from catalog.schemas.training import TrainingJob
 
@@ -24,7 +32,7 @@ class ModelKind(enum.StrEnum):
 class ModelSpec(Schema):
     """A model's fields, shared by the request and the row (constraints live here)."""
 
-    name: str = Field(min_length=1, max_length=200, description="Model name.")
+    name: str = Field(min_length=1, max_length=NAME_LENGTH, description="Model name.")
     version: int = Field(1, ge=1, description="Version under name; (name, version) is unique.")
     kind: ModelKind = Field(description="Base weights or a LoRA adapter.")
     path: str = Field(
@@ -32,13 +40,15 @@ class ModelSpec(Schema):
         description="Local folder or object-store URI (for an adapter: its PEFT folder).",
     )
     description: str | None = Field(None, description="Free text about the model.")
-    base_model_id: str | None = Field(None, description="Lineage: required for adapters.")
-    dataset_id: str | None = Field(None, description="Lineage: the Dataset it was trained on.")
+    base_model_id: str | None = Field(
+        None, max_length=ID_LENGTH, description="Lineage: required for adapters.")
+    dataset_id: str | None = Field(
+        None, max_length=ID_LENGTH, description="Lineage: the Dataset it was trained on.")
     training_job_id: str | None = Field(
-        None, description="Lineage: the TrainingJob that produced it."
+        None, max_length=ID_LENGTH, description="Lineage: the TrainingJob that produced it."
     )
     merged_from_id: str | None = Field(
-        None,
+        None, max_length=ID_LENGTH,
         description="Lineage: the adapter whose LoRA weights were merged into "
         "base_model_id's weights to make this base model.",
     )

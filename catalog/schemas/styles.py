@@ -16,7 +16,16 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from catalog.schemas.common import CreatedAt, Row, Schema, UpdatedAt, UserId
+from catalog.schemas.common import (
+    ID_LENGTH,
+    LABEL_LENGTH,
+    NAME_LENGTH,
+    CreatedAt,
+    Row,
+    Schema,
+    UpdatedAt,
+    UserId,
+)
 
 
 class PromptPlacement(enum.StrEnum):
@@ -36,9 +45,9 @@ TagTarget = Literal["image", "video", "source_image", "prompt_helper", "theme_he
 #: Kinds of rows a user can mark as a favourite (images and videos have ``is_favorite``).
 FavoriteTarget = Literal["prompt_helper", "theme_helper"]
 
-TagName = Field(min_length=1, max_length=100, pattern=r"^[\w\- ]+$",
+TagName = Field(min_length=1, max_length=LABEL_LENGTH, pattern=r"^[\w\- ]+$",
                 description="Letters, digits, '_', '-' and spaces; unique per owner.")
-Category = Field(None, max_length=100, description="Free-form group, e.g. photography.")
+Category = Field(None, max_length=LABEL_LENGTH, description="Free-form group, e.g. photography.")
 
 
 class HelperText(Schema):
@@ -65,7 +74,8 @@ class HelperText(Schema):
 class PromptHelperSpec(Schema):
     """A helper's fields, shared by the request and the row (constraints live here)."""
 
-    name: str = Field(min_length=1, max_length=200, description="Helper name, unique per owner.")
+    name: str = Field(min_length=1, max_length=NAME_LENGTH,
+                      description="Helper name, unique per owner.")
     description: str | None = Field(None, description="Free text about the style.")
     category: str | None = Category
     is_public: bool = Field(False, description="Visible to every user (built-ins are).")
@@ -80,9 +90,9 @@ class PromptHelperCreate(PromptHelperSpec, HelperText):
 class PromptHelperUpdate(Schema):
     """Changes to a helper's unversioned fields (null: unchanged)."""
 
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: str | None = Field(None, min_length=1, max_length=NAME_LENGTH)
     description: str | None = None
-    category: str | None = Field(None, max_length=100)
+    category: str | None = Field(None, max_length=LABEL_LENGTH)
     is_public: bool | None = None
 
 
@@ -128,7 +138,8 @@ class ThemeText(Schema):
 class ThemeHelperSpec(Schema):
     """A theme's unversioned fields (seed 001 ``ThemeHelper``)."""
 
-    name: str = Field(min_length=1, max_length=200, description="Theme name, unique per owner.")
+    name: str = Field(min_length=1, max_length=NAME_LENGTH,
+                      description="Theme name, unique per owner.")
     description: str | None = Field(None, description="Free text about the theme.")
     category: str | None = Category
     is_public: bool = Field(False, description="Visible to every user.")
@@ -145,9 +156,9 @@ class ThemeHelperCreate(ThemeHelperSpec, ThemeText):
 class ThemeHelperUpdate(Schema):
     """Changes to a theme's unversioned fields (null: unchanged)."""
 
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: str | None = Field(None, min_length=1, max_length=NAME_LENGTH)
     description: str | None = None
-    category: str | None = Field(None, max_length=100)
+    category: str | None = Field(None, max_length=LABEL_LENGTH)
     is_public: bool | None = None
     is_featured: bool | None = None
     is_active: bool | None = None
@@ -200,7 +211,7 @@ class Tag(TagCreate, Row):
 class ProjectSpec(Schema):
     """A project's fields (seed 001's gallery ``ProjectImage``)."""
 
-    name: str = Field(min_length=1, max_length=200, description="The project's name.")
+    name: str = Field(min_length=1, max_length=NAME_LENGTH, description="The project's name.")
     description: str | None = Field(None, max_length=10000, description="Free text.")
     is_published: bool = Field(False, description="Visible to every user.")
     is_featured: bool = Field(False, description="Shown first.")
@@ -210,7 +221,7 @@ class ProjectCreate(ProjectSpec):
     """A request for a project; ``slug`` defaults to the name's slug."""
 
     slug: str | None = Field(
-        None, min_length=1, max_length=200, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$",
+        None, min_length=1, max_length=NAME_LENGTH, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$",
         description="URL name, unique over all projects: lowercase letters, digits, '-'.",
     )
     user_id: UserId = None
@@ -219,8 +230,8 @@ class ProjectCreate(ProjectSpec):
 class ProjectUpdate(Schema):
     """Changes to a project (null: unchanged)."""
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = None
+    name: str | None = Field(None, min_length=1, max_length=NAME_LENGTH)
+    description: str | None = Field(None, max_length=10000)
     is_published: bool | None = None
     is_featured: bool | None = None
 
@@ -237,8 +248,8 @@ class Project(ProjectSpec, Row):
 class ProjectItemCreate(Schema):
     """A request to place one image or one video in a project."""
 
-    image_id: str | None = Field(None, description="The Image placed.")
-    video_id: str | None = Field(None, description="The Video placed.")
+    image_id: str | None = Field(None, max_length=ID_LENGTH, description="The Image placed.")
+    video_id: str | None = Field(None, max_length=ID_LENGTH, description="The Video placed.")
     position: int | None = Field(None, ge=0, description="Order from 0; default: last.")
 
     @model_validator(mode="after")

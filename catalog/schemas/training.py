@@ -17,7 +17,15 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from catalog.schemas.common import CreatedAt, Row, Schema, UpdatedAt, UserId
+from catalog.schemas.common import (
+    ID_LENGTH,
+    NAME_LENGTH,
+    CreatedAt,
+    Row,
+    Schema,
+    UpdatedAt,
+    UserId,
+)
 
 
 class JobStatus(enum.StrEnum):
@@ -330,17 +338,20 @@ def _openai_method(data: dict[str, Any]) -> dict[str, Any]:
 class TrainingJobSpec(Schema):
     """What a job trains, shared by the request and the row (constraints live here)."""
 
-    name: str = Field(min_length=1, max_length=200, description="Job name.")
+    name: str = Field(min_length=1, max_length=NAME_LENGTH, description="Job name.")
     method: TrainingMethod = Field(
         TrainingMethod.sft,
         description="sft (TRL SFTTrainer, loss on the assistant's reply only) or dpo (TRL "
         "DPOTrainer on prompt/chosen/rejected rows). OpenAI's method object "
         '({"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}}) is accepted too.',
     )
-    base_model_id: str = Field(description="Catalog id of the base Model to fine-tune.")
-    dataset_id: str = Field(description="Catalog id of the training Dataset.")
+    base_model_id: str = Field(
+        max_length=ID_LENGTH, description="Catalog id of the base Model to fine-tune.")
+    dataset_id: str = Field(
+        max_length=ID_LENGTH, description="Catalog id of the training Dataset.")
     eval_dataset_id: str | None = Field(
-        None, description="Catalog id of the evaluation Dataset; null holds out eval_fraction."
+        None, max_length=ID_LENGTH,
+        description="Catalog id of the evaluation Dataset; null holds out eval_fraction."
     )
     eval_fraction: float = Field(
         0.1, ge=0.0, lt=1.0,
@@ -366,7 +377,7 @@ class TrainingJobSpec(Schema):
         "intensity (kg CO2eq per kWh).",
     )
     output_model_name: str | None = Field(
-        None, max_length=200,
+        None, max_length=NAME_LENGTH,
         description="Name of the adapter Model registered on success; null: '<name>-lora'.",
     )
     report_to: list[Literal["mlflow", "tensorboard"]] = Field(

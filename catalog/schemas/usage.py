@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field
 
-from catalog.schemas.common import CreatedAt, Row, Schema, UserId
+from catalog.schemas.common import ID_LENGTH, CreatedAt, Row, Schema, UserId
 
 
 class CarbonSource(enum.StrEnum):
@@ -100,10 +100,13 @@ class CarbonCreate(Schema):
     energy_kwh: float = Field(ge=0, description="Energy consumed, kWh.")
     emissions_kg: float = Field(ge=0, description="Emissions, kg CO2eq.")
     duration_s: float = Field(0.0, ge=0, description="Time measured, seconds.")
-    training_job_id: str | None = Field(None, description="The TrainingJob measured.")
-    model_id: str | None = Field(None, description="The Model it produced or served.")
+    training_job_id: str | None = Field(
+        None, max_length=ID_LENGTH, description="The TrainingJob measured.")
+    model_id: str | None = Field(
+        None, max_length=ID_LENGTH, description="The Model it produced or served.")
     country_iso_code: str | None = Field(
-        None, description="ISO 3166-1 alpha-3 code of the grid, for its carbon intensity."
+        None, max_length=3,
+        description="ISO 3166-1 alpha-3 code of the grid, for its carbon intensity."
     )
     details: dict[str, Any] = Field(
         default_factory=dict, description="Extra facts (nodes measured, tool, ...)."

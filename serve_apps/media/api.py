@@ -21,6 +21,7 @@ from ray.serve.handle import DeploymentHandle
 
 from catalog import schemas as s
 from catalog.errors import PayloadTooLarge
+from catalog.schemas.common import NAME_LENGTH
 from serve_apps.auth import Principal, current_principal
 from serve_apps.media.schemas import (
     IMAGE_REF,
@@ -223,7 +224,7 @@ def build_media_router(
     async def upload_source_image(
         who: Who,
         file: Annotated[UploadFile, File(description="PNG, JPEG, WebP or GIF, 20 MiB at most.")],
-        title: Annotated[str | None, Form(max_length=200)] = None,
+        title: Annotated[str | None, Form(max_length=NAME_LENGTH)] = None,
         description: Annotated[str | None, Form(max_length=10000)] = None,
         purpose: Annotated[Literal["training", "reference", "inspiration"],
                            Form()] = "reference",

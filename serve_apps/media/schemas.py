@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from catalog import schemas as s
+from catalog.schemas.common import NAME_LENGTH
+from catalog.schemas.media import RATIO_LENGTH
 from serve_apps.media.providers.sizes import ASPECT_RATIOS, RUNWAY_RATIOS
 
 ProviderName = Literal["replicate", "stability", "openai", "runway"]
@@ -43,11 +45,12 @@ class ImageGenerationRequest(StyleRef):
     prompt: str = Field(min_length=1, max_length=10000)
     negative_prompt: str | None = Field(None, max_length=10000)
     provider: ProviderName | None = Field(None, description="Default: the policy's order.")
-    model: str | None = Field(None, max_length=200)
+    model: str | None = Field(None, max_length=NAME_LENGTH)
     size: str | None = Field(None, description="'WIDTHxHEIGHT' in pixels, 64..4096 each.")
     width: int | None = Field(None, ge=64, le=4096)
     height: int | None = Field(None, ge=64, le=4096)
-    aspect_ratio: str | None = Field(None, description=f"One of {', '.join(ASPECT_RATIOS)}.")
+    aspect_ratio: str | None = Field(None, max_length=RATIO_LENGTH,
+                                     description=f"One of {', '.join(ASPECT_RATIOS)}.")
     output_format: OutputFormat = "png"
     steps: int | None = Field(None, ge=1, le=150)
     seed: int | None = Field(None, ge=0, le=4294967294)
@@ -96,7 +99,7 @@ class UpscaleRequest(_Body):
     prompt: str | None = Field(None, max_length=10000,
                                description="Required by conservative and creative.")
     provider: ProviderName | None = None
-    model: str | None = None
+    model: str | None = Field(None, max_length=NAME_LENGTH)
     output_format: OutputFormat = "png"
     seed: int | None = Field(None, ge=0, le=4294967294)
 
@@ -113,7 +116,7 @@ class EditRequest(_Body):
     search_prompt: str | None = Field(None, max_length=10000)
     mask: str | None = Field(None, description="Base64 PNG; white pixels are repainted.")
     provider: ProviderName | None = None
-    model: str | None = None
+    model: str | None = Field(None, max_length=NAME_LENGTH)
     output_format: OutputFormat = "png"
     seed: int | None = Field(None, ge=0, le=4294967294)
 
@@ -145,9 +148,10 @@ class VideoRequest(StyleRef):
     image_id: str | None = Field(None, max_length=64,
                                  description=f"Image-to-video from this image. {IMAGE_REF}")
     provider: ProviderName | None = None
-    model: str | None = None
+    model: str | None = Field(None, max_length=NAME_LENGTH)
     duration_s: float = Field(5.0, gt=0, le=10)
-    ratio: str = Field("16:9", description=f"One of {', '.join(RUNWAY_RATIOS)}.")
+    ratio: str = Field("16:9", max_length=RATIO_LENGTH,
+                       description=f"One of {', '.join(RUNWAY_RATIOS)}.")
     seed: int | None = Field(None, ge=0, le=4294967294)
 
     @field_validator("ratio")

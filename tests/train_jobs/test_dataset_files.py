@@ -186,6 +186,58 @@ def test_a_bad_csv_row_is_named_by_line_and_column_in_the_users_file(store, home
                                    "message": "expected 2 cells (the header's), got 1"}]
 
 
+# Rows whose cells hold every candidate delimiter, quotes and a line break, so only the
+# file's own delimiter reads them back.
+SPREADSHEET = [
+    {"instruction": "Übersetze: Guten Tag", "input": "", "output": "Good day"},
+    {"instruction": "Zähle bis drei", "input": "1, 2; 3 | 4\t5", "output": "1, 2, 3"},
+    {"instruction": 'Sag "Hallo"', "input": "Zeile 1\nZeile 2", "output": "Hallo; Welt"},
+]
+
+
+def write_spreadsheet(path: Path, rows: list[dict], *, delimiter: str, bom: bool,
+                      newline: str) -> Path:
+    """``rows`` as a spreadsheet exports them: its locale's delimiter and line ending, and a
+    UTF-8 byte order mark where it writes one (Excel's "CSV UTF-8")."""
+    with path.open("w", newline="", encoding="utf-8-sig" if bom else "utf-8") as fh:
+        writer = csv.DictWriter(fh, list(rows[0]), delimiter=delimiter, lineterminator=newline)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.mark.parametrize(("name", "delimiter", "bom", "newline"), [
+    ("european.csv", ";", True, "\r\n"),  # Excel in most European locales
+    ("bom-only.csv", ",", True, "\n"),
+    ("crlf-only.csv", ",", False, "\r\n"),
+    ("rows.tsv", "\t", False, "\n"),
+    ("pipes.csv", "|", False, "\n"),
+])
+def test_a_spreadsheets_delimiter_bom_and_line_endings_are_detected(
+        tmp_path, name, delimiter, bom, newline):
+    src = write_spreadsheet(tmp_path / name, SPREADSHEET, delimiter=delimiter, bom=bom,
+                            newline=newline)
+    assert dataset_files.csv_delimiter(src) == delimiter
+    out = tmp_path / "stored.jsonl"
+    scan = scan_file(src, out=out)
+    assert (scan.format, scan.num_rows) == ("alpaca", 3)
+    assert [json.loads(line) for line in out.read_text().splitlines()] == SPREADSHEET
+    assert scan.schema.columns == ["instruction", "input", "output"]
+
+
+def test_a_one_column_csv_names_the_columns_found_and_the_delimiter(tmp_path):
+    one = tmp_path / "one.csv"
+    one.write_text('text\n"Hallo, Welt"\nGuten Tag\n', encoding="utf-8")
+    with pytest.raises(DatasetError) as info:
+        scan_file(one, filename="export.csv")
+    assert [d["line"] for d in info.value.details] == [2, 3]
+    assert info.value.details[0]["field"] == "format"
+    assert info.value.details[0]["message"].endswith(
+        "; found columns ['text'] reading with delimiter ','")
+    assert info.value.message.startswith(
+        "export.csv: 2 problem(s); first at line 2, column 'format': not a known format: ")
+
+
 def test_a_bad_parquet_row_is_named_by_row_and_column(store, home, tmp_path):
     rows = [{"messages": chat(f"q{i}", f"a{i}")} for i in range(5)]
     rows[2]["messages"][1]["content"] = ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -18,6 +19,7 @@ from catalog import storage
 from catalog.config import garden_home
 from catalog.errors import InvalidArgument, NotFound, PayloadTooLarge
 from catalog.port import AsyncCatalogPort
+from catalog.schemas.common import NAME_LENGTH
 from serve_apps.auth import Principal, check_owner, owner_filter
 from serve_apps.gateway.deps import Caller, Cat, Paging, Settings, Worker
 from serve_apps.gateway.routes.models import visible_model
@@ -36,7 +38,8 @@ RAW_TYPES = {
 COPY_CHUNK_BYTES = 1 << 20
 
 _FIELDS = {
-    "name": {"type": "string"}, "description": {"type": "string"},
+    "name": {"type": "string", "maxLength": NAME_LENGTH},
+    "description": {"type": "string"},
     "column_mapping": {"type": "string", "description": "JSON object {file column: row "
                        "field}, e.g. {\"question\": \"instruction\", \"answer\": \"output\"}"},
     "base_model_id": {"type": "string", "description": "Model whose tokenizer counts the "
@@ -65,6 +68,16 @@ def uploads_root() -> Path:
     root = garden_home() / "datasets" / "uploads"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def upload_path(filename: str | None) -> Path:
+    """A new file under :func:`uploads_root` for an upload named ``filename``, with its
+    extension when that is a plain one (a dot, then 1 to 16 letters or digits: ``.csv``);
+    any other (too long for a file name, a NUL byte) is left out: the user's file name
+    travels on beside the file, and decides its format, not this path."""
+    suffix = Path(filename or "").suffix
+    return uploads_root() / (uuid.uuid4().hex + (
+        suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,16}", suffix) else ""))
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -109,7 +122,7 @@ async def _receive_upload(request: Request, limit: int, name: str | None,
                                   field="file")
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         fields["filename"] = Path(upload.filename or "dataset").name
-        path = uploads_root() / f"{uuid.uuid4().hex}{Path(fields['filename']).suffix}"
+        path = upload_path(fields["filename"])
         try:
             size = await run_in_threadpool(_copy_spooled, upload.file, path, limit)
         except BaseException:
@@ -127,7 +140,7 @@ async def _receive_upload(request: Request, limit: int, name: str | None,
         fields["filename"] = Path(fields["filename"]).name
     elif name:
         fields["filename"] = f"{name}{RAW_TYPES.get(ctype, '')}"
-    path = uploads_root() / f"{uuid.uuid4().hex}{Path(fields.get('filename', '')).suffix}"
+    path = upload_path(fields.get("filename"))
     size = 0
     try:
         with path.open("wb") as out:
@@ -167,7 +180,7 @@ def parse_column_mapping(text: str | None) -> dict[str, str] | None:
 @router.post("", status_code=201, response_model=s.Dataset, openapi_extra=_UPLOAD_BODY)
 async def upload_dataset(
     request: Request, caller: Caller, config: Settings, work: Worker, cat: Cat,
-    name: Annotated[str | None, Query(max_length=200)] = None,
+    name: Annotated[str | None, Query(max_length=NAME_LENGTH)] = None,
     description: Annotated[str | None, Query()] = None,
 ) -> s.Dataset:
     """Store an uploaded dataset file and register it: JSONL, a JSON array of rows, CSV or
@@ -180,16 +193,22 @@ async def upload_dataset(
     uploaded file's name, in that order; raw bodies need the query parameter (and may name
     the file with ``filename``). ``column_mapping`` (JSON object) and ``base_model_id``
     (a model id or name whose tokenizer counts lengths) are form fields or query
-    parameters.
+    parameters. A name longer than the catalog holds (:data:`NAME_LENGTH` characters) is
+    422 naming ``name``, before the registration runs.
     """
     path, size, fields = await _receive_upload(request, config.max_upload_bytes, name)
     try:
         if size == 0:
             raise InvalidArgument("the uploaded file is empty", field="file")
         filename = fields.get("filename")
-        name = fields.get("name") or name or (Path(filename).stem if filename else None)
+        given = fields.get("name") or name
+        name = given or (Path(filename).stem if filename else None)
         if not name or not filename:
             raise InvalidArgument("a dataset name is required", field="name")
+        if len(name) > NAME_LENGTH:
+            origin = "" if given else " (the file's name: send a shorter name)"
+            raise InvalidArgument(f"name: at most {NAME_LENGTH} characters, got "
+                                  f"{len(name)}{origin}", field="name")
         query = request.query_params
         mapping = parse_column_mapping(fields.get("column_mapping") or query.get("column_mapping"))
         base_model_id = fields.get("base_model_id") or query.get("base_model_id")

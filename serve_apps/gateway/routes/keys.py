@@ -15,6 +15,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from catalog import schemas as s
+from catalog.schemas.common import ID_LENGTH, NAME_LENGTH
 from serve_apps.auth import check_owner, owner_filter, require_admin
 from serve_apps.gateway.deps import Caller, Cat, Paging
 
@@ -39,8 +40,8 @@ class KeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str = Field(min_length=1, max_length=200, description="Owner of the key.")
-    name: str = Field(min_length=1, max_length=200, description="What the key is for.")
+    user_id: str = Field(min_length=1, max_length=ID_LENGTH, description="Owner of the key.")
+    name: str = Field(min_length=1, max_length=NAME_LENGTH, description="What the key is for.")
     role: s.Role = s.Role.user
     rpm_limit: RpmLimit = None
     tpm_limit: TpmLimit = None

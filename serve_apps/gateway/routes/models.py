@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from catalog import schemas as s
 from catalog.errors import InvalidArgument, NotFound, PermissionDenied
 from catalog.port import AsyncCatalogPort
+from catalog.schemas.common import NAME_LENGTH
 from serve_apps.auth import Principal, check_owner, check_readable, owner_filter, require_admin
 from serve_apps.gateway.deps import Caller, Cat, Paging, Worker
 
@@ -36,7 +37,7 @@ class ModelImport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: str | None = Field(None, description="Path of a .gguf file or a model folder.")
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: str | None = Field(None, min_length=1, max_length=NAME_LENGTH)
 
 
 class ModelMerge(BaseModel):
@@ -44,7 +45,7 @@ class ModelMerge(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=200,
+    name: str | None = Field(None, min_length=1, max_length=NAME_LENGTH,
                              description="Name of the merged model; default "
                              "'<adapter name>-merged'.")
 

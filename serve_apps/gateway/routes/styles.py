@@ -18,6 +18,7 @@ from pydantic import Field
 from catalog import schemas as s
 from catalog.errors import InvalidArgument, NotFound
 from catalog.port import AsyncCatalogPort
+from catalog.schemas.common import NAME_LENGTH
 from catalog.schemas.styles import ThemeHelperSpec
 from serve_apps.auth import Principal, check_owner, check_readable, owner_filter, require_admin
 from serve_apps.gateway.deps import Caller, Cat, Paging
@@ -46,7 +47,7 @@ class ThemeHelperBody(ThemeHelperSpec, s.ThemeText):
 class ForkRequest(s.Schema):
     """The name of a fork (unique among the caller's rows)."""
 
-    name: str = Field(min_length=1, max_length=200, description="Name of the copy.")
+    name: str = Field(min_length=1, max_length=NAME_LENGTH, description="Name of the copy.")
 
 
 # ----------------------------------------------------------------- shared checks

@@ -59,6 +59,38 @@ def test_invalid_image_requests_are_422_naming_the_field(client, body, field):
     assert r.json()["error"]["field"] == field
 
 
+#: Over-long text on each media route that creates or changes a row: (method, path, JSON
+#: body, field). A body is validated before the row in the path is looked up.
+TOO_LONG = [
+    ("POST", "/v1/images/generations", {"prompt": "x", "model": "m" * 201}, "body.model"),
+    ("POST", "/v1/images/generations", {"prompt": "p" * 10001}, "body.prompt"),
+    ("POST", "/v1/images/generations", {"prompt": "x", "style_preset": "s" * 65},
+     "body.style_preset"),
+    ("POST", "/v1/images/img_x/upscale", {"model": "m" * 201}, "body.model"),
+    ("POST", "/v1/images/img_x/edits", {"prompt": "x", "model": "m" * 201}, "body.model"),
+    ("POST", "/v1/videos", {"prompt": "x", "model": "m" * 201}, "body.model"),
+    ("POST", "/v1/videos", {"prompt": "x", "image_id": "i" * 65}, "body.image_id"),
+    ("PATCH", "/v1/images/img_x", {"title": "t" * 201}, "body.title"),
+    ("PATCH", "/v1/videos/vid_x", {"caption": "c" * 1001}, "body.caption"),
+    ("PATCH", "/v1/source-images/src_x", {"description": "d" * 10001}, "body.description"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "field"), TOO_LONG,
+                         ids=[f"{m} {p} {f}" for m, p, _, f in TOO_LONG])
+def test_over_long_text_is_422_naming_the_field(client, method, path, body, field):
+    r = client.request(method, path, json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == field
+
+
+def test_an_over_long_upload_title_is_422_naming_it(client):
+    files = {"file": ("fern.png", b"\x89PNG\r\n\x1a\n", "image/png")}
+    r = client.post("/v1/source-images", files=files, data={"title": "t" * 201})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["field"] == "body.title"
+
+
 def test_generate_then_get_image(client):
     r = client.post("/v1/images/generations", json={"prompt": "a fern", "provider": "stability",
                                                     "aspect_ratio": "1:1"})
