@@ -20,6 +20,7 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import ray
@@ -27,8 +28,9 @@ import ray
 from catalog import schemas as s
 from catalog.errors import InvalidTransition, Unavailable
 from catalog.lifecycle import TERMINAL_BATCH_STATUSES
+from catalog.reconcile import DEFAULT_GRACE_S, RAY_TERMINAL, batch_moves, batch_verdict
 from catalog.retry import Backoff, retrying
-from train_jobs.submit import NO_AGENT, RAY_TERMINAL, job_client
+from train_jobs.submit import NO_AGENT, job_client, ray_job_states
 from train_jobs.submit import job_runtime_env as training_job_runtime_env
 
 #: Settings the driver takes from the submitter's environment (never secrets).
@@ -133,8 +135,10 @@ def cancel_batch(batch_id: str, *, address: str | None = None,
 
 def reconcile_batch(batch_id: str, *, address: str | None = None) -> s.Batch:
     """End a live batch whose Ray job has already ended without ending it (a driver
-    killed, or stopped before it started): ``cancelled`` when it was cancelling or its
-    Ray job was stopped, else ``failed``. Returns the batch as it is afterwards."""
+    killed, or stopped before it started), as :func:`catalog.reconcile.batch_verdict`
+    decides: ``cancelled`` when it was cancelling or its Ray job was stopped, else
+    ``failed``. A job API that cannot answer leaves it as it is. Returns the batch as it
+    is afterwards. Raises NotFound."""
     from catalog.actor import Catalog
 
     cat = Catalog()
@@ -142,20 +146,13 @@ def reconcile_batch(batch_id: str, *, address: str | None = None) -> s.Batch:
     if batch.status in TERMINAL_BATCH_STATUSES or not batch.ray_job_id:
         return batch
     try:
-        info = job_client(address).get_job_info(batch.ray_job_id)
-    except RuntimeError:
+        state = ray_job_states([batch.ray_job_id], address=address).get(batch.ray_job_id)
+    except (RuntimeError, OSError):
         return batch
-    ray_status = str(getattr(info.status, "value", info.status))
-    if ray_status not in RAY_TERMINAL:
-        return batch
-    message = f"Ray job {batch.ray_job_id} ended {ray_status}: {info.message or ''}".strip()
+    verdict = batch_verdict(batch, state, now=datetime.now(UTC), grace_s=DEFAULT_GRACE_S)
     try:
-        if batch.status == B.cancelling or ray_status == "STOPPED":
-            if batch.status != B.cancelling:
-                cat.transition_batch(batch_id, B.cancelling)
-            return cat.transition_batch(batch_id, B.cancelled, message=message[:4000])
-        return cat.transition_batch(batch_id, B.failed, message=message[:4000],
-                                    errors=s.BatchErrors(data=[s.BatchError(
-                                        code="batch_failed", message=message[:4000])]))
-    except InvalidTransition:
+        for status, fields in batch_moves(batch, verdict) if verdict else []:
+            batch = cat.transition_batch(batch_id, status, **fields)
+    except InvalidTransition:  # the run (or a gateway's reconciler) ended it first
         return cat.batches.get(batch_id)
+    return batch

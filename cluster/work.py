@@ -21,7 +21,7 @@ Errors: a task raises only classes the replica can unpickle without ``train_jobs
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +32,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from catalog import errors
 from catalog import schemas as s
+from catalog.reconcile import RayJobState
 from serve_apps.remote import unwrapped
 
 #: Logical CPUs reserved by a model import (a GGUF conversion), an adapter merge or a
@@ -136,6 +137,14 @@ def _cancel_batch(batch_id: str, address: str | None) -> s.Batch:
         return cancel_batch(batch_id, address=address)
 
 
+@ray.remote(num_cpus=LIGHT_NUM_CPUS, max_retries=0)
+def _ray_job_states(submission_ids: list[str], address: str | None) -> dict[str, RayJobState]:
+    from train_jobs.submit import ray_job_states
+
+    with _portable_errors():
+        return ray_job_states(submission_ids, address=address)
+
+
 def _on_this_node() -> NodeAffinitySchedulingStrategy:
     """Schedule on the caller's node only (where the files it names are)."""
     return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
@@ -164,8 +173,8 @@ class RayWork:
     """:class:`serve_apps.gateway.work.Work` on Ray tasks (see the module docstring).
 
     Args:
-        dashboard_url: the Ray job API (dashboard) address the submission and cancel
-            tasks use, e.g. ``http://127.0.0.1:8265``; None lets the task discover it
+        dashboard_url: the Ray job API (dashboard) address the submission, cancel and
+            job-state tasks use, e.g. ``http://127.0.0.1:8265``; None lets the task discover it
             (``train_jobs.submit.dashboard_address``).
     """
 
@@ -201,3 +210,6 @@ class RayWork:
 
     async def cancel_batch(self, batch_id: str) -> s.Batch:
         return await _result(_cancel_batch.remote(batch_id, self.dashboard_url))
+
+    async def ray_job_states(self, submission_ids: Sequence[str]) -> dict[str, RayJobState]:
+        return await _result(_ray_job_states.remote(list(submission_ids), self.dashboard_url))

@@ -1,4 +1,4 @@
-"""Submit, cancel and reconcile training jobs through Ray's job API.
+"""Submit and cancel training jobs through Ray's job API, and read Ray jobs' states.
 
 ``submit_training_job`` submits ``python -m train_jobs.run --job-id ID`` with
 ``ray.job_submission.JobSubmissionClient`` (dashboard address; Ray 2.60 turns
@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import ray
@@ -22,10 +23,9 @@ import ray
 from catalog import schemas as s
 from catalog.config import garden_home
 from catalog.errors import InvalidTransition, Unavailable
+from catalog.reconcile import RAY_TERMINAL, RayJobState
 from catalog.retry import Backoff, retrying
 
-#: Ray job statuses after which the driver no longer runs.
-RAY_TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 #: Settings a job's driver and workers take from the submitter's environment (never
 #: secrets: storage credentials come from each node's own environment or instance role).
 FORWARDED_ENV = ("GARDEN_DATABASE_URL", "GARDEN_STORAGE_URI", "GARDEN_TENSORBOARD_DIR",
@@ -154,24 +154,20 @@ def cancel_training_job(job_id: str, *, address: str | None = None) -> s.Trainin
     return job
 
 
-def reconcile_training_job(job_id: str, *, address: str | None = None) -> s.TrainingJob:
-    """Fail a queued/running job whose Ray job has already ended (e.g. its driver was killed).
+def ray_job_states(
+    submission_ids: Iterable[str], *, address: str | None = None,
+) -> dict[str, RayJobState]:
+    """The states of the Ray jobs ``submission_ids`` that the job API lists, by submission
+    id, from one ``JobSubmissionClient.list_jobs()`` call; an id it does not list is absent.
 
-    Returns the job as it is afterwards.
+    Raises:
+        RuntimeError: the job API answered an error. OSError: it could not be reached
+            (``requests``' connection errors are OSErrors).
     """
-    from catalog.actor import Catalog
-
-    cat = Catalog()
-    job = cat.training_jobs.get(job_id)
-    if job.status not in (s.JobStatus.queued, s.JobStatus.running) or not job.ray_job_id:
-        return job
-    info = job_client(address).get_job_info(job.ray_job_id)
-    ray_status = getattr(info.status, "value", str(info.status))
-    if ray_status not in RAY_TERMINAL:
-        return job
-    status = s.JobStatus.cancelled if ray_status == "STOPPED" else s.JobStatus.failed
-    message = f"Ray job {job.ray_job_id} ended {ray_status}: {info.message or ''}".strip()
-    try:
-        return cat.transition_job(job_id, status, error_message=message[:4000])
-    except InvalidTransition:
-        return cat.training_jobs.get(job_id)
+    wanted = set(submission_ids)
+    return {
+        job.submission_id: RayJobState(job.submission_id,
+                                       str(getattr(job.status, "value", job.status)),
+                                       job.message or None)
+        for job in job_client(address).list_jobs() if job.submission_id in wanted
+    }

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, FastAPI, Request, Security
 from fastapi.routing import APIRoute
@@ -10,7 +13,8 @@ from starlette.routing import BaseRoute
 
 from serve_apps.errors import ERROR_STATUSES, error_responses, install_error_handlers
 from serve_apps.gateway.config import GatewayConfig
-from serve_apps.gateway.deps import bearer_scheme
+from serve_apps.gateway.deps import app_catalog, bearer_scheme
+from serve_apps.gateway.reconcile import reconcile_forever
 from serve_apps.gateway.routes import (
     batches,
     carbon,
@@ -85,18 +89,35 @@ def create_app(config: GatewayConfig | None = None, work: Work | None = None) ->
     """Build the gateway app. OpenAPI at ``/openapi.json``, docs at ``/docs``.
 
     ``work`` runs model imports, dataset registrations and job submissions (see
-    :mod:`serve_apps.gateway.work`); without it those routes answer 503.
+    :mod:`serve_apps.gateway.work`); without it those routes answer 503. With it, and a
+    ``config.reconcile_period_s`` above 0, the app's lifespan (which Serve runs in each
+    replica) runs the reconciler (:mod:`serve_apps.gateway.reconcile`) in the background
+    until shutdown.
 
     Every route but ``/health`` needs ``Authorization: Bearer <key>``. Each request is
     counted in the Ray metrics ``garden_requests_total`` / ``garden_request_latency_seconds``
     with ``kind="api"`` and ``model="gateway"``.
     """
+    config = config or GatewayConfig()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if work is None or not config.reconcile_period_s:
+            yield
+            return
+        task = asyncio.create_task(reconcile_forever(lambda: app_catalog(app), work, config))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     app = FastAPI(
         title="Model Garden API", version=API_VERSION,
         description="Datasets, models, LoRA training jobs, carbon accounting and media "
         "generation on Ray. OpenAI-compatible inference lives under /openai/v1.",
+        lifespan=lifespan,
     )
-    app.state.config = config or GatewayConfig()
+    app.state.config = config
     app.state.work = work
     install_error_handlers(app)
     for module in (system, datasets, models, training, batches, carbon, usage, keys, styles,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request, Security
+from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator
@@ -34,14 +34,19 @@ async def principal(
     return await current_principal(request)
 
 
-def catalog(request: Request) -> AsyncCatalogPort:
+def app_catalog(app: FastAPI) -> AsyncCatalogPort:
     """The replica's catalog port (:class:`catalog.actor.AsyncCatalog`), built on first use."""
-    cat: AsyncCatalogPort | None = getattr(request.app.state, "catalog", None)
+    cat: AsyncCatalogPort | None = getattr(app.state, "catalog", None)
     if cat is None:
         from catalog.actor import AsyncCatalog
 
-        cat = request.app.state.catalog = AsyncCatalog()
+        cat = app.state.catalog = AsyncCatalog()
     return cat
+
+
+def catalog(request: Request) -> AsyncCatalogPort:
+    """The replica's catalog port (:func:`app_catalog`)."""
+    return app_catalog(request.app)
 
 
 def settings(request: Request) -> GatewayConfig:

@@ -1,5 +1,6 @@
 """The gateway's port to heavy work: base-model import, adapter merges, dataset
-registration and training job submission, which never run inside a gateway replica.
+registration, training job submission and the Ray job API, which never run inside a
+gateway replica.
 
 The gateway owns this :class:`Work` protocol and receives an implementation by injection
 (``build_gateway_app(config, work)``); the cluster provides one that runs each operation
@@ -9,9 +10,11 @@ neither ``train_jobs`` nor torch: DESIGN.md's layering, ``serve_apps -> catalog`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from catalog import schemas as s
+from catalog.reconcile import RayJobState
 
 
 class Work(Protocol):
@@ -113,5 +116,16 @@ class Work(Protocol):
         the lines done so far); return the batch.
 
         Raises NotFound, or InvalidTransition when the batch already ended.
+        """
+        ...
+
+    async def ray_job_states(self, submission_ids: Sequence[str]) -> dict[str, RayJobState]:
+        """The state of each Ray job of ``submission_ids`` that the cluster's job API
+        lists, by submission id, read in one call (``JobSubmissionClient.list_jobs``); an
+        id the job API does not list is absent (what the reconciler,
+        :mod:`serve_apps.gateway.reconcile`, counts as not found).
+
+        Raises RuntimeError or OSError when the job API cannot answer (then nothing may be
+        taken as not found).
         """
         ...

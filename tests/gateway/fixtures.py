@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 ADMIN_KEY = "gk_admin_" + secrets.token_hex(8)
+#: The session gateway's reconciler period, s (tests/gateway/test_reconcile.py waits on it).
+RECONCILE_PERIOD_S = 5.0
 
 
 @dataclass
@@ -30,6 +32,7 @@ def gateway_url(serve_url, catalog_handle, ray_job_address) -> str:
     from serve_apps.gateway import GatewayConfig, build_gateway_app
 
     config = GatewayConfig(max_upload_bytes=64 * 1024, dashboard_url=ray_job_address,
+                           reconcile_period_s=RECONCILE_PERIOD_S,
                            env_vars={"GARDEN_ADMIN_KEY": ADMIN_KEY})
     work = RayWork(dashboard_url=ray_job_address)
     serve.run(build_gateway_app(config, work), name="gateway", route_prefix="/")
