@@ -6,8 +6,11 @@ Two ways in:
   JSON (``input_file``: a dataset id, or a local JSONL path registered here as an
   ``openai_batch`` dataset; ``endpoint``; ``metadata``; an optional default ``model``;
   ``engine`` settings). The batch is created in the catalog under this Ray job's
-  submission id and the user of ``GARDEN_API_KEY`` (runtime environment), then run.
-- ``python -m batch_jobs.run --batch-id ID``: a batch the gateway created and submitted.
+  submission id, for the user of the job token in ``GARDEN_JOB_TOKEN`` (runtime
+  environment; never logged), which it binds to this batch (:mod:`train_jobs.credentials`;
+  ``GARDEN_API_KEY`` is read when no token is set), then run.
+- ``python -m batch_jobs.run --batch-id ID``: a batch the gateway created and submitted,
+  with a job token bound to it in ``GARDEN_JOB_TOKEN``.
 
 Either way the batch is claimed atomically (``validating -> in_progress``): a batch runs
 at most once. The input lines are read with Ray Data (``read_text``), each checked with
@@ -50,10 +53,11 @@ from batch_jobs.engine import EngineSettings, build_processor
 from batch_jobs.models import Target, UnknownModel, find_base, local_path, resolve
 from catalog import schemas as s
 from catalog import storage
-from catalog.config import ADMIN_USER, is_admin_key
+from catalog.config import ADMIN_USER
 from catalog.errors import InvalidArgument, InvalidTransition, NotFound
 from catalog.lifecycle import TERMINAL_BATCH_STATUSES
 from catalog.port import CatalogPort
+from train_jobs import credentials
 
 log = logging.getLogger("batch_jobs.run")
 #: Lines between two catalog updates (counts, usage rows, the cancellation check).
@@ -509,32 +513,33 @@ def register_input(cat: CatalogPort, path: Path, user_id: str | None) -> s.Datas
 
 
 def create_batch_from_spec(cat: CatalogPort, path: Path, spec: BatchJobSpec,
-                           api_key: str | None) -> s.Batch:
+                           secret: str | None,
+                           variable: str = credentials.JOB_TOKEN_ENV) -> s.Batch:
     """Register the batch of a spec file (and its input file, when a path), owned by the
-    user of ``api_key`` (the bootstrap admin key files it for ``user_id`` or the admin).
+    user of ``secret`` (a job token, bound to the batch in the same transaction, or an API
+    key; the bootstrap admin key files it for ``user_id`` or the admin).
 
     Raises:
-        InvalidArgument: an unknown API key (``field`` GARDEN_API_KEY) or input file.
+        InvalidArgument: an unknown, expired or revoked ``secret``, or a job token that
+            already registered a job (``field`` ``variable``, the environment variable it
+            came from), or an unknown input file.
     """
-    user_id, key_id = None, None
-    if api_key and is_admin_key(api_key):
-        user_id = spec.user_id or ADMIN_USER
-    elif api_key:
-        key = cat.authenticate(api_key)
-        if key is None:
-            raise InvalidArgument("GARDEN_API_KEY is not a valid API key",
-                                  field="GARDEN_API_KEY")
-        user_id, key_id = key.user_id, key.id
+    user_id, key = None, None
+    if secret:
+        key = credentials.filer(cat, secret, variable)
+        user_id = key.user_id if key is not None else spec.user_id or ADMIN_USER
     try:
         data = cat.datasets.get(spec.input_file)
     except NotFound:
         local = Path(spec.input_file)
         data = register_input(cat, local if local.is_absolute() else path.parent / local,
                               user_id)
-    return cat.create_batch(
-        s.BatchCreate(input_file_id=data.id, endpoint=spec.endpoint,
-                      metadata=spec.metadata),
-        user_id=user_id, api_key_id=key_id, ray_job_id=submission_id())
+    with credentials.naming(variable):
+        return cat.create_batch(
+            s.BatchCreate(input_file_id=data.id, endpoint=spec.endpoint,
+                          metadata=spec.metadata),
+            user_id=user_id, api_key_id=key.id if key is not None else None,
+            ray_job_id=submission_id(), job_token_id=credentials.job_token_id(key))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -542,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     [--address ADDR]``.
 
     Exit 0 when the batch completed, 1 on failure, 2 on a refused start (bad spec, batch
-    already run), 130 when cancelled.
+    already run, a job token that is not valid or not this batch's), 130 when cancelled.
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     which = parser.add_mutually_exclusive_group(required=True)
@@ -569,9 +574,11 @@ def main(argv: list[str] | None = None) -> int:
             spec = load_spec(args.config)
             settings = settings or spec.engine
             default_model, country = spec.model, spec.country_iso_code
-            batch_id = create_batch_from_spec(cat, args.config, spec,
-                                              os.environ.get("GARDEN_API_KEY")).id
+            variable, secret = credentials.credential()
+            batch_id = create_batch_from_spec(cat, args.config, spec, secret, variable).id
             log.info("created batch %s from %s", batch_id, args.config)
+        else:
+            credentials.check_bound(cat, batch_id)
         batch = run_batch(batch_id, cat, settings=settings, default_model=default_model,
                           country_iso_code=country)
     except (InvalidArgument, InvalidTransition, ValidationError) as exc:

@@ -6,7 +6,9 @@ does for training jobs, whose job API helpers this module reuses).
 ``garden-batch-<batch id>`` (training jobs are ``garden-train-<job id>``), so the Ray
 dashboard's job list names both by their catalog id. The batch records that
 ``ray_job_id`` *before* the submission (the run presents it when it claims the batch);
-a refused submission marks it failed.
+a refused submission marks it failed. The driver's credential is a job token bound to the
+batch (``GARDEN_JOB_TOKEN`` in the runtime env, which the Ray dashboard shows; revoked when
+the batch ends), never the user's API key.
 
 ``cancel_batch`` moves the batch to ``cancelling`` and stops its Ray job (SIGTERM): the
 run stores the lines done so far and ends ``cancelled``. The job's runtime environment
@@ -30,6 +32,7 @@ from catalog.errors import InvalidTransition, Unavailable
 from catalog.lifecycle import TERMINAL_BATCH_STATUSES
 from catalog.reconcile import DEFAULT_GRACE_S, RAY_TERMINAL, batch_moves, batch_verdict
 from catalog.retry import Backoff, retrying
+from train_jobs.credentials import JOB_TOKEN_ENV
 from train_jobs.submit import NO_AGENT, job_client, ray_job_states
 from train_jobs.submit import job_runtime_env as training_job_runtime_env
 
@@ -85,6 +88,9 @@ def submit_batch(
     if ray.is_initialized():
         # pin the driver to the submitter's cluster (see train_jobs.submit)
         entrypoint += f" --address {shlex.quote(ray.get_runtime_context().gcs_address)}"
+    env = job_runtime_env(runtime_env)
+    # the driver's credential: a token bound to this batch, never the user's key
+    env["env_vars"][JOB_TOKEN_ENV] = cat.create_job_token(job_id=batch_id)[1]
     cat.batches.update(batch_id, ray_job_id=sub_id)
     try:
         client = job_client(address)
@@ -94,7 +100,7 @@ def submit_batch(
             retry_if=lambda e: isinstance(e, RuntimeError) and NO_AGENT in str(e))
         return waiting_for_agent(
             client.submit_job, entrypoint=entrypoint, submission_id=sub_id,
-            runtime_env=job_runtime_env(runtime_env), metadata={"garden_batch_id": batch_id})
+            runtime_env=env, metadata={"garden_batch_id": batch_id})
     except Exception as exc:
         message = f"submission failed: {type(exc).__name__}: {exc}"[:4000]
         cat.transition_batch(batch_id, B.failed, message=message, errors=s.BatchErrors(

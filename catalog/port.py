@@ -277,6 +277,7 @@ class _Operations(_Invoker):
     list_batch_events = Operation(CatalogStore.list_batch_events)
     # API keys
     create_api_key = Operation(CatalogStore.create_api_key)
+    create_job_token = Operation(CatalogStore.create_job_token)
     authenticate = Operation(CatalogStore.authenticate)
 
 

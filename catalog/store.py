@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog import schemas as s
 from catalog import tables as t
-from catalog.config import database_url
+from catalog.config import ADMIN_USER, database_url
 from catalog.errors import (
     CatalogError,
     Conflict,
@@ -517,7 +517,7 @@ class CatalogStore:
         self.carbon = Repo(
             self, t.CarbonRow, s.CarbonRecord, filters=("source", "training_job_id", "model_id")
         )
-        self.api_keys = Repo(self, t.ApiKeyRow, s.ApiKey, filters=("role",),
+        self.api_keys = Repo(self, t.ApiKeyRow, s.ApiKey, filters=("role", "scope", "job_id"),
                              updatable=("rpm_limit", "tpm_limit", "token_budget"))
         self.batches = BatchRepo(
             self, t.BatchRow, s.Batch,
@@ -687,19 +687,29 @@ class CatalogStore:
 
     # ----------------------------------------------------------------- training jobs
 
-    def create_training_job(self, request: s.TrainingJobCreate) -> s.TrainingJob:
+    def create_training_job(
+        self, request: s.TrainingJobCreate, *, job_token_id: str | None = None,
+    ) -> s.TrainingJob:
         """Insert a pending job after checking its base model and datasets exist and that
         the datasets' format suits its method: dpo trains on preference pairs
         (:data:`catalog.schemas.PREFERENCE_FORMATS`), sft on chats
         (:data:`~catalog.schemas.CHAT_FORMATS`); batch files
         (:data:`~catalog.schemas.BATCH_FORMATS`) train nothing.
 
+        ``job_token_id``: a live, unbound job token (:meth:`create_job_token`); the job
+        is filed for the token's user and the token is bound to it, in this transaction.
+
         Raises:
-            InvalidArgument: a missing reference (``field`` names it), or a dataset or eval
+            InvalidArgument: a missing reference (``field`` names it), a dataset or eval
                 dataset whose format the method cannot train on (``field="method"``, the
-                message names the formats the method needs). Nothing is written.
+                message names the formats the method needs), or a ``job_token_id`` that
+                is no live job token or already registered a job (``field="job_token_id"``).
+                Nothing is written.
         """
         with self.session() as session:
+            token = _lock_job_token(session, job_token_id) if job_token_id else None
+            if token is not None:
+                request = request.model_copy(update={"user_id": token.user_id})
             base = session.get(t.ModelRow, request.base_model_id)
             if base is None or base.kind != s.ModelKind.base:
                 raise InvalidArgument(
@@ -715,6 +725,8 @@ class CatalogStore:
                 _check_method_format(request.method, field, data)
             row = self.training_jobs._insert(session, request, status=s.JobStatus.pending)
             session.add(t.JobEventRow(job_id=row.id, message="job created"))
+            if token is not None:
+                token.job_id = row.id
             return s.TrainingJob.model_validate(row)
 
     @idempotent
@@ -755,6 +767,7 @@ class CatalogStore:
             row.started_at = now
         if is_terminal(JOB_TRANSITIONS, status):
             row.completed_at = now
+            _revoke_job_tokens(session, row.id)
         if error_message is not None:
             row.error_message = error_message
         for key, value in fields.items():
@@ -1627,15 +1640,74 @@ class CatalogStore:
             session.flush()
             return _validated(s.ApiKey, row), secret
 
+    def create_job_token(
+        self, user_id: str | None = None, *, job_id: str | None = None,
+        ttl_s: int = s.JOB_TOKEN_TTL_S,
+    ) -> tuple[s.ApiKey, str]:
+        """Mint a job token (scope ``job``, secret ``gjt_`` + 256 random bits, stored as
+        its SHA-256 like every key); returns ``(record, secret)``.
+
+        A job token registers one training job or batch (``create_training_job`` /
+        ``create_batch`` with ``job_token_id``, which binds it to that job); minted with
+        ``job_id`` it is bound from the start (the gateway's own submissions). It stops
+        authenticating ``ttl_s`` seconds from now, and is revoked when its job reaches a
+        terminal status (:meth:`transition_job`, :meth:`transition_batch`).
+
+        Args:
+            user_id: whose jobs it files; with ``job_id``, default and must be the job's
+                owner (:data:`catalog.config.ADMIN_USER` for a job of no one).
+            job_id: a training job or batch that has not ended, to bind it to.
+            ttl_s: lifetime, s, within :data:`catalog.schemas.MIN_JOB_TOKEN_TTL_S` ..
+                :data:`~catalog.schemas.MAX_JOB_TOKEN_TTL_S`.
+
+        Raises:
+            InvalidArgument: ``ttl_s`` out of bounds (``field="ttl_s"``), no ``user_id``
+                or not the job's owner (``field="user_id"``). NotFound: no such job.
+            InvalidTransition: the job has ended. Nothing is written.
+        """
+        if not s.MIN_JOB_TOKEN_TTL_S <= ttl_s <= s.MAX_JOB_TOKEN_TTL_S:
+            raise InvalidArgument(
+                f"ttl_s: a job token lives {s.MIN_JOB_TOKEN_TTL_S} to "
+                f"{s.MAX_JOB_TOKEN_TTL_S} s, not {ttl_s}", field="ttl_s")
+        secret = "gjt_" + secrets.token_urlsafe(32)
+        with self.session() as session:
+            if job_id is not None:
+                # locked: a job ending meanwhile revokes the token after it is written
+                job = (session.get(t.TrainingJobRow, job_id, with_for_update=True)
+                       or session.get(t.BatchRow, job_id, with_for_update=True))
+                if job is None:
+                    raise NotFound(f"no training job or batch {job_id!r}", field="job_id")
+                owner = job.user_id or ADMIN_USER
+                if user_id is not None and user_id != owner:
+                    raise InvalidArgument(f"user_id: {job_id} belongs to {owner}, not "
+                                          f"{user_id}", field="user_id")
+                user_id = owner
+                lifecycle = (JOB_TRANSITIONS if isinstance(job, t.TrainingJobRow)
+                             else BATCH_TRANSITIONS)
+                if is_terminal(lifecycle, job.status):
+                    raise InvalidTransition(f"{job_id} has ended ({job.status})",
+                                            field="status")
+            if not user_id:
+                raise InvalidArgument("user_id: a job token files jobs for a user",
+                                      field="user_id")
+            row = t.ApiKeyRow(
+                id=t.new_id("key"), user_id=user_id, name="job token", prefix=secret[:8],
+                key_hash=hash_key(secret), role=s.Role.user, scope=s.KeyScope.job,
+                job_id=job_id, expires_at=t.utcnow() + timedelta(seconds=ttl_s))
+            session.add(row)
+            session.flush()
+            return _validated(s.ApiKey, row), secret
+
     @idempotent
     def authenticate(self, secret: str) -> s.ApiKey | None:
-        """The live key whose hash matches ``secret``, or None. Its ``tokens_used`` is
-        summed from the key's usage rollups in the same query (indexed by key)."""
+        """The live key whose hash matches ``secret``, or None (unknown, revoked, or a job
+        token past its ``expires_at``). Its ``tokens_used`` is summed from the key's usage
+        rollups in the same query (indexed by key)."""
         with self.session() as session:
             row = session.scalars(
                 select(t.ApiKeyRow).where(t.ApiKeyRow.key_hash == hash_key(secret))
             ).first()
-            if row is None or row.revoked:
+            if row is None or row.revoked or _expired(row):
                 return None
             return s.ApiKey.model_validate(row)
 
@@ -1644,16 +1716,26 @@ class CatalogStore:
     def create_batch(
         self, request: s.BatchCreate, *, user_id: str | None = None,
         api_key_id: str | None = None, ray_job_id: str | None = None,
+        job_token_id: str | None = None,
     ) -> s.Batch:
         """Insert a ``validating`` batch of the input file's lines (``request_counts.total``
         = the dataset's rows), expiring ``completion_window`` (24 h) after creation, and log
         its first event.
 
+        ``job_token_id``: a live, unbound job token (:meth:`create_job_token`); the batch
+        is filed for the token's user, under that key, and the token is bound to it, in
+        this transaction (``user_id`` and ``api_key_id`` are then ignored).
+
         Raises:
             InvalidArgument: no dataset ``input_file_id``, or one whose format is not
-                ``openai_batch`` (``field="input_file_id"``). Nothing is written.
+                ``openai_batch`` (``field="input_file_id"``); a ``job_token_id`` that is
+                no live job token or already registered a job (``field="job_token_id"``).
+                Nothing is written.
         """
         with self.session() as session:
+            token = _lock_job_token(session, job_token_id) if job_token_id else None
+            if token is not None:
+                user_id, api_key_id = token.user_id, token.id
             data = session.get(t.DatasetRow, request.input_file_id)
             if data is None:
                 raise InvalidArgument(f"input file {request.input_file_id!r} not found",
@@ -1671,6 +1753,8 @@ class CatalogStore:
             session.add(t.BatchEventRow(
                 batch_id=row.id, message=f"batch created: {data.num_rows} lines of "
                 f"{request.input_file_id} to {request.endpoint}"))
+            if token is not None:
+                token.job_id = row.id
             return s.Batch.model_validate(row)
 
     @idempotent
@@ -1708,6 +1792,8 @@ class CatalogStore:
             stamp = f"{status.value}_at"
             if hasattr(t.BatchRow, stamp) and getattr(row, stamp) is None:
                 setattr(row, stamp, t.utcnow())
+            if is_terminal(BATCH_TRANSITIONS, status):
+                _revoke_job_tokens(session, row.id)
             level = "error" if status == s.BatchStatus.failed else "info"
             text = f"status -> {status}" + (f": {message}" if message else "")
             session.add(t.BatchEventRow(batch_id=row.id, level=level, message=text))
@@ -1981,6 +2067,34 @@ def _best_checkpoints(
 def hash_key(secret: str) -> str:
     """Hex SHA-256 of an API key."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _expired(key: t.ApiKeyRow) -> bool:
+    return key.expires_at is not None and key.expires_at <= t.utcnow()
+
+
+def _lock_job_token(session: Session, token_id: str) -> t.ApiKeyRow:
+    """The job token ``token_id``, locked, if it may register a job: a live job token that
+    registered none yet. Raises InvalidArgument (``field="job_token_id"``) otherwise."""
+    token = session.scalars(
+        select(t.ApiKeyRow).where(t.ApiKeyRow.id == token_id).with_for_update()).first()
+    if token is None or token.scope != s.KeyScope.job:
+        problem = "is not a job token"
+    elif token.revoked or _expired(token):
+        problem = "has expired or was revoked"
+    elif token.job_id is not None:
+        problem = (f"already registered {token.job_id}: a job token registers one job; "
+                   "mint another (`garden jobs token`)")
+    else:
+        return token
+    raise InvalidArgument(f"job token {token_id} {problem}", field="job_token_id")
+
+
+def _revoke_job_tokens(session: Session, job_id: str) -> None:
+    """Revoke the job tokens bound to the training job or batch ``job_id`` (it ended)."""
+    session.execute(update(t.ApiKeyRow).where(
+        t.ApiKeyRow.job_id == job_id, t.ApiKeyRow.scope == s.KeyScope.job,
+        t.ApiKeyRow.revoked.is_(False)).values(revoked=True))
 
 
 def _integrity_error(exc: IntegrityError) -> CatalogError:

@@ -738,6 +738,11 @@ class ApiKeyRow(Timestamps, Row):
     rpm_limit: Mapped[int | None] = mapped_column(Integer)
     tpm_limit: Mapped[int | None] = mapped_column(Integer)
     token_budget: Mapped[int | None] = mapped_column(BigInteger)
+    # a job token (scope "job"): the training job or batch it registered (no foreign key:
+    # either table), and when it stops authenticating
+    scope: Mapped[str] = mapped_column(String(16), default="full", server_default="full")
+    job_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    expires_at: Mapped[datetime | None] = mapped_column()
     # read with the row: the key's lifetime tokens, summed over its rollup rows (indexed
     # by api_key_id), so authenticating a key is one query
     tokens_used: Mapped[int] = column_property(

@@ -6,6 +6,12 @@ time) or a key stored hashed in the catalog (:meth:`CatalogStore.authenticate`).
 No key or an unknown key is 401; a known key acting on what it may not touch is
 403 (:func:`require_admin`, :func:`check_owner`).
 
+A job token (scope ``job``, minted by ``POST /v1/training/tokens`` for one ``ray job
+submit``) is checked here too, for the gateway and the LLM app alike: it may only read
+its own training job or batch (``GET`` of :data:`JOB_TOKEN_ROUTES` with that job's id);
+any other route is 403, and past its ``expires_at`` or once its job ended (revoked) it is
+401.
+
 Catalog answers are cached per process for :data:`serve_apps.cache.CACHE_TTL_S`
 seconds (:class:`serve_apps.cache.RefreshingCache`, keyed by the key's SHA-256): a
 revoked key stops working, and a changed limit takes effect, within that time. While
@@ -16,6 +22,7 @@ stale); a key never seen waits for the catalog.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from fastapi import Request
 
@@ -73,9 +80,34 @@ async def current_principal(request: Request) -> Principal:
         key = await _KEYS.get(hash_key(token), lambda: _authenticate(token))
         if key is None:
             raise Unauthenticated("invalid or revoked API key")
+        if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
+            raise Unauthenticated(f"this job token expired at {key.expires_at.isoformat()}")
+        check_job_scope(request, key)
         principal = Principal(key.user_id, str(key.role), key)
     request.state.principal = principal
     return principal
+
+
+#: What a job token may call: ``GET`` of these route templates, and of the routes under
+#: them (events, metrics, logs, stream, ...), when the named path parameter is its job.
+JOB_TOKEN_ROUTES = {"/v1/training/jobs/{job_id}": "job_id", "/v1/batches/{batch_id}": "batch_id"}
+
+
+def check_job_scope(request: Request, key: s.ApiKey) -> None:
+    """Raise PermissionDenied (403) when ``key`` is a job token and the request is not a
+    read of its own job (:data:`JOB_TOKEN_ROUTES`); a full key passes. The route is the one
+    the app matched (``request.scope["route"]``), so a path is judged by its template."""
+    if key.scope != s.KeyScope.job:
+        return
+    template = getattr(request.scope.get("route"), "path", "")
+    if request.method in ("GET", "HEAD") and key.job_id is not None:
+        for prefix, param in JOB_TOKEN_ROUTES.items():
+            if (template == prefix or template.startswith(prefix + "/")) \
+                    and request.path_params.get(param) == key.job_id:
+                return
+    raise PermissionDenied(
+        f"a job token is limited to reading job {key.job_id}" if key.job_id else
+        "a job token is limited to the job it registers, and has registered none yet")
 
 
 #: This process's catalog answers per key hash (None: unknown or revoked).

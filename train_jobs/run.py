@@ -4,9 +4,12 @@ Two ways in:
 
 - ``python -m train_jobs.run --config job.yaml``: a ``TrainingJobCreate`` as YAML or
   JSON (base model and datasets by id or by name). The job is registered in the
-  catalog with this Ray job's submission id as its ``ray_job_id`` and the user of
-  the API key in ``GARDEN_API_KEY`` (runtime environment; never logged), then run.
-- ``python -m train_jobs.run --job-id ID``: a job the gateway created and submitted.
+  catalog with this Ray job's submission id as its ``ray_job_id``, for the user of the
+  job token in ``GARDEN_JOB_TOKEN`` (runtime environment; never logged), which it binds
+  to this job (:mod:`train_jobs.credentials`; ``GARDEN_API_KEY`` is read when no token
+  is set), then run.
+- ``python -m train_jobs.run --job-id ID``: a job the gateway created and submitted,
+  with a job token bound to it in ``GARDEN_JOB_TOKEN``.
 
 Either way the job is claimed atomically (``claim_job``): a catalog job runs at most
 once, and a second start is refused before any training. The driver runs the
@@ -38,10 +41,11 @@ from pydantic import ValidationError
 
 from catalog import schemas as s
 from catalog import storage
-from catalog.config import ADMIN_USER, is_admin_key
+from catalog.config import ADMIN_USER
 from catalog.errors import InvalidArgument, InvalidTransition, NotFound
 from catalog.lifecycle import TERMINAL_JOB_STATUSES
 from catalog.port import CatalogPort
+from train_jobs import credentials
 from train_jobs.carbon import CarbonTotals, job_records, job_totals
 from train_jobs.engine import TRAINING_STATE_FILES
 from train_jobs.metrics import record_job_status, record_training_emissions
@@ -279,31 +283,38 @@ def resolve_refs(cat: CatalogPort, spec: s.TrainingJobCreate) -> s.TrainingJobCr
     return spec.model_copy(update=updates)
 
 
-def create_job_from_spec(cat: CatalogPort, path: Path, api_key: str | None) -> s.TrainingJob:
-    """Register the job of a spec file, owned by the user of ``api_key`` (if given; the
-    bootstrap admin key files it for the spec's ``user_id``, else for the admin).
+def create_job_from_spec(
+    cat: CatalogPort, path: Path, secret: str | None,
+    variable: str = credentials.JOB_TOKEN_ENV,
+) -> s.TrainingJob:
+    """Register the job of a spec file, owned by the user of ``secret`` (if given; the
+    bootstrap admin key files it for the spec's ``user_id``, else for the admin). A job
+    token is bound to the job in the same transaction.
+
+    Args:
+        secret: a job token or API key, from the environment variable ``variable``
+            (named in errors; :func:`train_jobs.credentials.credential`).
 
     Raises:
-        JobSpecError: the file is invalid. InvalidArgument: an unknown reference or an
-            API key the catalog does not know (``field`` GARDEN_API_KEY).
+        JobSpecError: the file is invalid. InvalidArgument: an unknown reference, or a
+            secret the catalog does not know, expired, revoked, or a job token that
+            already registered a job (``field`` ``variable``).
     """
     spec = resolve_refs(cat, load_job_spec(path))
-    if api_key and is_admin_key(api_key):  # the admin may file a job for any user
+    key = credentials.filer(cat, secret, variable) if secret else None
+    if secret and key is None:  # the bootstrap admin may file a job for any user
         spec = spec.model_copy(update={"user_id": spec.user_id or ADMIN_USER})
-    elif api_key:
-        key = cat.authenticate(api_key)
-        if key is None:
-            raise InvalidArgument("GARDEN_API_KEY is not a valid API key",
-                                  field="GARDEN_API_KEY")
+    elif key is not None:
         spec = spec.model_copy(update={"user_id": key.user_id})
-    return cat.create_training_job(spec)
+    with credentials.naming(variable):
+        return cat.create_training_job(spec, job_token_id=credentials.job_token_id(key))
 
 
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``python -m train_jobs.run (--config FILE | --job-id ID) [--address ADDR]``.
 
-    Exit 0 on success, 1 on failure, 2 on a refused start (bad spec, job already run),
-    130 when cancelled.
+    Exit 0 on success, 1 on failure, 2 on a refused start (bad spec, job already run, a
+    job token that is not valid or not this job's), 130 when cancelled.
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     which = parser.add_mutually_exclusive_group(required=True)
@@ -323,8 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         job_id = args.job_id
         if args.config is not None:
-            job_id = create_job_from_spec(cat, args.config, os.environ.get("GARDEN_API_KEY")).id
+            variable, secret = credentials.credential()
+            job_id = create_job_from_spec(cat, args.config, secret, variable).id
             log.info("registered training job %s from %s", job_id, args.config)
+        else:
+            credentials.check_bound(cat, job_id)
         _running["job"] = (cat, job_id)
         job = run_job(job_id, cat)
     except (InvalidArgument, InvalidTransition) as exc:

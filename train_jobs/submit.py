@@ -7,7 +7,9 @@ token auth on for local clusters and the client reads the token from
 cluster enforces it). The
 catalog job moves to ``queued`` with its ``ray_job_id`` *before* the submission,
 so the job's own ``running`` can never be overwritten; a refused submission marks
-it failed. The submission id is ``garden-train-<job id>``.
+it failed. The submission id is ``garden-train-<job id>``. The driver's credential is a
+job token bound to the job (``GARDEN_JOB_TOKEN`` in the runtime env, which the Ray
+dashboard shows; revoked when the job ends), never the user's API key.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from catalog.config import garden_home
 from catalog.errors import InvalidTransition, Unavailable
 from catalog.reconcile import RAY_TERMINAL, RayJobState
 from catalog.retry import Backoff, retrying
+from train_jobs.credentials import JOB_TOKEN_ENV
 
 #: Settings a job's driver and workers take from the submitter's environment (never
 #: secrets: storage credentials come from each node's own environment or instance role).
@@ -120,6 +123,8 @@ def submit_training_job(
         # <temp dir>/ray_current_cluster file, i.e. the most recently started cluster when
         # several share a machine; the GCS address pins it to the submitter's cluster.
         entrypoint += f" --address {shlex.quote(ray.get_runtime_context().gcs_address)}"
+    env = job_runtime_env(runtime_env)
+    env["env_vars"][JOB_TOKEN_ENV] = cat.create_job_token(job_id=job_id)[1]
     cat.transition_job(job_id, s.JobStatus.queued, ray_job_id=sub_id)
     try:
         client = job_client(address)
@@ -131,7 +136,7 @@ def submit_training_job(
             retry_if=lambda e: isinstance(e, RuntimeError) and NO_AGENT in str(e))
         return waiting_for_agent(
             client.submit_job, entrypoint=entrypoint, submission_id=sub_id,
-            runtime_env=job_runtime_env(runtime_env), metadata={"garden_job_id": job_id})
+            runtime_env=env, metadata={"garden_job_id": job_id})
     except Exception as exc:
         message = f"submission failed: {type(exc).__name__}: {exc}"
         cat.transition_job(job_id, s.JobStatus.failed, error_message=message[:4000])

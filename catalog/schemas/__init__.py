@@ -55,7 +55,14 @@ from catalog.schemas.datasets import (
     DatasetSchema,
     DatasetStatistics,
 )
-from catalog.schemas.keys import ApiKey, Role
+from catalog.schemas.keys import (
+    JOB_TOKEN_TTL_S,
+    MAX_JOB_TOKEN_TTL_S,
+    MIN_JOB_TOKEN_TTL_S,
+    ApiKey,
+    KeyScope,
+    Role,
+)
 from catalog.schemas.media import (
     EditKind,
     Image,
@@ -150,6 +157,9 @@ from catalog.schemas.usage import (
 __all__ = [
     "BATCH_FORMATS",
     "CHAT_FORMATS",
+    "JOB_TOKEN_TTL_S",
+    "MAX_JOB_TOKEN_TTL_S",
+    "MIN_JOB_TOKEN_TTL_S",
     "PREFERENCE_FORMATS",
     "ApiKey",
     "Batch",
@@ -191,6 +201,7 @@ __all__ = [
     "ImageSpec",
     "JobEvent",
     "JobStatus",
+    "KeyScope",
     "Lifecycle",
     "LineageEdge",
     "LineageNode",

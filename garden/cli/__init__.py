@@ -3,10 +3,10 @@
 
 ``garden demo``, ``garden up | down | status``, ``garden datasets upload | list | show``,
 ``garden models import | merge | list | publish | lineage``, ``garden train``, ``garden jobs list |
-show | logs | cancel | watch``, ``garden batch create | list | show | cancel | download``, ``garden
-chat``, ``garden images generate``, ``garden carbon``, ``garden usage``, ``garden keys
-create | list | limits``. The API URL and key come from ``--api-url``/``--api-key`` or
-``GARDEN_API_URL``/``GARDEN_API_KEY``.
+show | logs | cancel | watch | token``, ``garden batch create | list | show | cancel |
+download``, ``garden chat``, ``garden images generate``, ``garden carbon``, ``garden
+usage``, ``garden keys create | list | limits``. The API URL and key come from
+``--api-url``/``--api-key`` or ``GARDEN_API_URL``/``GARDEN_API_KEY``.
 """
 
 from __future__ import annotations
@@ -610,6 +610,52 @@ def jobs_watch(
     console.print(f"job {job_id} {status}")
     if status != "completed":
         raise typer.Exit(1)
+
+
+#: Seconds per unit of a ``--ttl`` duration.
+_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _ttl_seconds(value: str | None) -> int | None:
+    """``--ttl``: seconds, or a number with a unit s, m, h or d (``90m``, ``4h``)."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    unit = _TTL_UNITS.get(text[-1:]) if text else None
+    number = text[:-1] if unit else text
+    if not number.isdigit():
+        raise typer.BadParameter(f"{value!r}: seconds, or a whole number with s, m, h or d "
+                                 "(e.g. 90m, 4h)")
+    return int(number) * (unit or 1)
+
+
+@jobs_app.command("token")
+def jobs_token(
+    ctx: typer.Context,
+    ttl: Annotated[int | None, typer.Option(
+        "--ttl", parser=_ttl_seconds, metavar="DURATION",
+        help="Lifetime: seconds, or with a unit (90m, 4h, 2d); default 4h, at most 7d.",
+        show_default=False)] = None,
+    as_json: bool = typer.Option(False, "--json", help="Print the token's record and "
+                                 "secret as JSON."),
+) -> None:
+    """A job token for one `ray job submit`: pass it as GARDEN_JOB_TOKEN instead of your
+    API key (the Ray dashboard shows a job's runtime env). Its driver registers one
+    training job or batch with it; the token then only reads that job and stops working
+    when the job ends or the token expires. Prints the secret alone on stdout (once), and
+    an example command on stderr."""
+    with _errors():
+        record, secret = _client(ctx).training.token(ttl_s=ttl)
+    if as_json:
+        console.print_json(data={**record.model_dump(mode="json"), "secret": secret})
+        return
+    print(secret)
+    hint = Console(stderr=True, soft_wrap=True)
+    hint.print(f"job token {record.id}, expires {record.expires_at:%Y-%m-%d %H:%M %Z}; for "
+               "one job, e.g.:", highlight=False)
+    env = json.dumps({"env_vars": {"GARDEN_JOB_TOKEN": f"{record.prefix}..."}})
+    hint.print(f"  ray job submit --working-dir examples --runtime-env-json '{env}' -- "
+               "python -m train_jobs.run --config sft.yaml", markup=False, highlight=False)
 
 
 # --------------------------------------------------------------------------- batches

@@ -20,7 +20,15 @@ from pydantic import PrivateAttr
 
 from catalog.lifecycle import TERMINAL_JOB_STATUSES
 from catalog.retry import Backoff
-from catalog.schemas import Checkpoint, JobStatus, MetricPoint, Page, TrainingJob, TrainingJobCreate
+from catalog.schemas import (
+    ApiKey,
+    Checkpoint,
+    JobStatus,
+    MetricPoint,
+    Page,
+    TrainingJob,
+    TrainingJobCreate,
+)
 from garden.client.base import Namespace
 from garden.errors import JobFailedError
 
@@ -209,6 +217,20 @@ class Training(Namespace):
 
     def get(self, job_id: str) -> Job:
         return self._job(self._client.request("GET", f"/v1/training/jobs/{job_id}").json())
+
+    def token(self, *, ttl_s: int | None = None) -> tuple[ApiKey, str]:
+        """A job token (``POST /v1/training/tokens``) for one ``ray job submit``: pass the
+        secret as ``GARDEN_JOB_TOKEN`` in the job's runtime env instead of your API key.
+        The job's driver (``train_jobs.run --config`` or ``batch_jobs.run --config``)
+        registers its training job or batch with it, for you; the token can then only read
+        that job, and stops working when the job ends or after ``ttl_s`` seconds (default
+        :data:`catalog.schemas.JOB_TOKEN_TTL_S`, 4 h; at most 7 days).
+
+        Returns ``(record, secret)``; the secret is never shown again. Never retried.
+        """
+        body = {} if ttl_s is None else {"ttl_s": ttl_s}
+        data = self._client.request("POST", "/v1/training/tokens", json=body).json()
+        return ApiKey.model_validate(data["key"]), data["secret"]
 
     def cancel(self, job_id: str) -> Job:
         return self._job(self._client.request(

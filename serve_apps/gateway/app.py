@@ -123,6 +123,7 @@ def create_app(config: GatewayConfig | None = None, work: Work | None = None) ->
     for module in (system, datasets, models, training, batches, carbon, usage, keys, styles,
                    library):
         _include_documented(app, module.router)
+    _include_documented(app, training.tokens_router)
     if app.state.config.media_app:
         from serve_apps.media.api import build_media_router
 

@@ -7,8 +7,8 @@ Routes (under the app's route prefix, default ``/openai``):
 ``POST /v1/generate/batch`` (:mod:`serve_apps.llm.protocol`). Errors use OpenAI's shape through
 vLLM's exception handlers (``init_exception_handler``): bad parameters and malformed
 JSON are 400, an unknown model or adapter is 404, a missing or unknown API key is 401
-(the gateway's keys: :mod:`serve_apps.auth`), a key over one of its limits is 429 with
-``Retry-After`` (:mod:`serve_apps.llm.limits`).
+(the gateway's keys: :mod:`serve_apps.auth`), a job token is 403, a key over one of its
+limits is 429 with ``Retry-After`` (:mod:`serve_apps.llm.limits`).
 
 The request path does not call the catalog: keys (:mod:`serve_apps.auth`) and
 ``model`` lookups are cached for :data:`serve_apps.cache.CACHE_TTL_S` seconds and served
@@ -42,7 +42,7 @@ from vllm.entrypoints.serve.exception_handling.handlers.validation import (
     validation_exception_handler,
 )
 
-from catalog.errors import Unauthenticated
+from catalog.errors import PermissionDenied, Unauthenticated
 from catalog.port import AsyncCatalogPort
 from serve_apps.auth import Principal, current_principal
 from serve_apps.cache import RefreshingCache
@@ -73,11 +73,14 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _authorize(request: Request) -> None:
-    """Every OpenAI route needs an API key, like every gateway route (401 otherwise)."""
+    """Every OpenAI route needs an API key, like every gateway route (401 otherwise); a
+    job token may call none of them (403, :func:`serve_apps.auth.check_job_scope`)."""
     try:
         await current_principal(request)
     except Unauthenticated as exc:
         raise StarletteHTTPException(401, exc.message) from exc
+    except PermissionDenied as exc:
+        raise StarletteHTTPException(403, exc.message) from exc
 
 
 async def _chained(first, rest):
@@ -107,7 +110,8 @@ fastapi_app = build_fastapi()
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text} for code, text in (
         (400, "Bad parameters (`param` names the field)"), (401, "No or unknown API key"),
-        (404, "Unknown model_id"), (429, "Over the key's limits (Retry-After)"))
+        (403, "A job token (it may only read its own job)"), (404, "Unknown model_id"),
+        (429, "Over the key's limits (Retry-After)"))
 }
 
 

@@ -194,11 +194,12 @@ def test_client_and_cli_read_the_batch(gateway_url, keys, tmp_path):
 
 
 def test_batch_from_a_config_file_is_cancelled_through_the_route(
-    alice, keys, llm_catalog, models, tmp_path, ray_job_address,
+    alice, llm_catalog, models, tmp_path, ray_job_address,
 ):
     """``ray job submit -- python -m batch_jobs.run --config batch.yaml``: the batch is
-    created by the job itself (owned by the key's user), then cancelled with the route:
-    it ends cancelled and its Ray job stops."""
+    created by the job itself (owned by the user of the job token in its runtime env, which
+    it binds), then cancelled with the route: it ends cancelled, its Ray job stops and the
+    token is revoked."""
     import ray
     from ray.job_submission import JobStatus, JobSubmissionClient
 
@@ -210,12 +211,13 @@ def test_batch_from_a_config_file_is_cancelled_through_the_route(
         "input_file: requests.jsonl\nendpoint: /v1/chat/completions\n"
         "metadata: {purpose: cancel-test}\n")
     client = JobSubmissionClient(ray_job_address)
+    token = alice.post("/v1/training/tokens").json()["secret"]
     sub_id = client.submit_job(
         # --address: the driver joins this cluster, not the machine's newest one
         entrypoint=f"{sys.executable} -m batch_jobs.run --config batch.yaml "
                    f"--address {ray.get_runtime_context().gcs_address}",
         runtime_env={"working_dir": str(tmp_path),
-                     "env_vars": {"GARDEN_API_KEY": keys.alice,
+                     "env_vars": {"GARDEN_JOB_TOKEN": token,
                                   "RAY_JOB_STOP_WAIT_TIME_S": "30"}})
 
     def running_batch():
@@ -225,6 +227,7 @@ def test_batch_from_a_config_file_is_cancelled_through_the_route(
 
     batch = wait_for(running_batch, 300, "the config batch in progress", interval_s=2.0)
     assert batch["metadata"] == {"purpose": "cancel-test"}
+    assert llm_catalog.authenticate(token).job_id == batch["id"]
     assert batch["request_counts"]["total"] == 400
     # cancel mid-run: once some lines are answered (counts are written every 32 lines)
     wait_for(lambda: alice.get(f"/v1/batches/{batch['id']}").json()["request_counts"][
@@ -245,6 +248,7 @@ def test_batch_from_a_config_file_is_cancelled_through_the_route(
     assert len({line["custom_id"] for line in output}) == len(output)
     r = alice.post(f"/v1/batches/{batch['id']}/cancel")
     assert r.status_code == 409  # it already ended
+    assert llm_catalog.authenticate(token) is None
     r = httpx.get(f"{alice.base_url}/v1/batches/{batch['id']}",
                   headers=auth(ADMIN_KEY), timeout=30)
     assert r.json()["user_id"] == "alice"

@@ -240,3 +240,32 @@ def test_downgrade_from_0003_keeps_usage_rows(db_url):
 
         assert conn.execute(text("SELECT sum(requests) FROM usage_rollups")).scalar() == 5
     engine.dispose()
+
+
+def test_keys_before_0008_read_back_as_full_keys_and_job_tokens_go_on_downgrade(db_url):
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    engine = make_engine(db_url)
+    migrate.upgrade(engine, "0007")
+    key_hash = "0" * 64
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, role, revoked, "
+            "created_at, updated_at) VALUES ('key_old', 'ada', 'laptop', 'gk_abc', :h, "
+            "'user', false, :now, :now)"), {"h": key_hash, "now": datetime(2026, 1, 1)})
+    engine.dispose()
+
+    store = CatalogStore.open(db_url)  # upgrades to head
+    try:
+        old = store.api_keys.get("key_old")
+        assert (old.scope, old.job_id, old.expires_at, old.revoked) == (
+            "full", None, None, False)
+        token, _secret = store.create_job_token("ada")
+        migrate.downgrade(store.engine, "0007")
+        with store.engine.connect() as conn:
+            ids = {r[0] for r in conn.execute(text("SELECT id FROM api_keys"))}
+        assert ids == {"key_old"} and token.id not in ids
+    finally:
+        store.close()

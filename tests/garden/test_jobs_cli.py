@@ -85,6 +85,24 @@ def test_jobs_watch_exits_1_for_a_failed_job_and_others_are_refused(run, job, ca
     assert denied.exit_code == 1 and "403 permission_denied" in denied.output
 
 
+def test_jobs_token_prints_the_secret_alone_for_a_shell(run, catalog_store):
+    """``$(garden jobs token)`` is the secret: stdout holds it alone, the hint is stderr's."""
+    out = run("jobs", "token", "--ttl", "10m")
+    assert out.exit_code == 0, out.output
+    secret = out.stdout.strip()
+    assert secret.startswith("gjt_") and out.stdout == secret + "\n"
+    assert "GARDEN_JOB_TOKEN" in out.stderr and secret not in out.stderr
+    token = catalog_store.authenticate(secret)
+    assert (token.user_id, token.scope, token.job_id) == ("alice", "job", None)
+    lifetime = (token.expires_at - token.created_at).total_seconds()
+    assert 599 <= lifetime <= 601
+
+    record = json.loads(run("jobs", "token", "--json").stdout)
+    assert record["secret"].startswith("gjt_") and record["scope"] == "job"
+    refused = run("jobs", "token", "--ttl", "4 hours")
+    assert refused.exit_code == 2 and "--ttl" in refused.output
+
+
 def test_models_publish_and_unpublish(run, catalog_store, keys):
     model = factories.base_model(catalog_store, f"mine-{uuid.uuid4().hex[:6]}",
                                  user_id="alice", published=False)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
+from ray.job_submission import JobSubmissionClient
 
 from catalog import schemas as s
 from tests import factories
-from tests.gateway.fixtures import assert_error
+from tests.conftest import wait_for
+from tests.gateway.fixtures import assert_error, auth
 
 pytestmark = pytest.mark.ray
 
@@ -118,7 +121,8 @@ def test_openai_method_object_and_method_dataset_match(alice, refs):
     assert "learning_rate_multiplier" in err["message"]
 
 
-def test_create_submits_a_ray_job_then_cancel_stops_it(alice, bob, refs):
+def test_create_submits_a_ray_job_then_cancel_stops_it(alice, bob, refs, keys,
+                                                       ray_job_address, gateway_url):
     base, data = refs
     r = alice.post("/v1/training/jobs", json={
         "name": "submitted", "base_model_id": base.id, "dataset_id": data.id,
@@ -127,6 +131,15 @@ def test_create_submits_a_ray_job_then_cancel_stops_it(alice, bob, refs):
     job = r.json()
     assert (job["status"], job["user_id"]) == ("queued", "alice")
     assert job["ray_job_id"] == f"garden-train-{job['id']}"
+    # the runtime env (shown on the dashboard) carries a token of this job, not alice's key
+    env = JobSubmissionClient(ray_job_address).get_job_info(job["ray_job_id"]).runtime_env[
+        "env_vars"]
+    token = env["GARDEN_JOB_TOKEN"]
+    assert token.startswith("gjt_") and keys.alice not in env.values()
+    as_token = {"headers": auth(token), "timeout": 60}
+    url = f"{gateway_url}/v1/training/jobs/{job['id']}"
+    assert httpx.get(url, **as_token).status_code == 200
+    assert httpx.post(f"{url}/cancel", **as_token).status_code == 403
     assert_error(bob.post(f"/v1/training/jobs/{job['id']}/cancel"), 403, "permission_denied")
     cancelled = alice.post(f"/v1/training/jobs/{job['id']}/cancel")
     assert cancelled.status_code == 200, cancelled.text
@@ -135,6 +148,8 @@ def test_create_submits_a_ray_job_then_cancel_stops_it(alice, bob, refs):
     assert logs["ray_job_id"] == job["ray_job_id"] and isinstance(logs["logs"], str)
     again = alice.post(f"/v1/training/jobs/{job['id']}/cancel")  # idempotent
     assert (again.status_code, again.json()["status"]) == (200, "cancelled")
+    wait_for(lambda: httpx.get(url, **as_token).status_code == 401, 30,
+             "the cancelled job's token to be refused")
 
 
 def test_create_rejects_gpu_only_options_on_a_cpu_cluster(alice, refs, catalog_store):

@@ -58,7 +58,7 @@ def test_a_job_file_is_filed_for_the_key_s_user(store, tmp_path, monkeypatch):
     monkeypatch.setenv("GARDEN_ADMIN_KEY", "gk_the_admin")
     assert create_job_from_spec(cat, path, "gk_the_admin").user_id == "admin"
     with pytest.raises(InvalidArgument) as info:
-        create_job_from_spec(cat, path, "gk_nobody")
+        create_job_from_spec(cat, path, "gk_nobody", "GARDEN_API_KEY")
     assert info.value.field == "GARDEN_API_KEY"
     path.write_text("name: j\nbase_model_id: no-such-model\ndataset_id: x\n")
     with pytest.raises(InvalidArgument) as info:

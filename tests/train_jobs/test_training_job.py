@@ -338,13 +338,14 @@ def test_a_dpo_job_needs_preference_rows(cat, base_model, small_dataset):
 def test_ray_job_submit_with_a_job_file(cat, catalog_store, base_model, small_dataset,
                                         ray_job_address, tmp_path):
     """The README's first way in: ``ray job submit --working-dir DIR -- python -m
-    train_jobs.run --config job.yaml``, with the user's API key in the runtime env."""
+    train_jobs.run --config job.yaml``, with a job token in the runtime env: it registers
+    the job for its user, is bound to it, and is revoked when the job ends."""
     import ray
     import yaml
 
     from train_jobs.submit import job_client
 
-    _key, secret = catalog_store.create_api_key("ada", "cli")
+    token, secret = catalog_store.create_job_token("ada")
     spec = {"name": "from-a-file", "base_model_id": base_model.name,  # names work too
             "dataset_id": small_dataset.name, "eval_fraction": 0.25,
             "method": {"type": "supervised", "supervised": {"hyperparameters": {
@@ -358,7 +359,7 @@ def test_ray_job_submit_with_a_job_file(cat, catalog_store, base_model, small_da
     address = f"--address {ray.get_runtime_context().gcs_address}"
     sub_id = client.submit_job(
         entrypoint=f"{sys.executable} -m train_jobs.run --config job.yaml {address}",
-        runtime_env={"working_dir": str(tmp_path), "env_vars": {"GARDEN_API_KEY": secret}})
+        runtime_env={"working_dir": str(tmp_path), "env_vars": {"GARDEN_JOB_TOKEN": secret}})
     assert wait_ray_job_end(ray_job_address, sub_id, timeout_s=JOB_TIMEOUT_S) == "SUCCEEDED"
     logs = client.get_job_logs(sub_id)
     assert secret not in logs
@@ -368,13 +369,17 @@ def test_ray_job_submit_with_a_job_file(cat, catalog_store, base_model, small_da
     assert (job.name, job.user_id, job.base_model_id, job.dataset_id) == (
         "from-a-file", "ada", base_model.id, small_dataset.id)
     assert job.hyperparameters.per_device_train_batch_size == 4 and job.output_model_id
+    assert catalog_store.api_keys.get(token.id).job_id == job.id
+    assert catalog_store.authenticate(secret) is None  # revoked: the job ended
     points = len(cat.list_metrics(job.id))
 
     # the same catalog job started again (by hand, or a second submission) is refused
     # before any training, and the job keeps what its one run wrote
     again = client.submit_job(
-        entrypoint=f"{sys.executable} -m train_jobs.run --job-id {job.id} {address}")
+        entrypoint=f"{sys.executable} -m train_jobs.run --job-id {job.id} {address}",
+        runtime_env={"env_vars": {"GARDEN_JOB_TOKEN": secret}})
     assert wait_ray_job_end(ray_job_address, again) == "FAILED"
-    assert "a catalog job runs at most once" in client.get_job_logs(again)
+    refused = client.get_job_logs(again)
+    assert "refused: GARDEN_JOB_TOKEN is not a valid" in refused and secret not in refused
     assert cat.training_jobs.get(job.id).status == "completed"
     assert len(cat.list_metrics(job.id)) == points

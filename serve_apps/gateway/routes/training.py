@@ -1,5 +1,6 @@
 """``/v1/training/jobs``: create (registers the job and submits its Ray job), list, get,
-cancel, events, metrics, checkpoints, the Ray job's logs and the live event stream."""
+cancel, events, metrics, checkpoints, the Ray job's logs and the live event stream; and
+``/v1/training/tokens``: job tokens for ``ray job submit``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from catalog import schemas as s
@@ -31,6 +32,7 @@ from serve_apps.gateway.stream import (
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/training/jobs", tags=["training"])
+tokens_router = APIRouter(prefix="/v1/training/tokens", tags=["training"])
 
 
 class JobEvents(BaseModel):
@@ -205,3 +207,33 @@ async def job_stream(
     terminal status. 422 for a ``Last-Event-ID`` this stream never sent."""
     async for event in follow(training_job_source(cat, job.id), request, cursor=cursor):
         yield event
+
+
+class JobTokenCreate(BaseModel):
+    """How long the job token lives."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_s: int = Field(
+        s.JOB_TOKEN_TTL_S, ge=s.MIN_JOB_TOKEN_TTL_S, le=s.MAX_JOB_TOKEN_TTL_S,
+        description="Seconds until the token expires (used or not); it is also revoked "
+        "when its job ends.")
+
+
+class JobToken(BaseModel):
+    key: s.ApiKey = Field(description="The token's record (scope ``job``).")
+    secret: str = Field(description="The token itself (``gjt_...``): shown once.")
+
+
+@tokens_router.post("", status_code=201, response_model=JobToken)
+async def create_job_token(caller: Caller, cat: Cat, body: JobTokenCreate | None = None) -> Any:
+    """A job token for the caller, for one ``ray job submit``: put it in the job's runtime
+    env as ``GARDEN_JOB_TOKEN`` instead of an API key (the Ray dashboard shows runtime
+    envs). The job's driver (``python -m train_jobs.run --config`` or ``python -m
+    batch_jobs.run --config``) registers its training job or batch with it, for the
+    caller; the token then reads that job only (``GET /v1/training/jobs/{id}`` and what
+    is under it, or ``GET /v1/batches/{id}``...), registers no other, and stops working
+    when the job ends or ``ttl_s`` passes."""
+    ttl_s = (body or JobTokenCreate()).ttl_s
+    record, secret = await cat.create_job_token(caller.user_id, ttl_s=ttl_s)
+    return JobToken(key=record, secret=secret)

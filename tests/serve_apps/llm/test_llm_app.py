@@ -188,6 +188,25 @@ def test_openai_routes_need_an_api_key(llm_url):
         assert resp.status_code == 401 and "API key" in resp.json()["error"]["message"]
 
 
+def test_a_job_token_may_not_list_models_or_chat(llm_url, llm_catalog, base_model):
+    """A job token reads its own job only (serve_apps.auth.check_job_scope, the gateway's
+    check too): every OpenAI route is 403, before any engine work."""
+    import uuid
+
+    from tests import factories
+
+    data = factories.dataset(llm_catalog, f"jt-{uuid.uuid4().hex[:6]}")
+    job = factories.job(llm_catalog, base=base_model, data=data, user_id="ada")
+    _token, secret = llm_catalog.create_job_token(job_id=job.id)
+    oa = openai.OpenAI(base_url=llm_url, api_key=secret, timeout=30, max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError) as err:
+        oa.chat.completions.create(model=BASE_NAME, messages=CHAT, max_tokens=2)
+    assert f"limited to reading job {job.id}" in err.value.body["message"]
+    resp = httpx.get(f"{llm_url}/models", headers={"Authorization": f"Bearer {secret}"},
+                     timeout=30)
+    assert resp.status_code == 403 and "job token" in resp.json()["error"]["message"]
+
+
 # ----------------------------------------------------------------- accounting (issue 13)
 
 def user_key(catalog, **limits):
