@@ -129,11 +129,11 @@ def _cluster(settings: DemoSettings, key: str, console: Console):
             return state
         console.print("a recorded cluster does not answer: stopping it")
         local.down()
-    with console.status("starting Ray, the catalog actor and the gateway..."):
+    with console.status("starting Ray, the catalog actor and the gateway...") as spinner:
         return local.up(ray_port=settings.ray_port, dashboard_port=settings.dashboard_port,
                         agent_port=settings.agent_port,
                         http_port=settings.http_port, num_cpus=settings.num_cpus,
-                        admin_key=key)
+                        admin_key=key, progress=lambda s: spinner.update(f"{s}..."))
 
 
 def _serve_llm(cluster, base_name: str, console: Console) -> None:

@@ -95,7 +95,8 @@ def _errors() -> Iterator[None]:
             console.print(f"  {detail}")
         raise typer.Exit(1) from exc
     except (JobFailedError, TimeoutError, FileNotFoundError, RuntimeError) as exc:
-        console.print(f"[red]error[/]: {exc}")
+        # the message as written: quoted logs may hold [brackets] that markup would eat
+        console.print(Text.assemble(("error", "red"), f": {exc}"))
         raise typer.Exit(1) from exc
 
 
@@ -145,14 +146,20 @@ def up(
     admin_key: str | None = typer.Option(None, envvar="GARDEN_ADMIN_KEY",
                                          show_default=False, help="Bootstrap admin key."),
     media: bool = typer.Option(True, help="Deploy the image/video media router."),
+    timeout: float = typer.Option(300.0, help="Seconds each step may take (ray start, "
+                                  "the catalog, the HTTP proxy)."),
 ) -> None:
-    """Start a local Ray head with the dashboard, the catalog and the Serve apps."""
+    """Start a local Ray head with the dashboard, the catalog and the Serve apps.
+
+    A port already taken stops it at once, naming the holder and the flag to change; a
+    failed start keeps Ray's logs under $GARDEN_HOME/logs/ and quotes their last lines."""
     from cluster import local
 
-    with _errors(), console.status("starting Ray, the catalog and the apps..."):
+    with _errors(), console.status("starting Ray, the catalog and the apps...") as spinner:
         cluster = local.up(ray_port=ray_port, dashboard_port=dashboard_port,
                            http_port=http_port, agent_port=agent_port, num_cpus=num_cpus,
-                           llm_model=llm_model, admin_key=admin_key, media=media)
+                           llm_model=llm_model, admin_key=admin_key, media=media,
+                           timeout_s=timeout, progress=lambda s: spinner.update(f"{s}..."))
     console.print(f"API        {cluster.api_url}  (OpenAPI: {cluster.api_url}/openapi.json)")
     console.print(f"OpenAI     {cluster.openai_base_url}")
     console.print(f"Dashboard  {cluster.dashboard_url}")

@@ -1,15 +1,23 @@
-"""``garden up`` / ``status`` / ``down`` for real, in a fresh process, on free ports."""
+"""``garden up`` / ``status`` / ``down`` for real, in a fresh process, on free ports:
+with both cores busy, with a port taken, and failing after Ray started."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
+from cluster.local import CLUSTER_ENV, cluster_processes
 from garden import Client
 from tests.conftest import free_port
 
@@ -19,6 +27,37 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 def garden(*args: str, env: dict, timeout: float) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "garden.cli", *args], env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def user_env(tmp_path: Path, **extra: str) -> dict:
+    """The environment of a user who never ran Ray (no ~/.ray/auth_token yet, which
+    ``ray start`` alone refuses), with its own GARDEN_HOME."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("RAY_ADDRESS", "GARDEN_"))}
+    env.update(GARDEN_HOME=str(tmp_path / "home"), HOME=str(tmp_path / "user"),
+               RAY_AUTH_MODE="token", **extra)
+    return env
+
+
+@contextmanager
+def busy_cores(n: int = 2) -> Iterator[None]:
+    """``n`` processes spinning on a core each (a machine right after a cold install)."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def leftovers(ray_port: int) -> list:
+    """Temp folders and live processes of any cluster ``up`` started on ``ray_port``."""
+    prefix = f"/tmp/garden-ray-{ray_port}-"
+    folders = [str(p) for p in Path("/tmp").glob(f"garden-ray-{ray_port}-*")]
+    procs = [p.pid for p in psutil.process_iter(["environ"])
+             if (p.info.get("environ") or {}).get(CLUSTER_ENV, "").startswith(prefix)]
+    return folders + procs
 
 
 def submit_and_cancel_through_the_job_api(client: Client, home) -> None:
@@ -46,17 +85,15 @@ def submit_and_cancel_through_the_job_api(client: Client, home) -> None:
 
 def test_up_status_down(tmp_path):
     key = "gk_admin_local_test"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_ADDRESS", "GARDEN_"))}
-    # A user who never ran Ray: no ~/.ray/auth_token yet (`ray start` alone refuses).
-    env.update(GARDEN_HOME=str(tmp_path / "home"), GARDEN_ADMIN_KEY=key,
-               HOME=str(tmp_path / "user"), RAY_AUTH_MODE="token")
+    env = user_env(tmp_path, GARDEN_ADMIN_KEY=key)
     ray_port, dash_port, http_port = free_port(), free_port(), free_port()
     try:
-        up = garden("up", "--ray-port", str(ray_port), "--dashboard-port", str(dash_port),
-                    "--http-port", str(http_port), "--agent-port", "0", "--num-cpus", "4",
-                    "--no-media",
-                    env=env, timeout=500)
+        with busy_cores(2):  # `up` holds with both cores taken
+            up = garden("up", "--ray-port", str(ray_port), "--dashboard-port",
+                        str(dash_port), "--http-port", str(http_port), "--agent-port", "0",
+                        "--num-cpus", "4", "--no-media", env=env, timeout=600)
         assert up.returncode == 0, up.stdout + up.stderr
+        temp_dir = json.loads((tmp_path / "home" / "cluster.json").read_text())["temp_dir"]
         token = (tmp_path / "user" / ".ray" / "auth_token").read_text().strip()
         assert token and token not in up.stdout + up.stderr
         api = f"http://127.0.0.1:{http_port}"
@@ -80,11 +117,63 @@ def test_up_status_down(tmp_path):
         assert f"interpreter {Path(sys.executable)}" in job.stdout, job.stdout
         again = garden("up", "--ray-port", str(ray_port), env=env, timeout=60)
         assert again.returncode == 1 and "garden down first" in again.stdout
+        # another checkout (its own GARDEN_HOME) on the same Ray port: told who holds it
+        other = garden("up", "--ray-port", str(ray_port), "--dashboard-port",
+                       str(free_port()), "--http-port", str(free_port()), "--agent-port", "0",
+                       env=user_env(tmp_path / "other"), timeout=120)
+        assert other.returncode == 1, other.stdout + other.stderr
+        assert (f"port {ray_port} (Ray GCS) is taken by pid " in other.stdout
+                and f"(gcs_server), Ray cluster {temp_dir} (session session_" in other.stdout
+                and f"started by garden up with GARDEN_HOME={tmp_path / 'home'} "
+                    "(garden down there stops it): pick another with --ray-port"
+                in other.stdout), other.stdout
         status = garden("status", env=env, timeout=60)
         assert status.returncode == 0 and "healthy" in status.stdout
         assert f"{api}/ui/" in status.stdout
     finally:
         down = garden("down", env=env, timeout=120)
     assert down.returncode == 0 and "stopped" in down.stdout, down.stdout + down.stderr
-    assert not os.path.exists(f"/tmp/garden-ray-{ray_port}")
+    # every process of the cluster is gone, the agents and the Ray client server too
+    assert not os.path.exists(temp_dir) and not cluster_processes(temp_dir)
     assert garden("status", env=env, timeout=60).returncode == 1
+
+
+def test_up_refuses_a_taken_port_at_once(tmp_path):
+    """Any listener on the Ray port (a real Ray head: :func:`test_up_status_down`): ``up``
+    names the port, the holder and the flag, before starting anything."""
+    env = user_env(tmp_path)
+    with socket.create_server(("127.0.0.1", 0)) as holder:
+        port = holder.getsockname()[1]
+        t0 = time.monotonic()
+        up = garden("up", "--ray-port", str(port), "--dashboard-port", str(free_port()),
+                    "--http-port", str(free_port()), "--agent-port", "0", env=env,
+                    timeout=120)
+        elapsed = time.monotonic() - t0
+    assert up.returncode == 1, up.stdout + up.stderr
+    assert (f"port {port} (Ray GCS) is taken by pid {os.getpid()} "
+            f"({psutil.Process().name()}): pick another with --ray-port") in up.stdout
+    assert elapsed < 30, f"{elapsed:.0f} s"  # the CLI's imports; no Ray was started
+    assert not (tmp_path / "home" / "cluster.json").exists() and not leftovers(port)
+
+
+def test_a_failed_up_keeps_the_logs(tmp_path):
+    """The catalog cannot open its database (nothing listens on port 1): ``up`` stops what
+    it started and keeps Ray's logs under $GARDEN_HOME/logs, quoting the GCS log."""
+    env = user_env(tmp_path, GARDEN_DATABASE_URL="postgresql+psycopg://garden@127.0.0.1:1/none")
+    ray_port = free_port()
+    up = garden("up", "--ray-port", str(ray_port), "--dashboard-port", str(free_port()),
+                "--http-port", str(free_port()), "--agent-port", "0", "--num-cpus", "2",
+                "--no-media", env=env, timeout=400)
+    assert up.returncode == 1, up.stdout + up.stderr
+    kept = list((tmp_path / "home" / "logs").iterdir())
+    assert len(kept) == 1 and kept[0].name.startswith("session_"), kept
+    assert "error: starting the catalog failed: ActorDiedError: " in up.stdout, up.stdout
+    assert 'port 1 failed: Connection refused' in up.stdout  # the cause, from its traceback
+    assert f"Ray's logs are kept in {kept[0]}\n" in up.stdout
+    assert (kept[0] / "raylet.out").is_file()
+    gcs_log = (kept[0] / "gcs_server.out").read_text()
+    assert "--- gcs_server.out (last " in up.stdout
+    assert f"listening on port {ray_port}" in gcs_log
+    assert "What to try: " in up.stdout
+    assert not (tmp_path / "home" / "cluster.json").exists()
+    assert not leftovers(ray_port)
