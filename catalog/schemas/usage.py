@@ -41,7 +41,9 @@ class UsageSpec(Schema):
     emissions_kg: float = Field(0.0, ge=0, description="Emissions attributed, kg CO2eq.")
     cost_usd: float | None = Field(None, ge=0, description="Estimated cost, USD.")
     details: dict[str, Any] = Field(
-        default_factory=dict, description="Extra facts (route, stream, operation, ...)."
+        default_factory=dict,
+        description="Extra facts (route, stream, operation, ...; an LLM record's request_id "
+        "is the id of the response it billed, chatcmpl-...).",
     )
     user_id: UserId = None
     model_id: str | None = Field(

@@ -444,6 +444,7 @@ class LLMServer:
                             usage = event["usage"]
                             account.set_usage(usage.get("prompt_tokens"),
                                               usage.get("completion_tokens"))
+                            account.request_id = event.get("id")
                             finish()
                             if not client_wants_usage:
                                 owed = True
@@ -461,6 +462,7 @@ class LLMServer:
             else:
                 account.first_token()
                 account.set_usage(result.usage.prompt_tokens, result.usage.completion_tokens)
+                account.request_id = getattr(result, "id", None)
                 finish()
                 # vLLM's response models keep extra fields (OpenAIBaseModel: extra="allow")
                 result.carbon_emissions_g = account.carbon_emissions_g

@@ -76,6 +76,7 @@ class RequestAccount:
     energy_kwh: float = 0.0
     emissions_kg: float = 0.0
     id: str = field(default_factory=lambda: f"use_{uuid.uuid4().hex[:20]}")
+    request_id: str | None = None  # the response's id (chatcmpl-..., cmpl-...)
     finished_at: datetime | None = None
     submitted: bool = False
 
@@ -124,7 +125,8 @@ class RequestAccount:
             energy_kwh=self.energy_kwh, emissions_kg=self.emissions_kg,
             # energy: an equal share of codecarbon's measurement among concurrent
             # requests (serve_apps.llm.energy)
-            details={"route": self.route, "status": self.status, "stream": self.stream},
+            details={"route": self.route, "status": self.status, "stream": self.stream}
+            | ({"request_id": self.request_id} if self.request_id else {}),
         )
 
     def tally(self) -> Tally:

@@ -27,6 +27,7 @@ class KillRun:
     """What a :func:`chat_while_killing` run saw."""
 
     statuses: list[int] = field(default_factory=list)  # 0: no HTTP answer at all
+    answered: list[str] = field(default_factory=list)  # the 200 responses' ids
     prompt_tokens: int = 0
     completion_tokens: int = 0
     kills: int = 0
@@ -61,6 +62,7 @@ def chat_while_killing(url: str, key: str, model: str, kill: Callable[[], None],
                 run.statuses.append(r.status_code if r is not None else 0)
                 if r is not None and r.status_code == 200:
                     body = r.json()
+                    run.answered.append(body["id"])
                     run.prompt_tokens += body["usage"]["prompt_tokens"]
                     run.completion_tokens += body["usage"]["completion_tokens"]
                     run.emissions_g.append(body["carbon_emissions_g"])
@@ -98,6 +100,22 @@ def sigkill(pid: int) -> Callable[[], None]:
     """A ``kill`` for :func:`chat_while_killing`: SIGKILL of the process ``pid`` on this
     machine (a replica dies as on an out-of-memory kill: no shutdown hook runs)."""
     return lambda: os.kill(pid, signal.SIGKILL)
+
+
+def check_billed(run: KillRun, rows: list) -> None:
+    """Every answered request of ``run`` billed exactly once, with the tokens its response
+    reported; a row for no answer only for a request that failed at the kill (the replica
+    died after journaling it, before its response left: generated, so billed)."""
+    billed = [r.details.get("request_id") for r in rows]
+    assert len(rows) == len({r.id for r in rows})
+    answered = set(run.answered)
+    assert len(answered) == len(run.answered)
+    assert sorted(i for i in billed if i in answered) == sorted(answered)
+    extra = len(rows) - len(answered)
+    assert 0 <= extra <= len(run.statuses) - len(answered), (extra, run.statuses)
+    own = [r for r in rows if r.details.get("request_id") in answered]
+    assert (sum(r.prompt_tokens for r in own), sum(r.completion_tokens for r in own)) == (
+        run.prompt_tokens, run.completion_tokens)
 
 
 def billed_rows(catalog, key_id: str, answered: int, journals: list[Path],

@@ -21,7 +21,7 @@ def key(**fields) -> s.ApiKey:
 
     now = datetime.now(UTC)
     limits = {"rpm_limit": None, "tpm_limit": None, "token_budget": None,
-              "tokens_used": 0} | fields
+              "tokens_used": 0, "scope": "full", "job_id": None, "expires_at": None} | fields
     return s.ApiKey(id="key_1", user_id="u", name="k", prefix="gk_", role="user",
                     revoked=False, created_at=now, updated_at=now, **limits)
 
