@@ -475,7 +475,7 @@ def test_no_answered_request_unbilled_on_postgresql_when_the_engine_replica_is_k
     assert run.kills == 1 and engine_replica_node(multi) == node
     assert 160 - 16 <= answered < 160  # only requests in flight at the kill may fail
     journals = [default_journal_folder(home) for home in [multi.root / "head", *multi.homes]]
-    rows = billed_rows(cat, key.id, answered, journals)
+    rows = billed_rows(cat, key.id, answered, journals, pid)
     check_billed(run, rows)
     for holder in holders:
         ray.kill(holder)

@@ -118,16 +118,19 @@ def check_billed(run: KillRun, rows: list) -> None:
         run.prompt_tokens, run.completion_tokens)
 
 
-def billed_rows(catalog, key_id: str, answered: int, journals: list[Path],
+def billed_rows(catalog, key_id: str, answered: int, journals: list[Path], killed: int,
                 timeout_s: float = 300.0) -> list:
     """The usage rows of ``key_id`` once the catalog counts at least ``answered`` requests
-    and the nodes' usage journal folders ``journals`` are empty (every segment settled or
-    replayed: no late row can still come). Raises TimeoutError naming what it saw."""
+    and the killed replica's (pid ``killed``) journal segments in the nodes' usage journal
+    folders ``journals`` are gone (replayed by its successor: no late row can still come).
+    Only its own: a replica lost with its node in an earlier test leaves segments that no
+    buffer on that node will replay. Raises TimeoutError naming what it saw."""
     deadline = time.monotonic() + timeout_s
     while True:
         catalog.flush()
         total = catalog.usage_summary("key", api_key_id=key_id).total
-        left = sorted(p.name for folder in journals for p in folder.glob("usage-*.jsonl"))
+        left = sorted(p.name for folder in journals
+                      for p in folder.glob(f"usage-{killed}-*.jsonl"))
         if total.requests >= answered and not left:
             break
         if time.monotonic() > deadline:

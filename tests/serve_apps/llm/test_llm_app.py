@@ -400,5 +400,5 @@ def test_no_answered_request_unbilled_when_the_engine_replica_is_killed(
           f"{run.seconds:.1f} s; statuses {sorted(set(run.statuses))}")
     assert run.kills == 1 and replica_pid(ray_job_address) not in (None, pid)
     assert 160 - 16 <= answered < 160  # only requests in flight at the kill may fail
-    rows = billed_rows(llm_catalog, key.id, answered, [default_journal_folder()])
+    rows = billed_rows(llm_catalog, key.id, answered, [default_journal_folder()], pid)
     check_billed(run, rows)
