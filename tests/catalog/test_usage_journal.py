@@ -1,6 +1,7 @@
 """The usage journal: a record added to a buffer is on disk before ``add`` returns, a
-settled segment is deleted, a killed process's records are replayed once by the next
-buffer on the node, and a live writer's segment is left to it."""
+settled segment is deleted (the current one zeroed for reuse), a killed process's
+records are replayed once by the next buffer on the node, and a live writer's segment
+is left to it."""
 
 from __future__ import annotations
 
@@ -17,12 +18,22 @@ from catalog import schemas as s
 from catalog.port import AsyncLocalCatalog
 from catalog.store import CatalogStore
 from catalog.usage_buffer import UsageBuffer
-from catalog.usage_journal import UsageJournal
+from catalog.usage_journal import UsageJournal, read_records
 from tests.catalog.test_usage_buffer import QUICK, records, stored_ids
 
 
 def segments(folder: Path) -> list[Path]:
     return sorted(folder.glob("usage-*.jsonl"))
+
+
+def on_disk(folder: Path) -> list[str]:
+    """The ids of the records in the folder's segments, in file order."""
+    ids = []
+    for f in segments(folder):
+        records, unreadable = read_records(f.read_bytes())
+        assert unreadable == 0
+        ids.extend(r.id for r in records)
+    return ids
 
 
 def test_a_segment_is_deleted_once_every_record_in_it_is_settled(tmp_path):
@@ -33,18 +44,32 @@ def test_a_segment_is_deleted_once_every_record_in_it_is_settled(tmp_path):
         journal.append(r)
     journal.append(recs[0])  # an id it holds is not written twice
     assert len(segments(tmp_path)) == 2 and journal.unsettled == 5
-    lines = sorted(line for f in segments(tmp_path) for line in f.read_bytes().splitlines())
-    assert sorted(s.UsageCreate.model_validate_json(x).id for x in lines) == [
-        f"use_{i}" for i in range(5)]
+    assert sorted(on_disk(tmp_path)) == [f"use_{i}" for i in range(5)]
     journal.settle(["use_0", "use_1", "use_3", "nobody"])
     assert len(segments(tmp_path)) == 2  # each segment still holds an unsettled record
     journal.settle(["use_2"])
     assert len(segments(tmp_path)) == 1  # the full first segment is gone
+    current = segments(tmp_path)
     journal.settle(["use_4"])
-    assert segments(tmp_path) == [] and journal.unsettled == 0  # an idle journal: no files
+    # the current segment is zeroed, kept for the next record: no records on disk
+    assert segments(tmp_path) == current and on_disk(tmp_path) == []
+    assert journal.unsettled == 0
     journal.append(s.UsageCreate(id="use_5", model="m"))
-    assert len(segments(tmp_path)) == 1
+    assert segments(tmp_path) == current and on_disk(tmp_path) == ["use_5"]
+    journal.close()  # use_5 is unsettled: its segment stays for the next buffer
+    assert on_disk(tmp_path) == ["use_5"]
+
+
+def test_a_closed_journal_whose_records_are_settled_leaves_no_file(tmp_path):
+    journal = UsageJournal(tmp_path, segment_bytes=1024)
+    big = s.UsageCreate(id="use_big", model="m", details={"text": "x" * 2000})
+    journal.append(s.UsageCreate(id="use_small", model="m"))
+    journal.append(big)  # longer than a segment: one of its own size
+    assert len(segments(tmp_path)) == 2 and sorted(on_disk(tmp_path)) == [
+        "use_big", "use_small"]
+    journal.settle(["use_small", "use_big"])
     journal.close()
+    assert segments(tmp_path) == []
 
 
 #: A replica stand-in: a buffer with a journal over a catalog that is down (a real SQLite
@@ -57,7 +82,7 @@ WRITER = textwrap.dedent("""
     from catalog.port import AsyncLocalCatalog
     from catalog.retry import Backoff
     from catalog.usage_buffer import UsageBuffer
-    from catalog.usage_journal import UsageJournal
+    from catalog.usage_journal import UsageJournal, read_records
     from tests.catalog.test_usage_buffer import SqliteOutage
 
     async def main(db, journal_folder, spool, n):
@@ -153,11 +178,10 @@ async def test_journaled_records_acknowledged_or_spooled_leave_no_segment(store,
     for r in recs:
         buf.add(r)
     # no await yet, so nothing was sent: every record is on disk already
-    on_disk = [s.UsageCreate.model_validate_json(line).id
-               for f in segments(folder) for line in f.read_bytes().splitlines()]
-    assert on_disk == [r.id for r in recs]
+    assert on_disk(folder) == [r.id for r in recs]
     await buf.flush(timeout_s=30)
     assert buf.stats()["journaled"] == 200 and buf.journal.unsettled == 0
-    assert segments(folder) == []
+    assert on_disk(folder) == []
     await buf.close()
+    assert segments(folder) == []
     assert sorted(stored_ids(store)) == sorted(r.id for r in recs)
