@@ -244,9 +244,9 @@ class UsageJournal:
         with self._lock:
             for segment in list(self._segments.values()):
                 if segment.unsettled == 0:
-                    with contextlib.suppress(OSError):
-                        segment.path.unlink()
-                segment.close()
+                    self._drop(segment)
+                else:
+                    segment.close()
             self._segments.clear()
             self._segment_of.clear()
             self._current = None

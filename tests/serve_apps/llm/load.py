@@ -106,14 +106,13 @@ def check_billed(run: KillRun, rows: list) -> None:
     """Every answered request of ``run`` billed exactly once, with the tokens its response
     reported; a row for no answer only for a request that failed at the kill (the replica
     died after journaling it, before its response left: generated, so billed)."""
-    billed = [r.details.get("request_id") for r in rows]
     assert len(rows) == len({r.id for r in rows})
     answered = set(run.answered)
     assert len(answered) == len(run.answered)
-    assert sorted(i for i in billed if i in answered) == sorted(answered)
+    own = [r for r in rows if r.details.get("request_id") in answered]
+    assert sorted(r.details["request_id"] for r in own) == sorted(answered)
     extra = len(rows) - len(answered)
     assert 0 <= extra <= len(run.statuses) - len(answered), (extra, run.statuses)
-    own = [r for r in rows if r.details.get("request_id") in answered]
     assert (sum(r.prompt_tokens for r in own), sum(r.completion_tokens for r in own)) == (
         run.prompt_tokens, run.completion_tokens)
 
