@@ -78,7 +78,12 @@ def test_csv_export(alice, footprint):
     job, _ = footprint
     r = alice.get("/v1/carbon/export.csv", params={"source": "training"})
     assert r.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(r.text)))
+    reader = csv.DictReader(io.StringIO(r.text))
+    # the documented columns, in order (the route's description)
+    assert tuple(reader.fieldnames or ()) == (
+        "id", "created_at", "source", "energy_kwh", "emissions_kg", "duration_s",
+        "training_job_id", "model_id", "country_iso_code", "user_id")
+    rows = list(reader)
     mine = [row for row in rows if row["training_job_id"] == job.id]
     assert sorted(float(row["energy_kwh"]) for row in mine) == [0.25, 0.5]
     assert {row["user_id"] for row in rows} == {"alice"}

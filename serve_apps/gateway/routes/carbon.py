@@ -220,7 +220,9 @@ async def carbon_export(
     since: Since = None, until: Until = None,
     source: s.CarbonSource | None = None,
 ) -> StreamingResponse:
-    """Every matching record as CSV (columns :data:`CSV_COLUMNS`), streamed page by page.
+    """Every matching record as CSV, streamed page by page. Columns, in order: id,
+    created_at, source, energy_kwh, emissions_kg, duration_s, training_job_id, model_id,
+    country_iso_code, user_id (a null value is an empty cell).
     The first page is read before the answer starts, so a catalog that cannot answer is
     a 503, not a cut-off file."""
     filters: dict[str, Any] = {"source": source, "created_after": since,

@@ -97,9 +97,12 @@ async def usage_export(
     kind: Literal["llm", "media"] | None = None,
     user_id: UserFilter = None, api_key_id: KeyFilter = None,
 ) -> StreamingResponse:
-    """Every matching usage record as CSV (columns :data:`CSV_COLUMNS`), newest first,
-    streamed a page at a time. The first page is read before the answer starts, so a
-    catalog that cannot answer is a 503, not a cut-off file."""
+    """Every matching usage record as CSV, newest first, streamed a page at a time.
+    Columns, in order: id, created_at, kind, user_id, api_key_id, model, model_id, adapter,
+    provider, prompt_tokens, completion_tokens, total_tokens, latency_ms, ttft_ms,
+    cost_usd, energy_kwh, emissions_kg (a null value is an empty cell). The first page is
+    read before the answer starts, so a catalog that cannot answer is a 503, not a
+    cut-off file."""
     check_period(since, until)
     filters: dict[str, Any] = {
         "model": model, "kind": kind, "api_key_id": api_key_id, "created_after": since,
