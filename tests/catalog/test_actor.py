@@ -137,6 +137,7 @@ def test_no_acknowledged_write_is_lost_when_the_actor_is_killed(catalog, db_url)
     """
     acked_usage: list[str] = []
     acked_datasets: list[str] = []
+    committed_unanswered: list[str] = []  # created, but the reply was lost in a kill
     lock = threading.Lock()
     stop = time.monotonic() + 60
 
@@ -155,6 +156,8 @@ def test_no_acknowledged_write_is_lost_when_the_actor_is_killed(catalog, db_url)
                     time.sleep(0.2)  # unknown outcome: a retry may hit Conflict
                     continue
                 except Conflict:  # the lost reply had committed
+                    with lock:
+                        committed_unanswered.append(rid)
                     break
                 with lock:
                     acked_datasets.append(ds.id)
@@ -177,6 +180,11 @@ def test_no_acknowledged_write_is_lost_when_the_actor_is_killed(catalog, db_url)
     stored_usage = {u.id for u in store.usage.list(page_size=1000).items}
     assert store.usage.list().total == len(stored_usage) == 8 * 40
     assert set(acked_usage) <= stored_usage
-    stored_datasets = {d.id for d in store.datasets.list(page_size=1000).items}
-    assert set(acked_datasets) <= stored_datasets
+    # every dataset create answered, or found committed when retried after a lost reply
+    assert len(acked_datasets) + len(committed_unanswered) == 8 * 40
+    assert len(acked_datasets) > 0
+    stored = store.datasets.list(page_size=1000).items
+    assert sorted(d.name for d in stored) == sorted(f"k{w}-{i}" for w in range(8)
+                                                    for i in range(40))
+    assert set(acked_datasets) <= {d.id for d in stored}
     store.close()

@@ -95,6 +95,7 @@ async def test_soft_delete_then_purge_after_retention(service):
         await service.get_image(gone.id, ALICE)
     assert [i.id for i in (await service.list_images(ALICE)).items] == [kept.id]
     gone_paths = [f.path for f in gone.files]
+    assert gone_paths and kept.files  # each generation stored its image
     assert all(os.path.exists(p) for p in gone_paths)  # kept until the purge
 
     now = utcnow()
