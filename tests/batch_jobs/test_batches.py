@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -24,8 +25,6 @@ from tests.gateway.fixtures import ADMIN_KEY, auth
 pytestmark = [pytest.mark.ray, pytest.mark.vllm, pytest.mark.slow, pytest.mark.timeout(900)]
 
 BAD_LINE = 17  # its body asks for max_tokens -1: vLLM refuses it, the others run
-#: The batch the first test ran, for the client and CLI test (no second engine).
-RAN: dict[str, str] = {}
 
 
 def request_lines(n: int, base: str, adapter: str, *, max_tokens: int) -> list[dict]:
@@ -70,24 +69,42 @@ def models(llm_catalog, base_model, adapter_model):
     return base_model, adapter_model
 
 
-def test_batch_of_200_lines_over_base_and_adapter(
-    alice, gateway_url, keys, llm_catalog, catalog_store, models, tmp_path,
-):
+@dataclass
+class Ran:
+    """The 200-line batch, as submitted and once ended, with the seconds it took."""
+
+    submitted: dict
+    done: dict
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def batch_200(alice, llm_catalog, models, tmp_path_factory) -> Ran:
+    """A batch of 200 chat lines over the base model and the adapter, submitted through
+    ``/v1/batches`` and waited for: run once, read by the tests below (one engine)."""
     base, adapter = models
     lines = request_lines(200, base.name, adapter.name, max_tokens=6)
-    data = register_input(llm_catalog, tmp_path, "batch-200", lines, user_id="alice")
+    data = register_input(llm_catalog, tmp_path_factory.mktemp("batch-200"), "batch-200",
+                          lines, user_id="alice")
     r = alice.post("/v1/batches", json={"input_file_id": data.id,
                                         "endpoint": "/v1/chat/completions",
                                         "completion_window": "24h",
                                         "metadata": {"test": "200"}})
     assert r.status_code == 200, r.text
     batch = r.json()
+    started = time.monotonic()
+    done = wait_batch(alice, batch["id"], {"completed", "failed", "cancelled"}, 800)
+    return Ran(batch, done, time.monotonic() - started)
+
+
+def test_batch_of_200_lines_over_base_and_adapter(
+    alice, gateway_url, keys, catalog_store, models, batch_200,
+):
+    base, adapter = models
+    batch, done, took = batch_200.submitted, batch_200.done, batch_200.seconds
     assert batch["object"] == "batch" and isinstance(batch["created_at"], int)
     assert batch["ray_job_id"] == f"garden-batch-{batch['id']}"
     assert batch["request_counts"]["total"] == 200
-    started = time.monotonic()
-    done = wait_batch(alice, batch["id"], {"completed", "failed", "cancelled"}, 800)
-    took = time.monotonic() - started
     assert done["status"] == "completed", done
     assert done["request_counts"] == {"total": 200, "completed": 199, "failed": 1}
 
@@ -137,20 +154,18 @@ def test_batch_of_200_lines_over_base_and_adapter(
     events = alice.get(f"/v1/batches/{batch['id']}/events").json()["items"]
     assert [e["message"] for e in events if e["message"].startswith("status")] == [
         "status -> in_progress", "status -> finalizing", "status -> completed"]
-    RAN["batch_id"] = batch["id"]
     print(f"\n200-line batch: {took:.0f} s from submission to completed")
 
 
-def test_client_and_cli_read_the_batch(gateway_url, keys, tmp_path):
+def test_client_and_cli_read_the_batch(gateway_url, keys, tmp_path, batch_200):
     from typer.testing import CliRunner
 
     from garden import Client
     from garden.cli import app
     from garden.errors import GardenError
 
-    if "batch_id" not in RAN:
-        pytest.skip("needs the 200-line batch of the first test")
-    batch_id = RAN["batch_id"]
+    assert batch_200.done["status"] == "completed", batch_200.done
+    batch_id = batch_200.submitted["id"]
     with Client(gateway_url, keys.alice) as client:
         batch = client.batches.wait(batch_id, timeout_s=10)
         assert batch.status == "completed" and batch.request_counts.completed == 199
