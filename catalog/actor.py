@@ -34,6 +34,7 @@ batch the store refuses fails only its own caller.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -223,7 +224,9 @@ class _OnActor:
 
     Idempotent operations (:func:`catalog.store.idempotent`) are retried while the
     actor restarts, per ``backoff``; other writes raise the Ray error, since they may
-    or may not have committed.
+    or may not have committed. ``retries`` counts, by operation name (``record_usage``,
+    ``models.get``, ...), the calls that met a dead or restarting actor and were sent
+    again: what a replica shows of the restarts its writes went through.
 
     Args:
         handle: an actor handle (default :func:`get_catalog`).
@@ -236,6 +239,17 @@ class _OnActor:
         self.handle = handle if handle is not None else get_catalog()
         self.timeout_s = timeout_s
         self.backoff = backoff
+        self.retries: Counter[str] = Counter()
+
+    def _counted(self, call: Invocation) -> Callable[[Any], None]:
+        """tenacity's ``before_sleep``: count one more retry of ``call``."""
+        def count(_state: Any) -> None:
+            self.retries[call.name] += 1
+
+        return count
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "retries": Counter()}  # counts stay in their process
 
 
 class Catalog(_OnActor, CatalogPort):
@@ -243,7 +257,8 @@ class Catalog(_OnActor, CatalogPort):
     arguments and retry rule are :class:`_OnActor`'s."""
 
     def _invoke(self, call: Invocation, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return retrying(self.backoff, retry_if=_retry_if(call))(
+        return retrying(self.backoff, retry_if=_retry_if(call),
+                        before_sleep=self._counted(call))(
             lambda: ray.get(self.handle.run.remote(call, *args, **kwargs), timeout=self.timeout_s))
 
     def flush(self) -> int:
@@ -262,4 +277,5 @@ class AsyncCatalog(_OnActor, AsyncCatalogPort):
             return await asyncio.wait_for(
                 self.handle.run.remote(call, *args, **kwargs), timeout=self.timeout_s)
 
-        return await async_retrying(self.backoff, retry_if=_retry_if(call))(once)
+        return await async_retrying(self.backoff, retry_if=_retry_if(call),
+                                    before_sleep=self._counted(call))(once)

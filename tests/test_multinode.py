@@ -30,12 +30,15 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 import ray
+import sqlalchemy
 
 from catalog import schemas as s
 from catalog import storage
@@ -71,6 +74,8 @@ class Multi:
     base: s.Model
     dataset: s.Dataset
     homes: list[Path] = field(default_factory=list)
+    #: the PostgreSQL schema of the catalog's tables
+    db_schema: str = ""
     #: the OpenAI base URL of the LLM app test 3 deploys (``.../openai/v1``)
     llm_url: str = ""
 
@@ -126,7 +131,7 @@ def multi(s3_endpoint, smollm2_folder, tmp_path_factory):
         })
         started = time.monotonic()
         multi = Multi(cluster, bucket, root, f"http://127.0.0.1:{dashboard_port}",
-                      None, None, None)  # type: ignore[arg-type]
+                      None, None, None, db_schema=schema)  # type: ignore[arg-type]
         multi.add_worker()
         multi.add_worker()
         cluster.connect(namespace="garden")
@@ -349,6 +354,7 @@ def test_the_engine_replica_serves_the_bucket_adapter_and_comes_back_on_a_new_no
                      "max_loras": 1, "max_lora_rank": 8},
         deployment={"ray_actor_options": {"num_cpus": 1, "resources": {WORKER: 1}}},
         energy_sample_s=1.0,
+        usage_spool_after_s=SPOOL_AFTER_S,  # test 5 sees records spooled to the bucket
     )
     started = time.monotonic()
     serve.run(build_llm_app(config), name="llm", route_prefix=config.route_prefix)
@@ -411,16 +417,81 @@ def test_the_engine_replica_serves_the_bucket_adapter_and_comes_back_on_a_new_no
         ray.kill(holder)
 
 
+#: The engine replica spools a usage record that has waited this long unacknowledged
+#: (``LLMAppConfig.usage_spool_after_s``; 10 s by default, longer than a restart here).
+SPOOL_AFTER_S = 2.0
+
+
+@contextmanager
+def usage_table_locked(multi: Multi) -> Iterator[sqlalchemy.Connection]:
+    """Hold PostgreSQL's EXCLUSIVE lock on the catalog's usage table (inserts wait on
+    it, reads go on) in a transaction of our own, rolled back on exit."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(PG_ADMIN_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f"LOCK TABLE {multi.db_schema}.usage_records IN EXCLUSIVE MODE"))
+            yield conn
+            conn.rollback()
+    finally:
+        engine.dispose()
+
+
+def spool_watch(folder: str, seen: set[str], stop: threading.Event) -> None:
+    """Add the files in ``folder`` to ``seen`` every 0.2 s until ``stop``."""
+    while not stop.is_set():
+        seen.update(storage.list_files(folder))
+        stop.wait(0.2)
+
+
 def test_no_usage_lost_or_doubled_on_postgresql_while_the_catalog_actor_is_killed(multi):
     """Issue 13's kill test with PostgreSQL as the catalog and the spool in the bucket:
     2,000 requests at concurrency 16 to the replica of test 3, the catalog actor killed
-    10 times: every request answered, exactly one usage row each, with its tokens."""
-    from tests.serve_apps.llm.load import chat_while_killing, kill_actor
+    10 times, each while a usage insert waits on the table's lock: every request
+    answered, exactly one usage row each, with its tokens; Ray restarted the actor 10
+    times, the replica retried the writes the kills cut off, and the records that
+    waited longer than ``SPOOL_AFTER_S`` went to spool files in the bucket, replayed and
+    deleted."""
+    from sqlalchemy import text
+
+    from tests.serve_apps.llm.load import (
+        actor_restarts,
+        chat_while_killing,
+        kill_mid_write,
+        usage_stats,
+    )
 
     assert multi.llm_url, "test 3 deploys the LLM app"
     cat = multi.cat
+    held: list[sqlalchemy.Connection] = []
+
+    @contextmanager
+    def hold_writes():
+        with usage_table_locked(multi) as conn:
+            held.append(conn)
+            yield
+            held.pop()
+
+    def insert_waiting() -> None:
+        """Until an insert waits on our lock, then as long again as a record may wait
+        unspooled: the records behind the cut-off batch are spooled."""
+        wait_for(lambda: held[-1].execute(text(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = "
+            f"'{multi.db_schema}.usage_records'::regclass")).scalar(), 30,
+            "a usage insert waiting on the lock", interval_s=0.1)
+        time.sleep(SPOOL_AFTER_S + 1.0)
+
     key, secret = cat.create_api_key(f"kill-{uuid.uuid4().hex[:8]}", "kill test")
-    run = chat_while_killing(multi.llm_url, secret, BASE_NAME, kill_actor(cat.handle),
+    spool = f"s3://{multi.bucket}/garden/spool/usage"
+    restarts, before = actor_restarts(cat.handle), usage_stats()
+    assert before["spool"] == spool
+    seen: set[str] = set()
+    stop = threading.Event()
+    watcher = threading.Thread(target=spool_watch, args=(spool, seen, stop), daemon=True)
+    watcher.start()
+    run = chat_while_killing(multi.llm_url, secret, BASE_NAME,
+                             kill_mid_write(cat.handle, hold_writes, insert_waiting),
                              requests=2000, concurrency=16, kills=10)
     TIMINGS["kill_test_s"] = run.seconds
     assert run.kills == 10
@@ -440,6 +511,23 @@ def test_no_usage_lost_or_doubled_on_postgresql_while_the_catalog_actor_is_kille
         if not cursor:
             break
     assert rows == len(ids) == 2000
+
+    # the kills met usage writes, and what waited went through the bucket
+    assert actor_restarts(cat.handle) - restarts == 10
+    after = wait_for(lambda: (st := usage_stats())["spool_files"] == 0 and st, 120,
+                     "every spool file replayed", interval_s=0.5)
+    stop.set()
+    watcher.join(10)
+    retried = (after["catalog_retries"] - before["catalog_retries"]
+               + after["failures"] - before["failures"])
+    spooled = after["spooled"] - before["spooled"]
+    TIMINGS["kill_test_retried_writes"] = retried
+    TIMINGS["kill_test_spooled_records"] = spooled
+    TIMINGS["kill_test_spool_files_seen"] = len(seen)
+    assert retried > 0 and spooled > 0
+    assert after["replayed"] - before["replayed"] >= spooled
+    assert seen and all(f.startswith(spool + "/usage-") for f in seen), seen
+    assert not storage.list_files(spool)  # replayed, then deleted
 
 
 def test_no_answered_request_unbilled_on_postgresql_when_the_engine_replica_is_killed(multi):

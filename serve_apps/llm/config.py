@@ -156,6 +156,12 @@ class LLMAppConfig(BaseModel):
         "(bench/accounting_overhead.py): requests are then neither recorded nor limited by "
         "tokens.",
     )
+    usage_spool_after_s: float = Field(
+        10.0, gt=0,
+        description="Seconds a usage record may wait unacknowledged in the replica's memory "
+        "(the catalog restarting or down) before it is written to a spool file under the "
+        "storage root (catalog.usage_buffer), replayed once the catalog answers.",
+    )
     usage_journal: bool = Field(
         True,
         description="Append each usage record to the node's local journal "

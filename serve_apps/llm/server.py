@@ -131,7 +131,8 @@ class LLMServer:
         # a batch a second at most: at low traffic, one catalog write per request would
         # cost the requests beside it CPU (bench/accounting_overhead.py)
         journal = UsageJournal() if config.usage_journal else None
-        self.usage = UsageBuffer(self.catalog, flush_interval_s=1.0, journal=journal)
+        self.usage = UsageBuffer(self.catalog, flush_interval_s=1.0, journal=journal,
+                                 spool_after_s=config.usage_spool_after_s)
         self.usage.start()
 
         n = config.deployment.max_adapters_per_replica
@@ -153,6 +154,18 @@ class LLMServer:
         engine = getattr(self, "engine", None)
         if engine is not None:
             engine.shutdown()
+
+    async def usage_stats(self) -> dict[str, Any]:
+        """What this replica's usage accounting went through (a Serve handle call, for
+        operators and the kill tests): the buffer's counts (:meth:`UsageBuffer.stats`:
+        ``acknowledged``, ``failures``, ``spooled``, ``replayed``, ...), its ``spool``
+        folder, and ``catalog_retries``: retries of ``record_usage`` calls that met a dead
+        or restarting catalog actor (each attempt after a failure;
+        :class:`catalog.actor.AsyncCatalog` makes them; 0 for a port that does not
+        count)."""
+        retries = getattr(self.catalog, "retries", {})
+        return {**self.usage.stats(), "spool": self.usage.spool,
+                "catalog_retries": retries.get("record_usage", 0)}
 
     async def check_health(self) -> None:
         """Serve health check: raises when the engine is dead."""

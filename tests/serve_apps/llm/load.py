@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +40,7 @@ class KillRun:
 def chat_while_killing(url: str, key: str, model: str, kill: Callable[[], None], *,
                        requests: int, concurrency: int, kills: int) -> KillRun:
     """Send ``requests`` one-token chat requests at ``concurrency`` to ``url``
-    (``.../openai/v1``) with ``key``, calling ``kill`` (e.g. :func:`kill_actor` of the
+    (``.../openai/v1``) with ``key``, calling ``kill`` (e.g. :func:`kill_mid_write` of the
     catalog, which Ray restarts) ``kills`` times, evenly over the run's progress."""
     run = KillRun()
     every = requests // (kills + 1)
@@ -80,10 +82,55 @@ def chat_while_killing(url: str, key: str, model: str, kill: Callable[[], None],
     return run
 
 
-def kill_actor(handle) -> Callable[[], None]:
-    """A ``kill`` for :func:`chat_while_killing`: ``ray.kill`` of ``handle``, which Ray
-    restarts (``max_restarts=-1``)."""
-    return lambda: ray.kill(handle, no_restart=False)
+#: How long a kill waits, with the usage table locked, for the replica's next usage
+#: batch to reach the database (a batch leaves each second, ``flush_interval_s``).
+BATCH_WAIT_S = 1.5
+
+
+def kill_mid_write(handle, hold_writes: Callable[[], AbstractContextManager[None]],
+                   wait: Callable[[], None] = lambda: time.sleep(BATCH_WAIT_S)
+                   ) -> Callable[[], None]:
+    """A ``kill`` for :func:`chat_while_killing` that lands on a usage write in flight:
+    with ``hold_writes()`` holding the database's write lock on the usage table (reads go
+    on), ``wait()`` until the catalog actor's next usage transaction waits on it, then
+    ``ray.kill`` the actor (Ray restarts it) and let go of the lock. The batch in that
+    transaction never gets its answer: the replica must send it again."""
+    def kill() -> None:
+        with hold_writes():
+            wait()
+            ray.kill(handle, no_restart=False)
+
+    return kill
+
+
+@contextmanager
+def sqlite_write_lock(url: str) -> Iterator[None]:
+    """Hold the write lock of the SQLite database at ``url`` (``sqlite:///path``): a
+    ``BEGIN IMMEDIATE`` transaction of our own; readers go on (WAL)."""
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None, timeout=30)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+def actor_restarts(handle) -> int:
+    """How many times Ray has restarted the actor of ``handle`` (Ray's state API)."""
+    from ray.util.state import get_actor
+
+    state = get_actor(handle._actor_id.hex())
+    assert state is not None, "the actor is unknown to Ray's state API"
+    return state.num_restarts
+
+
+def usage_stats(app: str = "llm", deployment: str = "LLMServer") -> dict:
+    """The engine replica's usage accounting counts (``LLMServer.usage_stats``)."""
+    from ray import serve
+
+    return serve.get_deployment_handle(deployment, app).usage_stats.remote().result(
+        timeout_s=60)
 
 
 def replica_pid(address: str, app: str = "llm") -> int | None:

@@ -343,16 +343,26 @@ def test_streamed_tokens_count_toward_the_tpm_limit(llm_url, llm_catalog):
 
 
 def test_no_usage_lost_or_doubled_while_the_catalog_actor_is_killed(
-    llm_url, llm_catalog, catalog_handle
+    llm_url, llm_catalog, catalog_handle, catalog_url
 ):
     """Issue 13's kill test: 2,000 requests at concurrency 16, the catalog actor killed 10
-    times: every request answered, exactly one usage row each, with its tokens."""
-    from tests.serve_apps.llm.load import chat_while_killing, kill_actor
+    times, each time while a usage write waits in it (:func:`kill_mid_write`): every
+    request answered, exactly one usage row each, with its tokens; Ray restarted the actor
+    10 times and the replica retried the writes those kills cut off."""
+    from tests.serve_apps.llm.load import (
+        actor_restarts,
+        chat_while_killing,
+        kill_mid_write,
+        sqlite_write_lock,
+        usage_stats,
+    )
 
     key, secret = user_key(llm_catalog)
     as_user(llm_url, secret).completions.create(model=BASE_NAME, prompt=PROMPT, max_tokens=1)
-    run = chat_while_killing(llm_url, secret, BASE_NAME, kill_actor(catalog_handle),
-                             requests=2000, concurrency=16, kills=10)
+    restarts, before = actor_restarts(catalog_handle), usage_stats()
+    kill = kill_mid_write(catalog_handle, lambda: sqlite_write_lock(catalog_url))
+    run = chat_while_killing(llm_url, secret, BASE_NAME, kill, requests=2000, concurrency=16,
+                             kills=10)
     print(f"kill test (SQLite): {len(run.statuses)} requests in {run.seconds:.1f} s, "
           f"{run.kills} kills")
     assert run.kills == 10
@@ -370,6 +380,16 @@ def test_no_usage_lost_or_doubled_while_the_catalog_actor_is_killed(
             break
     assert len(rows) == len({r.id for r in rows}) == 2001
     assert sum(r.prompt_tokens for r in rows if r.details["route"] == "chat") == run.prompt_tokens
+    # the kills met usage writes: Ray restarted the actor each time, and the writes whose
+    # answer a kill cut off were retried (by the port while the actor restarted, or by
+    # the buffer after a failed call)
+    assert actor_restarts(catalog_handle) - restarts == 10
+    after = usage_stats()
+    retried = (after["catalog_retries"] - before["catalog_retries"]
+               + after["failures"] - before["failures"])
+    print(f"usage writes retried: {retried}; buffer {after}")
+    assert retried > 0
+    assert after["rejected"] == before["rejected"]
 
 
 def test_no_answered_request_unbilled_when_the_engine_replica_is_killed(
