@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -74,6 +76,7 @@ class Multi:
     base: s.Model
     dataset: s.Dataset
     homes: list[Path] = field(default_factory=list)
+    home_of: dict[str, Path] = field(default_factory=dict)  # worker node id -> home
     #: the PostgreSQL schema of the catalog's tables
     db_schema: str = ""
     #: the OpenAI base URL of the LLM app test 3 deploys (``.../openai/v1``)
@@ -87,6 +90,7 @@ class Multi:
             num_cpus=2, resources={WORKER: 1}, env_vars={"GARDEN_HOME": str(home)},
             dashboard_agent_listen_port=free_port())
         self.cluster.wait_for_nodes()  # type: ignore[attr-defined]
+        self.home_of[node.node_id] = home
         return node
 
     def node(self, node_id: str):
@@ -95,8 +99,10 @@ class Multi:
                     if n.node_id == node_id)
 
     def lose(self, node_id: str) -> None:
-        """Take a worker node away as a lost machine goes (its processes killed)."""
+        """Take a worker node away as a lost machine goes: its processes killed, its
+        GARDEN_HOME (the node's local disk: caches, usage journal) deleted."""
         self.cluster.remove_node(self.node(node_id), allow_graceful=False)  # type: ignore
+        shutil.rmtree(self.home_of[node_id], ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -269,10 +275,36 @@ def test_spread_job_completes_into_the_bucket_while_the_catalog_actor_is_killed(
 # ----------------------------------------------------------------------------- 2
 
 
+def linear_schedule(learning_rate: float, steps: int) -> list[float]:
+    """The learning rate each of ``steps`` optimizer steps runs with under transformers'
+    linear schedule with no warmup (``get_scheduler("linear")``), as the Trainer logs it
+    at that step."""
+    import torch
+    from transformers import get_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=learning_rate)
+    schedule = get_scheduler("linear", optimizer, num_warmup_steps=0,
+                             num_training_steps=steps)
+    out = []
+    for _ in range(steps):
+        out.append(schedule.get_last_lr()[0])
+        optimizer.step()
+        schedule.step()
+    return out
+
+
 def test_a_lost_node_resumes_from_the_checkpoint_in_the_bucket(multi):
+    """A worker node is lost after the first checkpoint. Every node has its own
+    GARDEN_HOME, and before a new node joins the test deletes the first group's local
+    scratch folders (where the Trainer wrote its checkpoints), so the bucket is the only
+    place to resume from. The new group names the checkpoint it loaded: the newest saved
+    before the failure, in the bucket, whose trainer state is at that step; and the
+    learning rate of all 8 steps follows one linear schedule (the scheduler's state was
+    loaded, not started again)."""
     cat = multi.cat
     started = time.monotonic()
-    job = make_job(multi, "survivor", max_steps=8)
+    job = make_job(multi, "survivor", max_steps=8, save_total_limit=4, warmup_steps=0,
+                   warmup_ratio=0.0, lr_scheduler_type="linear")
     outcome = start_job(multi, job.id)
     wait_for(lambda: cat.list_checkpoints(job.id), JOB_TIMEOUT_S, "first checkpoint",
              interval_s=0.2)
@@ -280,6 +312,13 @@ def test_a_lost_node_resumes_from_the_checkpoint_in_the_bucket(multi):
     lost = first[1]
     multi.lose(lost)
     lost_at = time.monotonic()
+    wait_for(lambda: any(m.startswith("worker") and "failed:" in m
+                         for m in events(cat, job.id)), 120, "the group's failure",
+             interval_s=0.2)
+    scratch = sorted(Path(tempfile.gettempdir()).glob(f"garden-{job.id}-rank*"))
+    assert any(folder.glob("checkpoint-*") for folder in scratch), scratch
+    for folder in scratch:
+        shutil.rmtree(folder)
     added = multi.add_worker()
     done = finish(outcome)
     TIMINGS["scenario_2_s"] = time.monotonic() - started
@@ -288,14 +327,22 @@ def test_a_lost_node_resumes_from_the_checkpoint_in_the_bucket(multi):
 
     log = events(cat, job.id)
     failed_at = next(i for i, m in enumerate(log) if "failed:" in m and m.startswith("worker"))
-    saved = [(i, int(m.split()[3].rstrip(":"))) for i, m in enumerate(log)
-             if m.startswith("checkpoint at step")]
-    last_before = max(step for i, step in saved if i < failed_at)
-    # the new group started from the newest checkpoint: it trained no step up to it again
-    resumed = [int(m.split()[3]) for m in log if m.startswith("resumed at step")]
-    assert resumed == [last_before + 1], log
-    assert [step for _, step in saved] == sorted({step for _, step in saved})
-    assert sorted(p.step for p in cat.list_metrics(job.id)) == list(range(1, 9))
+    saved = [(i, int(step), uri) for i, m in enumerate(log)
+             for step, uri in re.findall(r"^checkpoint at step (\d+): (\S+)$", m)]
+    last_before, newest = max((step, uri) for i, step, uri in saved if i < failed_at)
+    # the new group loaded the newest checkpoint from the bucket: it trained no step up
+    # to it again, and that checkpoint's trainer state is at its step
+    resumed = [re.fullmatch(r"resumed at step (\d+) from (\S+) after a restart", m)
+               for m in log if m.startswith("resumed at step")]
+    assert len(resumed) == 1 and resumed[0], log
+    assert (int(resumed[0][1]), resumed[0][2]) == (last_before + 1, newest), log
+    assert newest.startswith(f"s3://{multi.bucket}/garden/runs/")
+    state = json.loads(storage.read_bytes(storage.join(newest, "trainer_state.json")))
+    assert state["global_step"] == last_before
+    assert [step for _, step, _ in saved] == sorted({step for _, step, _ in saved})
+    points = sorted(cat.list_metrics(job.id), key=lambda p: p.step)
+    assert [p.step for p in points] == list(range(1, 9))
+    assert [p.learning_rate for p in points] == pytest.approx(linear_schedule(1e-3, 8))
 
     # the second group replaced the lost node with the new one
     groups = placements(cat, job.id)
@@ -311,7 +358,9 @@ def test_a_lost_node_resumes_from_the_checkpoint_in_the_bucket(multi):
     assert records[kept].details["sessions"] == 2
     assert records[lost].details["sessions"] == 1 and records[lost].energy_kwh > 0
     assert done.energy_kwh == pytest.approx(sum(r.energy_kwh for r in records.values()))
-    assert all(c.path.startswith(f"s3://{multi.bucket}/") for c in cat.list_checkpoints(job.id))
+    kept_checkpoints = cat.list_checkpoints(job.id)
+    assert kept_checkpoints and all(c.path.startswith(f"s3://{multi.bucket}/")
+                                    for c in kept_checkpoints)
 
 
 # ----------------------------------------------------------------------------- 3

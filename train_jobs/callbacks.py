@@ -94,8 +94,9 @@ class CatalogCallback(UserCallback):
             cat.add_event(self.job_id, s.JobEvent(message=f"workers placed: {nodes}"))
         if self._restarted:  # the first report of a worker group restarted after a failure
             self._restarted = False
-            cat.add_event(self.job_id, s.JobEvent(message=f"resumed at step {step} after a "
-                                                  "restart"))
+            source = report.get("resumed_from") or "no checkpoint"
+            cat.add_event(self.job_id, s.JobEvent(
+                message=f"resumed at step {step} from {source} after a restart"))
         self._record_energy(cat, metrics)
         if report.get(REPORT_KIND) == "checkpoint":
             if checkpoint is not None:

@@ -279,6 +279,8 @@ class Reporter:
     measures_energy: bool = True
     #: this worker's final energy totals, when it measured its node
     carbon: dict[str, Any] | None = None
+    #: the checkpoint this worker resumed from (a location in the storage's form), if any
+    resumed_from: str | None = None
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         """Deliver one report (a metric point, or a checkpoint with its metrics)."""
@@ -326,6 +328,7 @@ class RayReporter(Reporter):
         self.node_id = ray.get_runtime_context().get_node_id()
         self.measures_energy = self._first_on_node(context)
         self._fallback = resume_from_checkpoint
+        self._announced = False
 
     def _first_on_node(self, context) -> bool:
         """Whether this is the lowest-ranked worker of its Ray node. The node ids of all
@@ -342,6 +345,9 @@ class RayReporter(Reporter):
     def report(self, metrics, checkpoint_dir=None):
         import ray.train
 
+        if self.resumed_from is not None and not self._announced:
+            self._announced = True  # the first report after a resume names its source
+            metrics = {**metrics, "resumed_from": self.resumed_from}
         if checkpoint_dir is None:
             ray.train.report(metrics)
             return
@@ -360,6 +366,7 @@ class RayReporter(Reporter):
         if checkpoint is None:
             fallback = str(storage.local_copy(self._fallback)) if self._fallback else None
             return contextlib.nullcontext(fallback)
+        self.resumed_from = storage.uri_of(checkpoint.filesystem, checkpoint.path)
         return checkpoint.as_directory()
 
 
