@@ -1,15 +1,12 @@
 """Dataset files of every upload format (JSONL, JSON, CSV, Parquet): the same stored rows as
 their JSONL twin, bad rows named by line or row and column in the user's file, column
-mapping, statistics against a hand count, and bounded memory on a 100 MB CSV."""
+mapping, statistics against a hand count. Peak memory on a 100 MB CSV is
+bench/dataset_memory.py's."""
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pyarrow as pa
@@ -362,57 +359,3 @@ def test_statistics_in_tokens_of_the_base_models_tokenizer(store, home, tmp_path
     with pytest.raises(InvalidArgument, match="not found") as info:
         register_dataset(store, tmp_path / "chats.jsonl", "chats", base_model_id="mdl_nope")
     assert info.value.field == "base_model_id"
-
-
-_PEAK_SCRIPT = textwrap.dedent("""
-    import json, os, sys
-    import psutil
-    from catalog.store import CatalogStore
-    from train_jobs.datasets import register_dataset
-
-    def high_water_mark():  # this process's peak RSS since the last reset, bytes
-        with open("/proc/self/status") as fh:
-            return next(int(l.split()[1]) * 1024 for l in fh if l.startswith("VmHWM:"))
-
-    store = CatalogStore.open(sys.argv[2])
-    register_dataset(store, sys.argv[3], "warm-up")  # imports and pools first
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")  # reset the peak to the current RSS (proc(5), /proc/pid/clear_refs)
-    before = psutil.Process().memory_info().rss
-    ds = register_dataset(store, sys.argv[1], "big", filename="big.csv")
-    print(json.dumps({"before": before, "peak": high_water_mark(), "rows": ds.num_rows,
-                      "format": ds.format, "stored": os.path.getsize(ds.path)}))
-""")
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
-def test_a_100_mb_csv_registers_in_bounded_memory(tmp_path):
-    """Peak RSS of a fresh process while it registers the file (Linux's VmHWM, reset just
-    before: ``ru_maxrss`` would carry the forking test process's peak over ``execve``)."""
-    src = tmp_path / "big.csv"
-    text = "y" * 900
-    with src.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["instruction", "input", "output"])
-        i = 0
-        while fh.tell() < 100 * 1024 * 1024:
-            writer.writerows([f"question {j}", "", f"answer {j} {text}"]
-                             for j in range(i, i + 1000))
-            i += 1000
-    small = write_csv(tmp_path / "small.csv", ALPACA)
-    env = {**os.environ, "GARDEN_HOME": str(tmp_path / "home")}
-    result = subprocess.run(
-        [sys.executable, "-c", _PEAK_SCRIPT, str(src), f"sqlite:///{tmp_path / 'cat.db'}",
-         str(small)], capture_output=True, text=True, env=env, timeout=600, check=False,
-        cwd=Path(__file__).parents[2])
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    size = src.stat().st_size
-    growth = report["peak"] - report["before"]
-    print(f"\n100 MB CSV: {size / 2**20:.0f} MiB, {report['rows']} rows; RSS before "
-          f"{report['before'] / 2**20:.0f} MiB, peak {report['peak'] / 2**20:.0f} MiB, "
-          f"growth {growth / 2**20:.1f} MiB")
-    assert report["rows"] == i and report["format"] == "alpaca"
-    assert report["stored"] > size  # JSONL rows, keys repeated
-    assert growth < size / 3

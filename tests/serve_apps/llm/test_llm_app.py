@@ -270,21 +270,26 @@ def test_models_retrieve_base_and_adapter(client, adapter_model):
         client.models.retrieve("no-such-model")
 
 
-def test_a_revoked_key_is_refused_within_the_cache_ttl(llm_url, llm_catalog):
-    from serve_apps.cache import CACHE_TTL_S
+def test_a_revoked_key_is_refused_once_its_cache_entry_expires(llm_url, llm_catalog):
+    """The engine app refuses a key deleted in the catalog, and goes on refusing it. How
+    soon (the cache's TTL) is tests/serve_apps/test_cache.py's; the 120 s here only ends
+    a hung test."""
+    from tests.conftest import wait_for
 
     key, secret = user_key(llm_catalog)
     oa = as_user(llm_url, secret)
     oa.completions.create(model=BASE_NAME, prompt=PROMPT, max_tokens=1)
     llm_catalog.api_keys.delete(key.id)  # what DELETE /v1/keys/{id} does
-    revoked_at = time.monotonic()
-    while True:
+
+    def refused() -> bool:
         try:
             oa.completions.create(model=BASE_NAME, prompt=PROMPT, max_tokens=1)
         except openai.AuthenticationError:
-            break
-        assert time.monotonic() - revoked_at < CACHE_TTL_S + 5, "revoked key still accepted"
-        time.sleep(0.2)
+            return True
+        return False
+
+    wait_for(refused, 120, "the revoked key refused", interval_s=0.5)
+    assert all(refused() for _ in range(3))
 
 
 def test_a_key_over_its_rpm_gets_429_with_retry_after(llm_url, llm_catalog):
