@@ -7,6 +7,7 @@ playground, see the carbon chart. Each test saves a screenshot under the test's
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -214,18 +215,44 @@ def test_the_demo_adapters_lineage_graph(page, shots):
     screenshot(page, shots / "console-lineage.png")
 
 
+#: Samples both playground answer boxes every 10 ms into ``window.__answers`` (each
+#: side's distinct texts, in order), so a test sees whether the text arrived in parts.
+SAMPLE_ANSWERS_JS = """() => {
+  window.__answers = {base: [], adapter: []};
+  setInterval(() => {
+    for (const side of ["base", "adapter"]) {
+      const box = document.querySelector(`#play-${side}-answer textarea`);
+      const seen = window.__answers[side];
+      if (box && seen[seen.length - 1] !== box.value) seen.push(box.value);
+    }
+  }, 10);
+}"""
+
+
 def test_the_playground_streams_base_and_adapter_side_by_side(page, shots):
     open_tab(page, "Playground")
     page.locator("#play-adapter input").click()
     page.get_by_role("option", name=re.compile("chatterbot-lora")).first.click()
     expect(page.locator("#play-base textarea")).to_have_value("SmolLM2-135M-Instruct")
     page.locator("#play-prompt textarea").fill("What is a computer?")
+    # what each answer box holds, sampled by the browser every 10 ms while they stream
+    page.evaluate(SAMPLE_ANSWERS_JS)
     page.locator("#play-send").click()
+    answers = {}
     for side in ("base", "adapter"):
         stats = page.locator(f"#play-{side}-stats")
         stats.get_by_text("g CO2eq").wait_for(timeout=180_000)
         assert re.search(r"[1-9]\d* tokens out", stats.inner_text())
-        assert page.locator(f"#play-{side}-answer textarea").input_value().strip()
+        answers[side] = page.locator(f"#play-{side}-answer textarea").input_value().strip()
+        assert answers[side]
+    seen = page.evaluate("window.__answers")
+    for side, values in seen.items():
+        # streamed: the text grew over at least two updates (a part, then the rest)
+        growing = [v for v in values if v.strip()]
+        assert len(growing) >= 2 and growing[-1].strip() == answers[side], (side, growing)
+        assert all(b.startswith(a) for a, b in itertools.pairwise(growing))
+    # greedy decoding (temperature 0): the adapter's weights change the answer
+    assert answers["base"] != answers["adapter"], answers
     screenshot(page, shots / "console-playground.png")
 
 
