@@ -125,10 +125,11 @@ def create_app(config: GatewayConfig | None = None, work: Work | None = None) ->
         _include_documented(app, module.router)
     _include_documented(app, training.tokens_router)
     if app.state.config.media_app:
-        from serve_apps.media.api import build_media_router
+        from serve_apps.media.api import router as media_routes
+        from serve_apps.media.deps import use_media_app
 
-        _include_documented(app, build_media_router(app_name=app.state.config.media_app),
-                            declare_bearer=True)
+        use_media_app(app, app.state.config.media_app)
+        _include_documented(app, media_routes, declare_bearer=True)
 
     @app.middleware("http")
     async def _metrics(request: Request, call_next):

@@ -18,8 +18,9 @@ from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
 from serve_apps.errors import install_error_handlers
-from serve_apps.media.api import DEPLOYMENT_NAME, build_media_router
+from serve_apps.media.api import router as media_routes
 from serve_apps.media.config import MediaConfig
+from serve_apps.media.deps import DEPLOYMENT_NAME
 from serve_apps.media.service import MediaService
 
 
@@ -36,10 +37,10 @@ def build_media_app(config: MediaConfig | None = None, *, http: bool = True,
     """A Serve application of the media service (no CPU reserved: it waits on I/O).
 
     With ``http`` the app's ingress is a FastAPI deployment serving
-    :func:`serve_apps.media.api.build_media_router` (error shape and auth included) and
-    calling the ``MediaRouter`` deployment in the same app; without, the app is the
-    ``MediaRouter`` deployment alone, for a gateway that mounts the routes itself
-    (``build_media_router(app_name=...)`` with this app's name).
+    :data:`serve_apps.media.api.router` (error shape and auth included) and calling the
+    ``MediaRouter`` deployment in the same app; without, the app is the ``MediaRouter``
+    deployment alone, for a gateway that mounts the routes itself (pointed at this app's
+    name with :func:`serve_apps.media.deps.use_media_app`).
 
     ``config`` None: each replica reads :meth:`MediaConfig.from_env`. ``runtime_env``
     applies to every replica (e.g. ``{"env_vars": {"GARDEN_ADMIN_KEY": ...}}``). Each
@@ -58,7 +59,7 @@ def build_media_app(config: MediaConfig | None = None, *, http: bool = True,
 def _ingress_deployment(runtime_env: dict[str, Any] | None = None) -> serve.Deployment:
     app = FastAPI(title="Model Garden media", version="1")
     install_error_handlers(app)
-    app.include_router(build_media_router())
+    app.include_router(media_routes)
 
     @serve.deployment(name="MediaIngress", ray_actor_options=_actor_options(runtime_env),
                       max_ongoing_requests=1000)
