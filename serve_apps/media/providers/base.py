@@ -89,6 +89,11 @@ class MediaJob:
     def size(self) -> str | None:
         return f"{self.width}x{self.height}" if self.width and self.height else None
 
+    def given(self, *names: str) -> dict[str, Any]:
+        """The fields ``names`` that are set (not None, empty or 0), by name: the
+        optional inputs a provider takes under the job's own field names."""
+        return {name: getattr(self, name) for name in names if getattr(self, name)}
+
 
 @dataclass(frozen=True)
 class ParamSupport:

@@ -102,24 +102,17 @@ class ReplicateProvider(Provider):
         """The model input for ``job`` (flux / real-esrgan / minimax input names);
         ``model`` (default: :meth:`model_for`) picks the guidance input's name."""
         model = model or self.model_for(job)
-        data: dict[str, Any] = {}
-        if job.prompt:
-            data["prompt"] = job.prompt
+        data: dict[str, Any] = job.given("prompt")
         if job.operation == "generate" and job.modality.value == "image":
             data["output_format"] = job.output_format
-            if job.aspect_ratio:
-                data["aspect_ratio"] = job.aspect_ratio
+            data |= job.given("aspect_ratio", "negative_prompt", "style_preset")
             if job.steps:
                 data["num_inference_steps"] = job.steps
-            if job.negative_prompt:
-                data["negative_prompt"] = job.negative_prompt
             if job.num_outputs > 1:
                 data["num_outputs"] = job.num_outputs
             if job.guidance_scale is not None:
                 key = "guidance" if "flux" in self.split_model(model)[0] else "guidance_scale"
                 data[key] = job.guidance_scale
-            if job.style_preset:
-                data["style_preset"] = job.style_preset
         if job.seed is not None:
             data["seed"] = job.seed
         if job.image is not None:

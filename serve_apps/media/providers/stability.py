@@ -103,17 +103,10 @@ class StabilityProvider(HttpProvider):
     def form(self, job: MediaJob) -> tuple[dict[str, str], dict[str, Any]]:
         """Multipart ``(data, files)`` for a job."""
         _, extra = self.endpoint(job)
-        data = {k: str(v) for k, v in extra.items()}
-        if job.prompt:
-            data["prompt"] = job.prompt
-        if job.negative_prompt:
-            data["negative_prompt"] = job.negative_prompt
-        if job.style_preset:
-            data["style_preset"] = job.style_preset
+        data = {k: str(v) for k, v in extra.items()} | job.given(
+            "prompt", "negative_prompt", "style_preset", "search_prompt")
         if job.guidance_scale is not None:
             data["cfg_scale"] = f"{job.guidance_scale:g}"
-        if job.search_prompt:
-            data["search_prompt"] = job.search_prompt
         if job.seed is not None:
             data["seed"] = str(job.seed)
         data["output_format"] = job.output_format
