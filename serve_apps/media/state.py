@@ -1,8 +1,8 @@
 """What every part of the media service shares: the replica's state (settings, catalog,
 providers, cooldowns, output store, usage buffer, the tasks it runs) as
 :class:`MediaState`, the base of the mixins that :class:`serve_apps.media.service.
-MediaService` composes, with the two helpers they all use: reading a live row the caller
-may see, and taking secrets out of provider messages."""
+MediaService` composes, with the two helpers more than one mixin uses: reading a live
+row the caller may see, and taking secrets out of provider messages."""
 
 from __future__ import annotations
 
