@@ -5,7 +5,7 @@ A ``--size-mb`` MB alpaca CSV (``instruction,input,output``; each answer about 9
 characters, as long chat answers are) is written once. Then, in a fresh Python process
 per measurement, after one small warm-up registration (imports and connection pools):
 
-- **ours**: :func:`train_jobs.datasets.register_dataset` of the file into a SQLite
+- **ours**: :func:`corpora.registration.register_dataset` of the file into a SQLite
   catalog (it validates every row, computes the statistics and writes the JSONL copy,
   reading the CSV as a stream of record batches);
 - **peer**: ``pyarrow.csv.read_csv`` of the whole file into one table (the library our
@@ -52,7 +52,7 @@ _MEASURE = textwrap.dedent("""
     which, big, db_url, small, peer = sys.argv[1:6]
     if which == "ours":
         from catalog.store import CatalogStore
-        from train_jobs.datasets import register_dataset
+        from corpora.registration import register_dataset
 
         store = CatalogStore.open(db_url)
         register_dataset(store, small, "warm-up")

@@ -101,8 +101,8 @@ def spread(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> None:
     import ray
 
+    from corpora.chatterbot import chatterbot_pairs
     from train_jobs.base_models import convert_gguf, smollm2_gguf
-    from train_jobs.datasets import chatterbot_pairs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)

@@ -64,6 +64,7 @@ Guarantees:
   and the spill is tried again each tick: memory, not the record, is what gives.
 
 Logs name counts, ids and error classes, never a record's contents (user ids, tokens).
+Spilling and replaying live in :mod:`catalog.usage_spool` (a mixin of :class:`UsageBuffer`).
 
 Usage (in a Serve replica)::
 
@@ -78,7 +79,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import os
 import re
@@ -93,11 +93,11 @@ from typing import Any
 import pydantic
 
 from catalog import schemas as s
-from catalog import storage
 from catalog.errors import Conflict, InvalidArgument, NotFound
 from catalog.port import AsyncCatalogPort
 from catalog.retry import Backoff
-from catalog.usage_journal import Orphan, UsageJournal
+from catalog.usage_journal import UsageJournal
+from catalog.usage_spool import Entry, UsageSpool, default_spool, wait_event
 
 log = logging.getLogger(__name__)
 
@@ -113,21 +113,6 @@ REFUSED: tuple[type[BaseException], ...] = (
     InvalidArgument, Conflict, NotFound, pydantic.ValidationError,
 )
 
-#: Name of the spool files this buffer writes and replays (others in the folder are left).
-SPOOL_FILE = re.compile(r"usage-.+\.jsonl")
-
-#: A queued record and the ``time.monotonic()`` at which it was added.
-Entry = tuple[float, s.UsageCreate]
-
-
-def default_spool() -> str:
-    """The spool folder under the storage root: ``<root>/spool/usage``."""
-    return storage.location("spool", "usage")
-
-
-class _SpoolUnavailable(Exception):
-    """Reading or deleting a spool file failed (the storage, not the catalog)."""
-
 
 def _refused(exc: BaseException) -> bool:
     # An actor's error arrives as RayTaskError: usually an instance of its cause's class
@@ -135,32 +120,11 @@ def _refused(exc: BaseException) -> bool:
     return isinstance(exc, REFUSED) or isinstance(getattr(exc, "cause", None), REFUSED)
 
 
-async def _wait(event: asyncio.Event, timeout_s: float) -> bool:
-    """Wait at most ``timeout_s`` seconds for ``event``; return whether it is set.
-
-    Uses ``asyncio.timeout``, not ``asyncio.wait_for``: on Python 3.11 ``wait_for`` drops
-    a cancellation that arrives as the awaited event fires (CPython gh-86296, fixed by
-    3.12's rewrite on ``asyncio.timeout``), and a background loop that drops the one
-    cancellation ``close()`` (or an event loop's shutdown) sends never ends.
-    """
-    try:
-        async with asyncio.timeout(timeout_s):
-            await event.wait()
-    except TimeoutError:
-        return event.is_set()
-    return True
-
-
-def _added_before(queue: deque[Entry], when: float) -> int:
-    """How many entries at the front of ``queue`` were added before ``when``."""
-    return sum(1 for _ in itertools.takewhile(lambda entry: entry[0] < when, queue))
-
-
 def _new_usage_id() -> str:
     return f"use_{uuid.uuid4().hex}"  # catalog.tables.new_id's form for usage rows
 
 
-class UsageBuffer:
+class UsageBuffer(UsageSpool):
     """Keeps usage records until the catalog acknowledges them; see the module docstring
     for the guarantees.
 
@@ -172,7 +136,7 @@ class UsageBuffer:
         max_buffered: records kept in memory; past it the oldest are spooled (down to
             half of it).
         spool: the spool folder (a local path or an object-store URI); default
-            :func:`default_spool` (read when the buffer is made).
+            :func:`catalog.usage_spool.default_spool` (read when the buffer is made).
         spool_after_s: a record still unacknowledged after this many seconds in the
             queue is spooled (the bound on what a dying process loses, in time).
         call_timeout_s: longest one catalog call may take before its batch counts as
@@ -346,7 +310,7 @@ class UsageBuffer:
                     raise TimeoutError(
                         f"usage not all acknowledged after {timeout_s}s: {self.stats()}")
                 self._progress.clear()
-                await _wait(self._progress, min(remaining, 0.5))
+                await wait_event(self._progress, min(remaining, 0.5))
         finally:
             self._flushing -= 1
         return self._counts["acknowledged"] - before
@@ -417,7 +381,7 @@ class UsageBuffer:
                 if wait <= 0:
                     break
                 self._wake.clear()
-                if not await _wait(self._wake, wait):
+                if not await wait_event(self._wake, wait):
                     break
                 if not queue:
                     break
@@ -504,166 +468,4 @@ class UsageBuffer:
         parts.clear()
         return len(entries)
 
-    # ------------------------------------------------------------------ spooling
-
-    async def _keeper(self) -> None:
-        tick = min(1.0, self.spool_after_s / 4)
-        while True:
-            await _wait(self._spill_wake, tick)
-            self._spill_wake.clear()
-            count = 0
-            if len(self._queue) > self.max_buffered:
-                count = len(self._queue) - self.max_buffered // 2
-            count = max(count, _added_before(self._queue, time.monotonic() - self.spool_after_s))
-            if count:
-                await self._spill(count)
-
-    async def _spill(self, count: int) -> None:
-        """Move the ``count`` oldest queued records to a new spool file (in a thread);
-        on failure put them back."""
-        entries = [self._queue.popleft() for _ in range(min(count, len(self._queue)))]
-        if not entries:
-            return
-        location = storage.join(self.spool, f"{self._file_prefix}-{uuid.uuid4().hex[:8]}.jsonl")
-        data = b"".join(record.model_dump_json().encode() + b"\n" for _, record in entries)
-        self._spooling += len(entries)
-        try:
-            await asyncio.to_thread(storage.write_bytes, location, data)
-        except asyncio.CancelledError:
-            self._queue.extendleft(reversed(entries))  # the file may exist too: ids dedupe
-            raise
-        except Exception as exc:
-            self._queue.extendleft(reversed(entries))
-            self._counts["spool_failures"] += 1
-            log.error("could not spool %d usage records to %s (%s); kept in memory",
-                      len(entries), self.spool, type(exc).__name__)
-        else:
-            self._counts["spooled"] += len(entries)
-            self._settle([record for _, record in entries])
-            self._files.append(location)
-            if self._tasks:
-                self._files_wake.set()
-            log.warning("spooled %d unacknowledged usage records to %s", len(entries),
-                        location)
-        finally:
-            self._spooling -= len(entries)
-            if self._tasks:
-                self._progress.set()
-
-    # ------------------------------------------------------------------ replay
-
-    async def _replayer(self) -> None:
-        try:
-            found = await asyncio.to_thread(storage.list_files, self.spool)
-        except Exception as exc:
-            log.error("could not list the usage spool %s (%s)", self.spool, type(exc).__name__)
-            found = []
-        known = set(self._files)
-        self._files.extend(f for f in found
-                           if SPOOL_FILE.fullmatch(storage.name_of(f)) and f not in known)
-        self._scanned = True
-        self._progress.set()
-        failures = 0
-        next_scan = time.monotonic()  # dead processes' journal segments: now, then often
-        while True:
-            if self.journal is not None and time.monotonic() >= next_scan:
-                try:
-                    await self._replay_orphans(self.journal)
-                except Exception as exc:
-                    failures += 1
-                    next_scan = time.monotonic() + self.backoff.delay(failures - 1)
-                    log.warning("usage journal replay paused (%s)", type(exc).__name__)
-                    self._healthy.clear()
-                else:
-                    next_scan = time.monotonic() + self.journal_scan_s
-                    self._orphans_scanned = True
-                    self._progress.set()
-            if not self._files:
-                self._files_wake.clear()
-                if self.journal is None:
-                    await self._files_wake.wait()
-                else:
-                    await _wait(self._files_wake, max(0.0, next_scan - time.monotonic()))
-                continue
-            location = self._files[0]
-            try:
-                await self._replay(location)
-            except _SpoolUnavailable as exc:
-                self._counts["spool_failures"] += 1
-                delay = self.backoff.delay(failures)
-                failures += 1
-                log.warning("usage spool replay of %s paused: storage error (%s); again in "
-                            "%.2f s", storage.name_of(location), exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            except Exception as exc:
-                self._counts["failures"] += 1
-                delay = self.backoff.delay(failures)
-                failures += 1
-                log.warning("usage spool replay of %s paused (%s); again when the catalog "
-                            "answers or in %.2f s", storage.name_of(location),
-                            type(exc).__name__, delay)
-                self._healthy.clear()
-                await _wait(self._healthy, delay)
-                continue
-            failures = 0
-            self._files.popleft()
-            self._replay_done.pop(location, None)
-            self._progress.set()
-
-    async def _replay_orphans(self, journal: UsageJournal) -> None:
-        """Send the records of every journal segment of a dead process on this node, then
-        delete the segment. Raises the first catalog error (the segment is kept, unlocked,
-        for the next scan; its records already sent are skipped by id then)."""
-        for path in await asyncio.to_thread(journal.orphans):
-            orphan: Orphan | None = await asyncio.to_thread(journal.claim_orphan, path)
-            if orphan is None:  # its writer lives, or another buffer replays it
-                continue
-            try:
-                for start in range(0, len(orphan.records), self.batch_size):
-                    chunk = orphan.records[start:start + self.batch_size]
-                    await self._deliver([[(0.0, record) for record in chunk]], "replayed")
-            except BaseException:
-                journal.release(orphan, delete=False)
-                raise
-            if orphan.unreadable:  # a line cut short: its request was never answered
-                log.error("usage journal segment %s: %d unreadable lines dropped",
-                          path.name, orphan.unreadable)
-            journal.release(orphan, delete=True)
-            self._counts["orphans_replayed"] += 1
-            log.warning("replayed %d usage records of a dead process's journal segment %s",
-                        len(orphan.records), path.name)
-
-    async def _replay(self, location: str) -> None:
-        """Send one spool file's records (from where an earlier attempt stopped), then
-        delete the file. A file that is gone was replayed by another buffer."""
-        try:
-            data = await asyncio.to_thread(storage.read_bytes, location)
-        except FileNotFoundError:
-            return
-        except Exception as exc:
-            raise _SpoolUnavailable(type(exc).__name__) from exc
-        records, unreadable = [], 0
-        for line in data.splitlines():
-            if not line.strip():
-                continue
-            try:
-                records.append(s.UsageCreate.model_validate_json(line))
-            except pydantic.ValidationError:
-                unreadable += 1
-        done = self._replay_done.get(location, 0)
-        for start in range(done, len(records), self.batch_size):
-            chunk = records[start:start + self.batch_size]
-            await self._deliver([[(0.0, record) for record in chunk]], "replayed")
-            self._replay_done[location] = start + len(chunk)
-        if unreadable:
-            log.error("usage spool file %s: %d unreadable lines; the file is kept",
-                      location, unreadable)
-            return
-        try:
-            await asyncio.to_thread(storage.delete, location)
-        except Exception as exc:
-            raise _SpoolUnavailable(type(exc).__name__) from exc
-
-
-__all__ = ["REFUSED", "SEND_BACKOFF", "SPOOL_FILE", "UsageBuffer", "default_spool"]
+__all__ = ["REFUSED", "SEND_BACKOFF", "UsageBuffer"]

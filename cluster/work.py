@@ -3,19 +3,20 @@
 
 ``cluster/deploy.py`` binds a ``RayWork`` into the gateway deployment, so the object is
 pickled into each gateway replica and this module is imported there: it must never import
-``train_jobs``, torch or transformers at module level. Each operation is a Ray task whose
-body imports ``train_jobs`` and runs in a Ray worker process, never in the replica (a
-replica reserves 0.1 CPU; a GGUF conversion loads the model with torch).
+``train_jobs``, ``corpora``, torch or transformers at module level. Each operation is a Ray
+task whose body imports ``train_jobs`` (``corpora``, for datasets) and runs in a Ray worker
+process, never in the replica (a replica reserves 0.1 CPU; a GGUF conversion loads the
+model with torch).
 
 Tasks that read files the gateway wrote (an upload under ``$GARDEN_HOME``) or that the
 caller named by a path on the gateway's node (a model ``source``) run on the replica's
 node (``NodeAffinitySchedulingStrategy(node_id, soft=False)``). Tasks inherit the
 replica's runtime_env, so ``GARDEN_HOME`` and the database URL match the gateway's.
 
-Errors: a task raises only classes the replica can unpickle without ``train_jobs``
-(catalog errors rebuilt as their :mod:`catalog.errors` class, builtin exceptions, or
-``RuntimeError``); the replica side unwraps Ray's ``RayTaskError`` to that exception in
-:func:`_result`.
+Errors: a task raises only classes the replica can unpickle without ``train_jobs`` or
+``corpora`` (catalog errors rebuilt as their :mod:`catalog.errors` class, builtin
+exceptions, or ``RuntimeError``); the replica side unwraps Ray's ``RayTaskError`` to that
+exception in :func:`_result`.
 """
 
 from __future__ import annotations
@@ -43,10 +44,10 @@ LIGHT_NUM_CPUS = 0.0
 
 
 def portable_error(exc: BaseException) -> Exception:
-    """``exc`` as an exception a process without ``train_jobs`` can unpickle.
+    """``exc`` as an exception a process without ``train_jobs`` or ``corpora`` can unpickle.
 
     A :class:`catalog.errors.CatalogError` subclass defined elsewhere (e.g.
-    ``train_jobs.datasets.DatasetError``, or Ray's wrapper around an error of the catalog
+    ``corpora.registration.DatasetError``, or Ray's wrapper around an error of the catalog
     actor) becomes its nearest :mod:`catalog.errors` class with the same message, field
     and details; builtin exceptions stay as they are; anything else becomes
     ``RuntimeError("<class name>: <message>")``.
@@ -97,7 +98,7 @@ def _register_dataset(
     filename: str | None, column_mapping: dict[str, str] | None, base_model_id: str | None,
 ) -> s.Dataset:
     from catalog.actor import Catalog
-    from train_jobs.datasets import register_dataset
+    from corpora.registration import register_dataset
 
     with _portable_errors():
         return register_dataset(Catalog(), path, name, user_id=user_id,

@@ -15,9 +15,9 @@
    is the web console's URL, where the same cluster is browsed.
 
 Everything the user sees goes through the public faces: the ``garden.Client``
-(REST gateway), the ``openai`` client, and ``cluster`` for the cluster (``cluster.local``
-to start it, ``cluster.deploy`` to deploy the LLM app, ``cluster.corpora`` for the
-chatterbot pairs).
+(REST gateway), the ``openai`` client, ``cluster`` for the cluster (``cluster.local``
+to start it, ``cluster.deploy`` to deploy the LLM app) and ``corpora.chatterbot`` for the
+chatterbot pairs.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def split_chatterbot(seed: int, eval_fraction: float, eval_rows: int) -> tuple[l
     Returns ``(train_rows, eval_rows)``: training never sees a held-out pair; the
     eval set is the first ``eval_rows`` held-out pairs (evaluation on CPU is costly).
     """
-    from cluster.corpora import chatterbot_pairs
+    from corpora.chatterbot import chatterbot_pairs
 
     rows = chatterbot_pairs()
     random.Random(seed).shuffle(rows)

@@ -13,10 +13,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Top-level packages of this repository; imports of anything else are not checked.
-PROJECT = ("catalog", "train_jobs", "batch_jobs", "serve_apps", "cluster", "garden", "bench",
-           "tests")
+PROJECT = ("catalog", "corpora", "train_jobs", "batch_jobs", "serve_apps", "cluster", "garden",
+           "bench", "tests")
 #: The packages whose modules are checked (``bench`` and ``tests`` may import anything).
-CHECKED = ("catalog", "train_jobs", "batch_jobs", "serve_apps", "cluster", "garden")
+CHECKED = ("catalog", "corpora", "train_jobs", "batch_jobs", "serve_apps", "cluster", "garden")
 
 #: The pure contract modules of the catalog that ``garden`` may import.
 CONTRACT = ("catalog.schemas", "catalog.errors", "catalog.retry", "catalog.lifecycle")
@@ -26,11 +26,12 @@ _CLIENT = ("garden.client", "garden.errors", *CONTRACT)
 #: import (each entry matches itself and its submodules).
 ALLOWED: dict[str, tuple[str, ...]] = {
     "catalog": ("catalog",),
-    "train_jobs": ("train_jobs", "catalog"),
+    "corpora": ("corpora", "catalog"),
+    "train_jobs": ("train_jobs", "corpora", "catalog"),
     "batch_jobs": ("batch_jobs", "train_jobs", "catalog"),
     "serve_apps": ("serve_apps", "catalog"),
     # the cluster deploys the web console, a client of the API like the CLI
-    "cluster": ("cluster", "serve_apps", "train_jobs", "batch_jobs", "catalog",
+    "cluster": ("cluster", "serve_apps", "train_jobs", "batch_jobs", "corpora", "catalog",
                 "garden.console"),
     # the garden package itself re-exports the client; its client speaks HTTP
     "garden": _CLIENT,
@@ -40,7 +41,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "garden.console": ("garden.console", *_CLIENT),
     # the CLI runs the demo (`garden demo`)
     "garden.cli": ("garden.cli", "garden.demo", "cluster", *_CLIENT),
-    "garden.demo": ("garden.demo", "cluster", *_CLIENT),
+    # the demo uploads the chatterbot pairs of the built-in corpus
+    "garden.demo": ("garden.demo", "cluster", "corpora", *_CLIENT),
 }
 
 
@@ -129,8 +131,10 @@ def test_the_check_sees_imports_inside_functions_and_relative_ones():
 
 def test_the_rule_table_reads_as_design_md():
     assert _rule("garden.client.transport") == _CLIENT
-    assert _rule("garden.demo") == ("garden.demo", "cluster", *_CLIENT)
+    assert _rule("garden.demo") == ("garden.demo", "cluster", "corpora", *_CLIENT)
     assert not any(_matches("catalog.actor", ok) for ok in _rule("garden.client.models"))
     assert not any(_matches("train_jobs.submit", ok) for ok in _rule("serve_apps.gateway"))
     assert any(_matches("train_jobs.submit", ok) for ok in _rule("cluster.work"))
+    assert not any(_matches("corpora.files", ok) for ok in _rule("serve_apps.gateway"))
+    assert _rule("corpora.registration") == ("corpora", "catalog")
     assert _rule("catalog.migrations.env") == ("catalog",)

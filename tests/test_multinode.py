@@ -111,7 +111,8 @@ def multi(s3_endpoint, smollm2_folder, tmp_path_factory):
     from sqlalchemy import create_engine, text
 
     from catalog.actor import Catalog
-    from train_jobs.datasets import chatterbot_pairs, register_dataset
+    from corpora.chatterbot import chatterbot_pairs
+    from corpora.registration import register_dataset
 
     release_session_cluster()
     schema = f"mn_{uuid.uuid4().hex[:10]}"

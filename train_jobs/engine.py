@@ -8,7 +8,7 @@
 What is ours is glue; the mechanics are the libraries':
 
 - data: the dataset file's rows become TRL's conversational records
-  (:func:`train_jobs.formats.to_record`); sft trains on prompt/completion pairs, so
+  (:func:`corpora.formats.to_record`); sft trains on prompt/completion pairs, so
   TRL's completion-only loss learns the assistant's reply only (the last assistant
   turn; earlier turns are context), dpo on prompt/chosen/rejected;
 - training: ``SFTConfig``/``DPOConfig`` (``TrainingArguments``) carry every
@@ -131,8 +131,8 @@ class EngineConfig:
 
 def read_records(path: str, fmt: str) -> list[dict[str, Any]]:
     """The rows of a registered dataset file as internal records (chats or preference
-    pairs, :func:`train_jobs.formats.to_record`). The file was validated at upload."""
-    from train_jobs.formats import to_record
+    pairs, :func:`corpora.formats.to_record`). The file was validated at upload."""
+    from corpora.formats import to_record
 
     with open(path, encoding="utf-8") as fh:
         return [to_record(json.loads(line), fmt) for line in fh if line.strip()]

@@ -12,7 +12,7 @@ from catalog.schemas.common import NAME_LENGTH, CreatedAt, Row, Schema, UpdatedA
 
 
 class DatasetFormat(enum.StrEnum):
-    """Row formats (``train_jobs.formats``).
+    """Row formats (``corpora.formats``).
 
     Chats, for sft: alpaca ``{"instruction", "input"?, "output"}``, sharegpt
     ``{"conversations": [{"from", "value"}]}``, openai ``{"messages": [{"role",

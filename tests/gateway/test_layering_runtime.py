@@ -1,5 +1,6 @@
-"""The running gateway replica never loads torch, transformers or train_jobs: model imports
-and dataset registrations run as Ray tasks (``cluster.work.RayWork``), not in the replica."""
+"""The running gateway replica never loads torch, transformers, train_jobs or corpora: model
+imports and dataset registrations run as Ray tasks (``cluster.work.RayWork``), not in the
+replica."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.ray
 
 #: The Serve replica actor's class name: ServeReplica:<app>:<deployment>.
 REPLICA_CLASS = "ServeReplica:gateway:Gateway"
-HEAVY = ("torch", "transformers", "train_jobs", "peft", "vllm")
+HEAVY = ("torch", "transformers", "train_jobs", "corpora", "peft", "vllm")
 
 
 def _replica_pid(dashboard_url: str) -> int:

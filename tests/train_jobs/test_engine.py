@@ -21,7 +21,7 @@ LORA = {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"]}
 
 @pytest.fixture(scope="module")
 def chat_file(tmp_path_factory) -> Path:
-    from train_jobs.datasets import chatterbot_pairs
+    from corpora.chatterbot import chatterbot_pairs
 
     path = tmp_path_factory.mktemp("data") / "chat.jsonl"
     rows = chatterbot_pairs(["ai", "greetings"])[:40]

@@ -14,9 +14,10 @@ import pytest
 
 from catalog import storage
 from catalog.errors import NotFound
+from corpora.chatterbot import import_chatterbot
+from corpora.registration import DatasetError, register_dataset
 from serve_apps.gateway.routes.datasets import delete_stored_file, read_rows
 from train_jobs.base_models import import_base_model, is_stored_model
-from train_jobs.datasets import DatasetError, import_chatterbot, register_dataset
 
 ROWS = [{"instruction": f"Say {i}", "input": "", "output": str(i)} for i in range(5)]
 #: the random suffix of a fresh storage location (catalog.storage.fresh)

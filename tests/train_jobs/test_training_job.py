@@ -43,10 +43,11 @@ def small_dataset(cat, tmp_path_factory):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from train_jobs.datasets import chatterbot_pairs, register_dataset
+    from corpora.chatterbot import chatterbot_pairs
+    from corpora.registration import register_dataset
 
     # Parquet with the messages as JSON text: the jobs below train on a non-JSONL upload
-    # (tests/train_jobs/test_dataset_files.py shows it stores the rows of its JSONL twin).
+    # (tests/corpora/test_files.py shows it stores the rows of its JSONL twin).
     path = tmp_path_factory.mktemp("data") / "chat64.parquet"
     rows = chatterbot_pairs(["ai", "greetings"])[:64]
     pq.write_table(pa.Table.from_pylist([{"messages": json.dumps(r["messages"])}
@@ -246,11 +247,8 @@ def test_gpu_only_options_are_refused_at_submission(cat, base_model, small_datas
 def preference_dataset(cat, tmp_path_factory):
     import csv
 
-    from train_jobs.datasets import (
-        chatterbot_pairs,
-        preference_pairs_from_chatterbot,
-        register_dataset,
-    )
+    from corpora.chatterbot import chatterbot_pairs, preference_pairs_from_chatterbot
+    from corpora.registration import register_dataset
 
     # CSVs of prompt,chosen,rejected columns (the DPO job trains on a CSV upload): 32
     # pairs to train on, and 8 of them to evaluate on (evaluating all 32, before and

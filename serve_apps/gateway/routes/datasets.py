@@ -27,7 +27,7 @@ from serve_apps.gateway.routes.models import visible_model
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 #: Raw-body content types accepted, with the file extension each implies when the upload
-#: has no file name ("": the content decides, see ``train_jobs.dataset_files``).
+#: has no file name ("": the content decides, see ``corpora.files``).
 RAW_TYPES = {
     "application/jsonl": ".jsonl", "application/x-ndjson": ".jsonl",
     "application/json": ".json", "text/csv": ".csv", "application/csv": ".csv",

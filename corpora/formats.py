@@ -319,7 +319,7 @@ class OpenAIBatchConverter(Converter):
 
     Only the structure is checked (the body's own fields are the batch job's to check, line
     by line); the uniqueness of ``custom_id`` over a file is checked by the file reader
-    (``train_jobs.datasets``). Not trainable: :meth:`convert` raises ValueError.
+    (``corpora.registration``). Not trainable: :meth:`convert` raises ValueError.
     """
 
     name = DatasetFormat.openai_batch

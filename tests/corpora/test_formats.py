@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from train_jobs.formats import CONVERTERS, detect_format, is_preference, to_messages, to_record
+from corpora.formats import CONVERTERS, detect_format, is_preference, to_messages, to_record
 
 
 @pytest.mark.parametrize(("row", "fmt", "expected"), [

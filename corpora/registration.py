@@ -1,7 +1,7 @@
-"""Register dataset files in the catalog, validated row by row, and import chatterbot-corpus.
+"""Register dataset files in the catalog, validated row by row.
 
 A dataset is a file of rows (JSONL, a JSON array, CSV or Parquet: read by
-:mod:`train_jobs.dataset_files`) in one of the row formats of :mod:`train_jobs.formats`. It
+:mod:`corpora.files`) in one of the row formats of :mod:`corpora.formats`. It
 is checked in full, streaming, before anything is stored: every row must be an object of the
 detected format with valid fields, otherwise :class:`DatasetError` lists each bad
 line (row, for Parquet) and field and nothing is written. Accepted rows are stored as JSONL at
@@ -16,10 +16,7 @@ root, a URI for an object store; readers go through :func:`catalog.storage.local
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
-import itertools
 import json
-import random
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,12 +27,11 @@ from catalog import schemas as s
 from catalog import storage
 from catalog.errors import InvalidArgument, NotFound
 from catalog.port import CatalogPort
-from train_jobs import dataset_files
-from train_jobs.formats import CONVERTERS, detect_format
+from corpora import files
+from corpora.formats import CONVERTERS, detect_format
 
 #: At most this many problems are listed in a DatasetError (the first ones by line).
 MAX_REPORTED_ERRORS = 100
-CHATTERBOT_PACKAGE = "chatterbot-corpus"
 
 
 class DatasetError(InvalidArgument):
@@ -95,12 +91,12 @@ def scan_file(
     Args:
         path: the file (any of :class:`catalog.schemas.DatasetFileFormat`).
         file_format: its format; None detects it
-            (:func:`train_jobs.dataset_files.detect_file_format`).
+            (:func:`corpora.files.detect_file_format`).
         filename: the user's name of the file, for messages and the extension (default:
             ``path``'s name).
         column_mapping: ``{file column or key: row field}`` renames applied to every row
             first; CSV and Parquet columns then map by name
-            (:func:`train_jobs.dataset_files.tabular_mapping`).
+            (:func:`corpora.files.tabular_mapping`).
         tokenizer, tokenizer_id: count lengths in this tokenizer's tokens (and record the
             model id), else in characters.
         out: where to write the rows as stored (mapped, JSON text cells decoded).
@@ -124,24 +120,23 @@ def scan_file(
     scan: _Scan | None = None
     try:
         ffmt = s.DatasetFileFormat(file_format) if file_format else \
-            dataset_files.detect_file_format(path, display)
-        key = dataset_files.position_key(ffmt)
+            files.detect_file_format(path, display)
+        key = files.position_key(ffmt)
         tabular = ffmt in (s.DatasetFileFormat.csv, s.DatasetFileFormat.parquet)
-        explicit = dataset_files.check_mapping(column_mapping)
-        delimiter = dataset_files.csv_delimiter(path, display) \
+        explicit = files.check_mapping(column_mapping)
+        delimiter = files.csv_delimiter(path, display) \
             if ffmt == s.DatasetFileFormat.csv else None
         scan = _Scan(display, key, tokenizer, tokenizer_id, delimiter)
         with contextlib.ExitStack() as stack:
             sink = stack.enter_context(out.open("w", encoding="utf-8")) if out else None
             renames: dict[str, str] | None = None if tabular else explicit
-            for item in dataset_files.read_rows(path, ffmt, filename=display,
-                                                delimiter=delimiter):
+            for item in files.read_rows(path, ffmt, filename=display, delimiter=delimiter):
                 if renames is None:  # the first row of a table: its columns are the header's
-                    renames = dataset_files.tabular_mapping(list(item.row or {}), explicit)
+                    renames = files.tabular_mapping(list(item.row or {}), explicit)
                 row = scan.add(item, renames, tabular)
                 if sink is not None and row is not None and not scan.problems:
                     sink.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-    except dataset_files.FileReadError as exc:
+    except files.FileReadError as exc:
         problems = [*(scan.problems if scan else []),
                     {key: exc.position, "field": exc.field, "message": exc.message}]
         count = scan.problem_count + 1 if scan else 1
@@ -165,14 +160,14 @@ class _Scan:
         self.columns: dict[str, None] = {}
         self.sample: dict[str, Any] | None = None
         self.custom_ids: dict[str, int] = {}
-        self.lengths = dataset_files.LengthStatistics(tokenizer, tokenizer_id)
+        self.lengths = files.LengthStatistics(tokenizer, tokenizer_id)
 
     def problem(self, position: int, field: str, message: str) -> None:
         self.problem_count += 1
         if len(self.problems) < MAX_REPORTED_ERRORS:
             self.problems.append({self.key: position, "field": field, "message": message})
 
-    def add(self, item: dataset_files.SourceRow, renames: dict[str, str],
+    def add(self, item: files.SourceRow, renames: dict[str, str],
             tabular: bool) -> dict[str, Any] | None:
         """Check one row; return it as stored when it is valid."""
         self.rows += 1
@@ -187,9 +182,9 @@ class _Scan:
 
         row = item.row
         if isinstance(row, dict):
-            row = dataset_files.rename(row, renames)
+            row = files.rename(row, renames)
             if tabular:
-                row, errors = dataset_files.decode_cells(row)
+                row, errors = files.decode_cells(row)
                 for err in errors:
                     self.problem(item.position, column(err.field), err.message)
                 if errors:
@@ -319,8 +314,8 @@ def register_dataset(
         display = filename or path.name
         if file_format is None and path.is_file():
             try:
-                file_format = dataset_files.detect_file_format(path, display)
-            except dataset_files.FileReadError as exc:
+                file_format = files.detect_file_format(path, display)
+            except files.FileReadError as exc:
                 raise DatasetError(f"{display}: {exc.message}", details=[
                     {"row": 0, "field": exc.field, "message": exc.message}]) from exc
         keep = file_format in (None, s.DatasetFileFormat.jsonl) and not column_mapping
@@ -344,110 +339,3 @@ def register_dataset(
             with contextlib.suppress(OSError):  # the first error is the one to report
                 storage.delete(folder)
             raise
-
-
-def chatterbot_pairs(categories: list[str] | None = None) -> list[dict[str, Any]]:
-    """Prompt/reply pairs of the installed ``chatterbot-corpus`` English YAML files.
-
-    Each conversation ``[a, b, c, ...]`` gives the pairs ``(a, b), (b, c), ...``
-    (ChatterBot's own training reads conversations the same way: each statement
-    is a response to the previous one). Returns OpenAI-format rows.
-
-    Raises:
-        FileNotFoundError: the package is not installed (``pip install chatterbot-corpus``).
-        DatasetError: an unknown category was asked for.
-    """
-    import yaml
-
-    try:
-        import chatterbot_corpus
-    except ImportError as exc:
-        raise FileNotFoundError(
-            f"{CHATTERBOT_PACKAGE} is not installed: pip install {CHATTERBOT_PACKAGE}"
-        ) from exc
-    folder = Path(chatterbot_corpus.__file__).parent / "data" / "english"
-    files = sorted(folder.glob("*.yml"))
-    if categories:
-        known = {f.stem for f in files}
-        unknown = sorted(set(categories) - known)
-        if unknown:
-            raise DatasetError(f"unknown chatterbot categories {unknown}; known: {sorted(known)}",
-                               field="categories")
-        files = [f for f in files if f.stem in categories]
-    rows = []
-    for file in files:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-        for conversation in data.get("conversations") or []:
-            texts = [str(t).strip() for t in conversation if t is not None]
-            for prompt, reply in itertools.pairwise(texts):
-                if prompt and reply:
-                    rows.append({"messages": [{"role": "user", "content": prompt},
-                                              {"role": "assistant", "content": reply}]})
-    return rows
-
-
-def preference_pairs_from_chatterbot(
-    rows: list[dict[str, Any]], seed: int = 0
-) -> list[dict[str, str]]:
-    """Preference rows made from chat pairs, for a DPO dataset of the chatterbot corpus.
-
-    ``rows`` are OpenAI-format rows ``{"messages": [user, assistant]}`` (what
-    :func:`chatterbot_pairs` returns). Row ``i`` gives ``{"prompt": <its user text>,
-    "chosen": <its assistant reply>, "rejected": <the reply of another row, drawn at
-    random among the rows whose reply differs>}`` (TRL's preference format, in the
-    order of ``rows``). The draws use ``random.Random(seed)``: the same rows and seed
-    give the same result.
-
-    Raises:
-        DatasetError: a row is not a ``[user, assistant]`` chat (``field`` names it), or
-            all rows have the same reply (no rejected reply can be drawn).
-    """
-    prompts: list[str] = []
-    replies: list[str] = []
-    for i, row in enumerate(rows):
-        messages = row.get("messages") if isinstance(row, dict) else None
-        if not isinstance(messages, list) or [
-            (m.get("role"), isinstance(m.get("content"), str)) if isinstance(m, dict) else None
-            for m in messages
-        ] != [("user", True), ("assistant", True)]:
-            raise DatasetError(f"row {i} is not a [user, assistant] chat with string contents",
-                               field=f"rows.{i}")
-        prompts.append(messages[0]["content"])
-        replies.append(messages[1]["content"])
-    if len(set(replies)) < 2:
-        raise DatasetError("preference pairs need at least two different replies",
-                           field="rows")
-    rng = random.Random(seed)
-    pairs = []
-    for prompt, chosen in zip(prompts, replies, strict=True):
-        for _ in range(32):  # rejection sampling: fast unless one reply dominates
-            rejected = replies[rng.randrange(len(replies))]
-            if rejected != chosen:
-                break
-        else:
-            rejected = rng.choice([r for r in replies if r != chosen])
-        pairs.append({"prompt": prompt, "chosen": chosen, "rejected": rejected})
-    return pairs
-
-
-def import_chatterbot(
-    catalog: CatalogPort, name: str = "chatterbot-corpus", *, categories: list[str] | None = None
-) -> s.Dataset:
-    """Register the chatterbot-corpus pairs as an OpenAI-format dataset (idempotent).
-
-    Returns the newest existing dataset called ``name`` when there is one.
-    """
-    existing = catalog.datasets.list(name=name, page_size=1)
-    if existing.items:
-        return existing.items[0]
-    version = importlib.metadata.version(CHATTERBOT_PACKAGE)
-    rows = chatterbot_pairs(categories)
-    with tempfile.TemporaryDirectory(prefix="garden-chatterbot-") as staging:
-        tmp = Path(staging) / f"{storage.safe_name(name)}.jsonl"
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                       encoding="utf-8")
-        return register_dataset(
-            catalog, tmp, name, source=f"{CHATTERBOT_PACKAGE}=={version}",
-            description=f"chatterbot-corpus English prompt/reply pairs "
-                        f"({', '.join(categories) if categories else 'all categories'})",
-        )

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.schemas import DatasetFileFormat, DatasetStatistics
-from train_jobs.formats import RowError
+from corpora.formats import RowError
 
 #: Characters of a JSON array file read per refill of the decoder's buffer.
 CHUNK_CHARS = 1 << 20
@@ -460,7 +460,7 @@ def decode_cells(row: dict[str, Any]) -> tuple[dict[str, Any], list[RowError]]:
 
 
 def record_texts(record: dict[str, Any]) -> tuple[list[str], str]:
-    """``(prompt texts, answer text)`` of an internal record (``train_jobs.formats``): a
+    """``(prompt texts, answer text)`` of an internal record (``corpora.formats``): a
     chat's turns but the last, and its last (assistant) turn; a preference record's prompt
     turns and its chosen reply."""
     if "messages" in record:

@@ -15,15 +15,9 @@ import pytest
 
 from catalog import schemas as s
 from catalog.errors import InvalidArgument
-from train_jobs import dataset_files
-from train_jobs.datasets import DatasetError, register_dataset, scan_file
-from train_jobs.formats import to_record
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("GARDEN_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+from corpora import files
+from corpora.formats import to_record
+from corpora.registration import DatasetError, register_dataset, scan_file
 
 
 def chat(*turns: str) -> list[dict[str, str]]:
@@ -111,11 +105,11 @@ def test_every_file_format_stores_the_rows_of_its_jsonl_twin(store, home, tmp_pa
 
 def test_content_decides_over_a_misleading_or_missing_extension(tmp_path):
     jsonl = write_jsonl(tmp_path / "rows", OPENAI)
-    assert dataset_files.detect_file_format(jsonl) == "jsonl"
-    assert dataset_files.detect_file_format(write_json(tmp_path / "a.jsonl", OPENAI)) == "json"
-    assert dataset_files.detect_file_format(write_parquet(tmp_path / "p.bin", OPENAI)) \
+    assert files.detect_file_format(jsonl) == "jsonl"
+    assert files.detect_file_format(write_json(tmp_path / "a.jsonl", OPENAI)) == "json"
+    assert files.detect_file_format(write_parquet(tmp_path / "p.bin", OPENAI)) \
         == "parquet"
-    assert dataset_files.detect_file_format(write_csv(tmp_path / "c", ALPACA)) == "csv"
+    assert files.detect_file_format(write_csv(tmp_path / "c", ALPACA)) == "csv"
     assert scan_file(jsonl, filename="upload.csv").format == "openai"  # content: '{'
     with pytest.raises(DatasetError, match="not a Parquet file"):
         scan_file(write_jsonl(tmp_path / "x.parquet", OPENAI))
@@ -214,7 +208,7 @@ def test_a_spreadsheets_delimiter_bom_and_line_endings_are_detected(
         tmp_path, name, delimiter, bom, newline):
     src = write_spreadsheet(tmp_path / name, SPREADSHEET, delimiter=delimiter, bom=bom,
                             newline=newline)
-    assert dataset_files.csv_delimiter(src) == delimiter
+    assert files.csv_delimiter(src) == delimiter
     out = tmp_path / "stored.jsonl"
     scan = scan_file(src, out=out)
     assert (scan.format, scan.num_rows) == ("alpaca", 3)
@@ -257,7 +251,7 @@ def test_a_bad_parquet_row_is_named_by_row_and_column(store, home, tmp_path):
 def test_a_json_array_streams_across_chunks_and_names_lines(tmp_path):
     rows = [{"instruction": f"{i} " + "x" * 600, "output": str(i)} for i in range(4000)]
     src = write_json(tmp_path / "big.json", rows)  # indent=2: each row spans 4 lines
-    assert src.stat().st_size > 2 * dataset_files.CHUNK_CHARS
+    assert src.stat().st_size > 2 * files.CHUNK_CHARS
     out = tmp_path / "out.jsonl"
     assert scan_file(src, out=out).num_rows == 4000
     assert [json.loads(line) for line in out.read_text().splitlines()] == rows
