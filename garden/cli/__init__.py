@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -154,11 +155,13 @@ def up(
     A port already taken stops it at once, naming the holder and the flag to change; a
     failed start keeps Ray's logs under $GARDEN_HOME/logs/ and quotes their last lines."""
     from cluster import local
+    from garden.demo import console_app
 
     with _errors(), console.status("starting Ray, the catalog and the apps...") as spinner:
         cluster = local.up(ray_port=ray_port, dashboard_port=dashboard_port,
                            http_port=http_port, agent_port=agent_port, num_cpus=num_cpus,
                            llm_model=llm_model, admin_key=admin_key, media=media,
+                           apps=[partial(console_app, http_port, dashboard_port)],
                            timeout_s=timeout, progress=lambda s: spinner.update(f"{s}..."))
     console.print(f"API        {cluster.api_url}  (OpenAPI: {cluster.api_url}/openapi.json)")
     console.print(f"OpenAI     {cluster.openai_base_url}")
