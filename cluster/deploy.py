@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ray import serve
+from ray.serve import Application
 
 from cluster.work import RayWork
 from serve_apps.gateway import GatewayConfig, build_gateway_app
@@ -21,15 +22,29 @@ log = logging.getLogger(__name__)
 GATEWAY_APP = "gateway"
 LLM_APP = "llm"
 MEDIA_APP = "media"
+#: The name under which an app of :func:`deploy_apps`' ``apps`` counts as the web console
+#: (:attr:`Deployed.console_url`).
 CONSOLE_APP = "console"
 
 
 @dataclass(frozen=True)
+class ServeApp:
+    """A Serve application built by its owner (``garden``: the web console) for
+    :func:`deploy_apps` to run as ``name`` at ``route_prefix``."""
+
+    name: str
+    app: Application
+    route_prefix: str
+
+
+@dataclass(frozen=True)
 class Deployed:
-    """What :func:`deploy_apps` started: the Serve HTTP base URL and the app names."""
+    """What :func:`deploy_apps` started: the Serve HTTP base URL, the app names and the
+    route prefixes of the apps it was handed."""
 
     http_url: str
     apps: tuple[str, ...]
+    routes: tuple[tuple[str, str], ...] = ()  # (name, route prefix) of each ServeApp
 
     @property
     def api_url(self) -> str:
@@ -41,25 +56,25 @@ class Deployed:
 
     @property
     def console_url(self) -> str | None:
-        """The web console's URL, when it was deployed."""
-        from garden.console.serve import ROUTE_PREFIX
-
-        return f"{self.http_url}{ROUTE_PREFIX}/" if CONSOLE_APP in self.apps else None
+        """The web console's URL, when it was deployed (as :data:`CONSOLE_APP`)."""
+        prefix = dict(self.routes).get(CONSOLE_APP)
+        return None if prefix is None else f"{self.http_url}{prefix}/"
 
 
 def deploy_apps(
     *, http_host: str = "127.0.0.1", http_port: int = 8000,
     gateway: GatewayConfig | None = None, llm_model: str | None = None,
-    llm_config=None, media: bool = True, console: bool = True,
+    llm_config=None, media: bool = True, apps: Sequence[Callable[[], ServeApp]] = (),
 ) -> Deployed:
     """Start Serve's HTTP proxy on ``http_host:http_port`` and deploy the gateway at ``/``
     and, when ``llm_model`` (a catalog base model) or ``llm_config``
     (:class:`serve_apps.llm.LLMAppConfig`) is given, the LLM app at ``/openai``. With
     ``media`` the MediaRouter app (no HTTP route of its own) is deployed first and the
     gateway mounts the media routes that call it. Provider tokens come from the
-    replicas' environment (``MediaConfig.from_env``). With ``console`` the web console
-    (:mod:`garden.console`) is deployed at ``/ui``; it calls the gateway through the same
-    HTTP proxy. The gateway's heavy work (model
+    replicas' environment (``MediaConfig.from_env``). Each of ``apps`` is called once the
+    gateway runs and its application deployed (``garden``'s web console at ``/ui``, which
+    calls the gateway through the same HTTP proxy); building waits until then, as what
+    it imports (Gradio, Ray) must. The gateway's heavy work (model
     import, dataset registration, job submission) runs as Ray tasks
     (:class:`cluster.work.RayWork`).
 
@@ -74,32 +89,26 @@ def deploy_apps(
         from train_jobs.submit import dashboard_address
 
         gateway = gateway.model_copy(update={"dashboard_url": dashboard_address()})
-    apps = []
+    names = []
     if media:
         from serve_apps.media.builder import build_media_app
 
         env = replica_env(gateway)
         serve.run(build_media_app(http=False, runtime_env={"env_vars": env}), name=MEDIA_APP,
                   route_prefix=None)
-        apps.append(MEDIA_APP)
+        names.append(MEDIA_APP)
         gateway = gateway.model_copy(update={"media_app": MEDIA_APP})
     work = RayWork(dashboard_url=gateway.dashboard_url)
     serve.run(build_gateway_app(gateway, work), name=GATEWAY_APP, route_prefix="/")
-    apps.append(GATEWAY_APP)
-    if console:
-        from garden.console import ConsoleConfig
-        from garden.console.serve import ROUTE_PREFIX, build_console_app
-
-        # the replica reaches the proxy on loopback when it listens on every interface
-        api_host = "127.0.0.1" if http_host in ("0.0.0.0", "::") else http_host
-        config = ConsoleConfig(api_url=f"http://{api_host}:{http_port}",
-                               dashboard_url=gateway.dashboard_url)
-        serve.run(build_console_app(config, env_vars=replica_env(gateway)),
-                  name=CONSOLE_APP, route_prefix=ROUTE_PREFIX)
-        apps.append(CONSOLE_APP)
+    names.append(GATEWAY_APP)
+    built = [build() for build in apps]
+    for extra in built:
+        serve.run(extra.app, name=extra.name, route_prefix=extra.route_prefix)
+        names.append(extra.name)
     if llm_model or llm_config:
-        apps.append(deploy_llm_app(llm_config or {"model": llm_model}))
-    return Deployed(http_url=f"http://{http_host}:{http_port}", apps=tuple(apps))
+        names.append(deploy_llm_app(llm_config or {"model": llm_model}))
+    return Deployed(http_url=f"http://{http_host}:{http_port}", apps=tuple(names),
+                    routes=tuple((extra.name, extra.route_prefix) for extra in built))
 
 
 def deploy_llm_app(config: LLMAppConfig | Mapping[str, Any], name: str = LLM_APP) -> str:

@@ -28,9 +28,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from catalog.config import garden_home
 from cluster.startup import (
@@ -44,6 +45,9 @@ from cluster.startup import (
     quote_logs,
     summary,
 )
+
+if TYPE_CHECKING:
+    from cluster.deploy import ServeApp
 
 STATE_FILE = "cluster.json"
 LOGS_DIR = "logs"  # under $GARDEN_HOME: the Ray logs of failed starts
@@ -72,7 +76,7 @@ class LocalCluster:
     openai_base_url: str
     temp_dir: str
     apps: tuple[str, ...] = ()
-    console_url: str | None = None  # the web console (garden.console), when deployed
+    console_url: str | None = None  # the web console (cluster.deploy.CONSOLE_APP), if any
 
 
 def home() -> Path:
@@ -104,8 +108,9 @@ def up(
     *, host: str = "127.0.0.1", ray_port: int = 6380, dashboard_port: int = 8265,
     http_port: int = 8000, agent_port: int = 52365, num_cpus: int | None = None,
     llm_model: str | None = None,
-    admin_key: str | None = None, media: bool = True, timeout_s: float = 300.0,
-    progress: Callable[[str], None] | None = None,
+    admin_key: str | None = None, media: bool = True,
+    apps: Sequence[Callable[[], ServeApp]] = (),
+    timeout_s: float = 300.0, progress: Callable[[str], None] | None = None,
 ) -> LocalCluster:
     """Start the head, the catalog actor and the apps; record and return the URLs.
 
@@ -113,11 +118,12 @@ def up(
     job API submits through; when another Ray on the machine holds it, the job API
     answers "No available agent", so pass a free one there (0 lets the agent pick).
     ``admin_key`` (default ``$GARDEN_ADMIN_KEY``) becomes the bootstrap admin key of the
-    gateway. ``media`` deploys the media router (image and video providers) too. The
-    catalog database is ``$GARDEN_DATABASE_URL`` or SQLite under
-    ``$GARDEN_HOME``. ``timeout_s`` bounds each step (``ray start``, the catalog's first
-    answer, the HTTP proxy); ``progress`` is called with the name of each step as it
-    begins.
+    gateway. ``media`` deploys the media router (image and video providers) too, and
+    ``apps`` build the applications handed over (``garden``'s web console), deployed
+    after the gateway (:func:`cluster.deploy.deploy_apps`). The catalog database is
+    ``$GARDEN_DATABASE_URL`` or SQLite under ``$GARDEN_HOME``. ``timeout_s`` bounds each
+    step (``ray start``, the catalog's first answer, the HTTP proxy); ``progress`` is
+    called with the name of each step as it begins.
 
     Raises:
         cluster.startup.PortInUseError: a port is taken before anything started (the
@@ -201,7 +207,7 @@ def up(
         # is not repeated in a runtime_env, which the dashboard would display.
         gateway = GatewayConfig(dashboard_url=f"http://{host}:{dashboard_port}")
         deployed = deploy_apps(http_host=host, http_port=http_port, gateway=gateway,
-                               llm_model=llm_model, media=media)
+                               llm_model=llm_model, media=media, apps=apps)
     except BaseException as exc:
         ray.shutdown()
         detail = str(exc) if isinstance(exc, ClusterStartError) else summary(exc)

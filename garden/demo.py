@@ -16,8 +16,8 @@
 
 Everything the user sees goes through the public faces: the ``garden.Client``
 (REST gateway), the ``openai`` client, ``cluster`` for the cluster (``cluster.local``
-to start it, ``cluster.deploy`` to deploy the LLM app) and ``corpora.chatterbot`` for the
-chatterbot pairs.
+to start it, handed the web console that :func:`console_app` builds, ``cluster.deploy``
+to deploy the LLM app) and ``corpora.chatterbot`` for the chatterbot pairs.
 """
 
 from __future__ import annotations
@@ -30,14 +30,18 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cluster.local import home as garden_home
+
+if TYPE_CHECKING:
+    from cluster.deploy import ServeApp
 
 KEY_FILE = "admin.key"
 REPORT_FILE = "demo-report.json"
@@ -118,6 +122,21 @@ def _dataset(client, name: str, rows: list[dict]) -> Any:
         return client.datasets.upload(path, name, description="chatterbot-corpus, seeded split")
 
 
+def console_app(http_port: int, dashboard_port: int) -> ServeApp:
+    """The web console (:mod:`garden.console`) built for ``cluster.local.up`` to deploy at
+    ``/ui`` beside the gateway of a local cluster on 127.0.0.1 (HTTP proxy on
+    ``http_port``, Ray dashboard on ``dashboard_port``); it calls the gateway through
+    that proxy. Imports Gradio and Ray: hand it to ``up`` (``apps``), which calls it once
+    the cluster runs and Ray's auth mode is set."""
+    from cluster.deploy import CONSOLE_APP, ServeApp
+    from garden.console import ConsoleConfig
+    from garden.console.serve import ROUTE_PREFIX, build_console_app
+
+    config = ConsoleConfig(api_url=f"http://127.0.0.1:{http_port}",
+                           dashboard_url=f"http://127.0.0.1:{dashboard_port}")
+    return ServeApp(name=CONSOLE_APP, app=build_console_app(config), route_prefix=ROUTE_PREFIX)
+
+
 def _cluster(settings: DemoSettings, key: str, console: Console):
     from cluster import local
 
@@ -133,7 +152,10 @@ def _cluster(settings: DemoSettings, key: str, console: Console):
         return local.up(ray_port=settings.ray_port, dashboard_port=settings.dashboard_port,
                         agent_port=settings.agent_port,
                         http_port=settings.http_port, num_cpus=settings.num_cpus,
-                        admin_key=key, progress=lambda s: spinner.update(f"{s}..."))
+                        admin_key=key,
+                        apps=[partial(console_app, settings.http_port,
+                                      settings.dashboard_port)],
+                        progress=lambda s: spinner.update(f"{s}..."))
 
 
 def _serve_llm(cluster, base_name: str, console: Console) -> None:

@@ -30,9 +30,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "train_jobs": ("train_jobs", "corpora", "catalog"),
     "batch_jobs": ("batch_jobs", "train_jobs", "catalog"),
     "serve_apps": ("serve_apps", "catalog"),
-    # the cluster deploys the web console, a client of the API like the CLI
-    "cluster": ("cluster", "serve_apps", "train_jobs", "batch_jobs", "corpora", "catalog",
-                "garden.console"),
+    # the cluster deploys the Serve apps it is handed (garden builds the web console)
+    "cluster": ("cluster", "serve_apps", "train_jobs", "batch_jobs", "corpora", "catalog"),
     # the garden package itself re-exports the client; its client speaks HTTP
     "garden": _CLIENT,
     "garden.client": _CLIENT,
@@ -41,8 +40,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "garden.console": ("garden.console", *_CLIENT),
     # the CLI runs the demo (`garden demo`)
     "garden.cli": ("garden.cli", "garden.demo", "cluster", *_CLIENT),
-    # the demo uploads the chatterbot pairs of the built-in corpus
-    "garden.demo": ("garden.demo", "cluster", "corpora", *_CLIENT),
+    # the demo uploads the built-in corpus and hands the web console it builds to the
+    # local cluster
+    "garden.demo": ("garden.demo", "garden.console", "cluster", "corpora", *_CLIENT),
 }
 
 
@@ -131,7 +131,9 @@ def test_the_check_sees_imports_inside_functions_and_relative_ones():
 
 def test_the_rule_table_reads_as_design_md():
     assert _rule("garden.client.transport") == _CLIENT
-    assert _rule("garden.demo") == ("garden.demo", "cluster", "corpora", *_CLIENT)
+    assert _rule("garden.demo") == ("garden.demo", "garden.console", "cluster", "corpora",
+                                    *_CLIENT)
+    assert not any(_matches("garden.console.serve", ok) for ok in _rule("cluster.deploy"))
     assert not any(_matches("catalog.actor", ok) for ok in _rule("garden.client.models"))
     assert not any(_matches("train_jobs.submit", ok) for ok in _rule("serve_apps.gateway"))
     assert any(_matches("train_jobs.submit", ok) for ok in _rule("cluster.work"))
