@@ -20,7 +20,11 @@ from sqlalchemy import Engine
 from catalog.errors import SchemaOutOfDate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-UPGRADE_COMMAND = "alembic upgrade head  (or: garden db upgrade)"
+#: How to bring a database to head: Alembic from the repository root (``alembic.ini``), or
+#: the catalog actor, which upgrades the schema when it starts.
+UPGRADE_COMMAND = (
+    "`alembic upgrade head` in the repository root (the catalog actor upgrades when it starts)"
+)
 
 
 def alembic_config(engine: Engine | None = None) -> Config:

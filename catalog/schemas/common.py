@@ -29,7 +29,7 @@ class Schema(BaseModel):
 # The lengths of the catalog's ``String(n)`` columns that requests set, in characters.
 # A request field gets its column's length as ``max_length``, so an over-long value is a
 # 422 naming the field instead of a database error; tests/catalog/test_lengths.py checks
-# every request field against its column in catalog/tables.py.
+# every request field against its column in catalog/tables/.
 #: Row ids and user ids (``String(64)``).
 ID_LENGTH = 64
 #: Names, titles and model names (``String(200)``).

@@ -1,5 +1,5 @@
 """Every text field a request can set fits its column: each request model's field that
-lands in a ``String(n)`` column of catalog/tables.py says so with ``max_length`` (or
+lands in a ``String(n)`` column of catalog/tables/ says so with ``max_length`` (or
 values that fit), and the store refuses an over-long value the same way on SQLite (which
 would store it) and PostgreSQL (which would raise), naming the field and writing
 nothing."""

@@ -25,7 +25,7 @@ def test_upgrade_to_head_then_downgrade(db_url):
 
 
 def test_schema_matches_models_after_upgrade(db_url):
-    """Autogenerate finds nothing to do: the migrations and tables.py agree."""
+    """Autogenerate finds nothing to do: the migrations and catalog/tables/ agree."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
