@@ -170,7 +170,7 @@ class Repo(Generic[R]):
         *,
         filters: Sequence[str] = (),
         updatable: Sequence[str] = (),
-        tag_kind: str | None = None,
+        tag_kind: s.RowKind | None = None,
         item_column: str | None = None,
         public_column: str | None = None,
     ):
@@ -341,7 +341,7 @@ class Repo(Generic[R]):
             conds.append(or_(getattr(self.row, "user_id") == visible_to,  # noqa: B009
                              getattr(self.row, self.public_column).is_(True)))
         if favorite_of is not None:
-            if self.tag_kind not in ("prompt_helper", "theme_helper"):
+            if self.tag_kind is None or not self.tag_kind.takes_favorites:
                 raise refuse("favorite")
             fav = t.FavoriteRow
             conds.append(self.row.id.in_(select(fav.target_id).where(
@@ -469,13 +469,13 @@ class CatalogStore:
             self, t.ImageRow, s.Image,
             filters=("model", "provider", "prediction_id", "is_favorite", "is_public"),
             updatable=("files", "width", "height", *media_meta),
-            tag_kind="image", item_column="image_id", public_column="is_public",
+            tag_kind=s.RowKind.image, item_column="image_id", public_column="is_public",
         )
         self.source_images = Repo(
             self, t.SourceImageRow, s.SourceImage, filters=("purpose", "format"),
             updatable=("title", "description", "purpose", "is_public", "deleted_at",
                        "purged_at"),
-            tag_kind="source_image", public_column="is_public",
+            tag_kind=s.RowKind.source_image, public_column="is_public",
         )
         self.image_edits = Repo(
             self, t.ImageEditRow, s.ImageEdit,
@@ -486,13 +486,13 @@ class CatalogStore:
             self, t.VideoRow, s.Video,
             filters=("model", "provider", "prediction_id", "is_favorite", "is_public"),
             updatable=("files", "thumbnail", *media_meta),
-            tag_kind="video", item_column="video_id", public_column="is_public",
+            tag_kind=s.RowKind.video, item_column="video_id", public_column="is_public",
         )
         self.prompt_helpers = Repo(
             self, t.PromptHelperRow, s.PromptHelper,
             filters=("name", "category", "is_builtin", "is_public", "forked_from_id"),
             updatable=("name", "description", "category", "is_public"),
-            tag_kind="prompt_helper", public_column="is_public",
+            tag_kind=s.RowKind.prompt_helper, public_column="is_public",
         )
         self.theme_helpers = Repo(
             self, t.ThemeHelperRow, s.ThemeHelper,
@@ -500,7 +500,7 @@ class CatalogStore:
                      "is_active", "forked_from_id"),
             updatable=("name", "description", "category", "is_public", "is_featured",
                        "is_active"),
-            tag_kind="theme_helper", public_column="is_public",
+            tag_kind=s.RowKind.theme_helper, public_column="is_public",
         )
         self.tags = Repo(self, t.TagRow, s.Tag, filters=("name",), updatable=("name",))
         self.projects = Repo(
@@ -1446,14 +1446,14 @@ class CatalogStore:
     # ----------------------------------------------------------------- favourites, tags
 
     @idempotent
-    def set_favorite(self, user_id: str, target_kind: s.FavoriteTarget, target_id: str,
+    def set_favorite(self, user_id: str, target_kind: s.RowKind, target_id: str,
                      favorite: bool = True) -> bool:
         """Mark (or unmark) a style or theme as ``user_id``'s favourite; doing it twice
         changes nothing. Returns whether it is a favourite now. Raises NotFound for an
-        unknown target."""
-        repos: dict[str, Repo[Any]] = {"prompt_helper": self.prompt_helpers,
-                                       "theme_helper": self.theme_helpers}
-        repo = repos[target_kind]
+        unknown target; ValueError for a kind that takes no favourites."""
+        if not s.RowKind(target_kind).takes_favorites:
+            raise ValueError(f"{target_kind} rows take no favourites")
+        repo = self._tag_repos()[target_kind]
         fav = t.FavoriteRow
         with self.session() as session:
             repo._get_row(session, target_id)
@@ -1468,7 +1468,7 @@ class CatalogStore:
             return favorite
 
     @idempotent
-    def set_tags(self, target_kind: s.TagTarget, target_id: str, names: Sequence[str],
+    def set_tags(self, target_kind: s.RowKind, target_id: str, names: Sequence[str],
                  user_id: str | None) -> list[str]:
         """Make ``names`` exactly the tags on one row: tags of ``user_id`` that do not
         exist yet are created (seed 001's TagImage, one model for every entity), tags not
@@ -1504,7 +1504,7 @@ class CatalogStore:
                                target_id=target_id))
             return wanted
 
-    def _tag_repos(self) -> dict[str, Repo[Any]]:
+    def _tag_repos(self) -> dict[s.RowKind, Repo[Any]]:
         return {repo.tag_kind: repo for repo in self._repos.values() if repo.tag_kind}
 
     # ----------------------------------------------------------------- projects

@@ -195,7 +195,7 @@ async def fork_helper(helper_id: str, body: ForkRequest, caller: Caller,
 async def favorite_helper(helper_id: str, caller: Caller, cat: Cat) -> Response:
     """Mark a prompt helper the caller can see as their favourite (idempotent)."""
     helper = await visible_helper(cat, caller, helper_id)
-    await cat.set_favorite(caller.user_id, "prompt_helper", helper.id, True)
+    await cat.set_favorite(caller.user_id, s.RowKind.prompt_helper, helper.id, True)
     return Response(status_code=204)
 
 
@@ -203,7 +203,7 @@ async def favorite_helper(helper_id: str, caller: Caller, cat: Cat) -> Response:
 async def unfavorite_helper(helper_id: str, caller: Caller, cat: Cat) -> Response:
     """Unmark a prompt helper as the caller's favourite (idempotent; allowed after it
     stopped being visible to them)."""
-    await cat.set_favorite(caller.user_id, "prompt_helper", helper_id, False)
+    await cat.set_favorite(caller.user_id, s.RowKind.prompt_helper, helper_id, False)
     return Response(status_code=204)
 
 
@@ -306,14 +306,14 @@ async def fork_theme(theme_id: str, body: ForkRequest, caller: Caller,
 async def favorite_theme(theme_id: str, caller: Caller, cat: Cat) -> Response:
     """Mark a theme the caller can see as their favourite (idempotent)."""
     theme = await visible_theme(cat, caller, theme_id)
-    await cat.set_favorite(caller.user_id, "theme_helper", theme.id, True)
+    await cat.set_favorite(caller.user_id, s.RowKind.theme_helper, theme.id, True)
     return Response(status_code=204)
 
 
 @themes.delete("/{theme_id}/favorite", status_code=204)
 async def unfavorite_theme(theme_id: str, caller: Caller, cat: Cat) -> Response:
     """Unmark a theme as the caller's favourite (idempotent)."""
-    await cat.set_favorite(caller.user_id, "theme_helper", theme_id, False)
+    await cat.set_favorite(caller.user_id, s.RowKind.theme_helper, theme_id, False)
     return Response(status_code=204)
 
 
