@@ -16,11 +16,11 @@ from pydantic import Field, model_validator
 
 from catalog.schemas.common import (
     ID_LENGTH,
-    LABEL_LENGTH,
     NAME_LENGTH,
     CreatedAt,
     Row,
     Schema,
+    TagName,
     UpdatedAt,
     UserId,
 )
@@ -67,9 +67,6 @@ class RowKind(enum.StrEnum):
 
 #: The CLI's words for kinds, singular.
 _ALIASES = {"upload": "source_image", "style": "prompt_helper", "theme": "theme_helper"}
-
-TagName = Field(min_length=1, max_length=LABEL_LENGTH, pattern=r"^[\w\- ]+$",
-                description="Letters, digits, '_', '-' and spaces; unique per owner.")
 
 
 class Favorite(Row):

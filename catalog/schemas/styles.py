@@ -75,13 +75,17 @@ class PromptHelperCreate(PromptHelperSpec, HelperText):
     user_id: UserId = None
 
 
-class PromptHelperUpdate(Schema):
-    """Changes to a helper's unversioned fields (null: unchanged)."""
+class HelperUpdate(Schema):
+    """Changes to the unversioned fields styles and themes share (null: unchanged)."""
 
     name: str | None = Field(None, min_length=1, max_length=NAME_LENGTH)
     description: str | None = None
     category: str | None = Field(None, max_length=LABEL_LENGTH)
     is_public: bool | None = None
+
+
+class PromptHelperUpdate(HelperUpdate):
+    """Changes to a helper's unversioned fields (null: unchanged)."""
 
 
 # PromptHelperCreate carries its first version's text, which the helper row does not have
@@ -141,13 +145,9 @@ class ThemeHelperCreate(ThemeHelperSpec, ThemeText):
     user_id: UserId = None
 
 
-class ThemeHelperUpdate(Schema):
+class ThemeHelperUpdate(HelperUpdate):
     """Changes to a theme's unversioned fields (null: unchanged)."""
 
-    name: str | None = Field(None, min_length=1, max_length=NAME_LENGTH)
-    description: str | None = None
-    category: str | None = Field(None, max_length=LABEL_LENGTH)
-    is_public: bool | None = None
     is_featured: bool | None = None
     is_active: bool | None = None
 

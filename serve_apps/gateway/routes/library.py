@@ -18,9 +18,10 @@ from pydantic import Field
 from catalog import schemas as s
 from catalog.errors import NotFound
 from catalog.port import AsyncCatalogPort, AsyncRepoPort
-from catalog.schemas.library import ProjectSpec, TagName
+from catalog.schemas.common import TagName
+from catalog.schemas.library import ProjectSpec
 from serve_apps.auth import Principal, check_owner, check_readable, owner_filter
-from serve_apps.gateway.deps import Caller, Cat, Paging
+from serve_apps.gateway.deps import Caller, Cat, Paging, apply_update
 
 tags = APIRouter(prefix="/v1/tags", tags=["tags"])
 tagging = APIRouter(prefix="/v1", tags=["tags"])
@@ -173,9 +174,7 @@ async def get_project(project: str, caller: Caller, cat: Cat) -> s.Project:
 async def update_project(project: str, body: s.ProjectUpdate, caller: Caller,
                          cat: Cat) -> s.Project:
     """Change the fields given (null: unchanged); owner or admin."""
-    row = await owned_project(cat, caller, project)
-    fields = body.model_dump(exclude_none=True)
-    return await cat.projects.update(row.id, **fields) if fields else row
+    return await apply_update(cat.projects, await owned_project(cat, caller, project), body)
 
 
 @projects.delete("/{project}", status_code=204)
