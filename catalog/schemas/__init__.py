@@ -7,10 +7,12 @@ One module per concern; every public name is re-exported here, so callers write
   shape, the annotated id/owner/time types;
 - :mod:`~catalog.schemas.training`: training jobs, their settings, metric points,
   checkpoints, events, and which options are GPU-only;
-- :mod:`~catalog.schemas.registry`: models (base weights and LoRA adapters);
+- :mod:`~catalog.schemas.models`: models (base weights and LoRA adapters);
 - :mod:`~catalog.schemas.datasets`: datasets;
 - :mod:`~catalog.schemas.media`: predictions, images, source images, edits, videos;
-- :mod:`~catalog.schemas.styles`: prompt helpers, themes, tags, project galleries;
+- :mod:`~catalog.schemas.styles`: prompt helpers (styles) and themes;
+- :mod:`~catalog.schemas.library`: tags, favourites, project galleries, and
+  :class:`RowKind`, the kinds of rows they refer to;
 - :mod:`~catalog.schemas.usage`: usage and carbon records and summaries;
 - :mod:`~catalog.schemas.keys`: API keys;
 - :mod:`~catalog.schemas.batches`: batch inference jobs (OpenAI's Batch object).
@@ -63,6 +65,17 @@ from catalog.schemas.keys import (
     KeyScope,
     Role,
 )
+from catalog.schemas.library import (
+    Favorite,
+    Project,
+    ProjectCreate,
+    ProjectItem,
+    ProjectItemCreate,
+    ProjectUpdate,
+    RowKind,
+    Tag,
+    TagCreate,
+)
 from catalog.schemas.media import (
     EditKind,
     Image,
@@ -88,7 +101,7 @@ from catalog.schemas.media import (
     Video,
     VideoCreate,
 )
-from catalog.schemas.registry import (
+from catalog.schemas.models import (
     LineageEdge,
     LineageNode,
     Model,
@@ -99,14 +112,7 @@ from catalog.schemas.registry import (
     ServingTotals,
 )
 from catalog.schemas.styles import (
-    Favorite,
-    FavoriteTarget,
     HelperText,
-    Project,
-    ProjectCreate,
-    ProjectItem,
-    ProjectItemCreate,
-    ProjectUpdate,
     PromptHelper,
     PromptHelperCreate,
     PromptHelperSpec,
@@ -114,9 +120,6 @@ from catalog.schemas.styles import (
     PromptHelperVersion,
     PromptPlacement,
     PromptType,
-    Tag,
-    TagCreate,
-    TagTarget,
     ThemeHelper,
     ThemeHelperCreate,
     ThemeHelperUpdate,
@@ -189,7 +192,6 @@ __all__ = [
     "ErrorBody",
     "ErrorResponse",
     "Favorite",
-    "FavoriteTarget",
     "GpuOnlyOption",
     "HelperText",
     "Hyperparameters",
@@ -237,6 +239,7 @@ __all__ = [
     "Role",
     "Row",
     "RowId",
+    "RowKind",
     "ScalingSpec",
     "Schema",
     "ServingTotals",
@@ -247,7 +250,6 @@ __all__ = [
     "StoredFile",
     "Tag",
     "TagCreate",
-    "TagTarget",
     "ThemeHelper",
     "ThemeHelperCreate",
     "ThemeHelperUpdate",

@@ -1,5 +1,6 @@
 """Bases and shared pieces of the catalog contract: :class:`Schema`, :class:`Row`, pages,
-the one error shape, and the annotated id, owner and time types every entity uses.
+the one error shape, the annotated id, owner and time types every entity uses, and the
+rule for tag names (tags go on media, styles and themes).
 
 Read models derive from their create models so that a constraint lives in one place::
 
@@ -49,6 +50,9 @@ UserId = Annotated[
     Field(max_length=ID_LENGTH,
           description="Owner: the user id of the API key that created it; null for the system."),
 ]
+#: A tag's name (``name: str = TagName``).
+TagName = Field(min_length=1, max_length=LABEL_LENGTH, pattern=r"^[\w\- ]+$",
+                description="Letters, digits, '_', '-' and spaces; unique per owner.")
 #: When a row was inserted, timezone-aware UTC.
 CreatedAt = Annotated[datetime, Field(description="When the row was created (UTC).")]
 #: When a row last changed, timezone-aware UTC.

@@ -1,12 +1,8 @@
-"""Prompt styles and organisation (seed 001): prompt helpers (styles) and their versions,
-themes and their versions, favourites, tags shared by every media entity, and projects.
+"""Prompt styles (seed 001): prompt helpers (styles) and their versions, themes and their
+versions. Their tags and favourites are :mod:`catalog.schemas.library`'s.
 
 Seed 001's ``PromptPlacement`` rows are folded into each helper version: a default
 ``placement`` and a ``placements`` map from prompt type (image, video) to placement.
-Seed 001's ``TagImage`` and the JSON ``tags`` lists of helpers, themes and videos are
-one :class:`Tag` model attached by taggings; its ``ThemeFavorite`` and
-``PromptHelper.favorited_by`` are one :class:`Favorite` model; its gallery named
-``ProjectImage`` is :class:`Project`, holding ordered images and videos.
 """
 
 from __future__ import annotations
@@ -14,10 +10,9 @@ from __future__ import annotations
 import enum
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from catalog.schemas.common import (
-    ID_LENGTH,
     LABEL_LENGTH,
     NAME_LENGTH,
     CreatedAt,
@@ -40,13 +35,6 @@ class PromptPlacement(enum.StrEnum):
 #: What a prompt is for (seed 001 ``PromptPlacement.prompt_type``); media requests use
 #: ``image`` and ``video``.
 PromptType = Literal["image", "video", "voice", "narration", "style", "scene"]
-#: Kinds of rows a tag can be put on (the plural route names map onto these).
-TagTarget = Literal["image", "video", "source_image", "prompt_helper", "theme_helper"]
-#: Kinds of rows a user can mark as a favourite (images and videos have ``is_favorite``).
-FavoriteTarget = Literal["prompt_helper", "theme_helper"]
-
-TagName = Field(min_length=1, max_length=LABEL_LENGTH, pattern=r"^[\w\- ]+$",
-                description="Letters, digits, '_', '-' and spaces; unique per owner.")
 Category = Field(None, max_length=LABEL_LENGTH, description="Free-form group, e.g. photography.")
 
 
@@ -87,13 +75,17 @@ class PromptHelperCreate(PromptHelperSpec, HelperText):
     user_id: UserId = None
 
 
-class PromptHelperUpdate(Schema):
-    """Changes to a helper's unversioned fields (null: unchanged)."""
+class HelperUpdate(Schema):
+    """Changes to the unversioned fields styles and themes share (null: unchanged)."""
 
     name: str | None = Field(None, min_length=1, max_length=NAME_LENGTH)
     description: str | None = None
     category: str | None = Field(None, max_length=LABEL_LENGTH)
     is_public: bool | None = None
+
+
+class PromptHelperUpdate(HelperUpdate):
+    """Changes to a helper's unversioned fields (null: unchanged)."""
 
 
 # PromptHelperCreate carries its first version's text, which the helper row does not have
@@ -153,13 +145,9 @@ class ThemeHelperCreate(ThemeHelperSpec, ThemeText):
     user_id: UserId = None
 
 
-class ThemeHelperUpdate(Schema):
+class ThemeHelperUpdate(HelperUpdate):
     """Changes to a theme's unversioned fields (null: unchanged)."""
 
-    name: str | None = Field(None, min_length=1, max_length=NAME_LENGTH)
-    description: str | None = None
-    category: str | None = Field(None, max_length=LABEL_LENGTH)
-    is_public: bool | None = None
     is_featured: bool | None = None
     is_active: bool | None = None
 
@@ -182,88 +170,4 @@ class ThemeHelperVersion(ThemeText, Row):
 
     theme_id: str = Field(description="The ThemeHelper it belongs to.")
     version: int = Field(description="Version number, from 1; unique per theme.")
-    created_at: CreatedAt
-
-
-class Favorite(Row):
-    """A user's favourite style or theme (seed 001 ``ThemeFavorite``, ``favorited_by``)."""
-
-    user_id: str = Field(description="Whose favourite.")
-    target_kind: FavoriteTarget = Field(description="prompt_helper or theme_helper.")
-    target_id: str = Field(description="The helper's or theme's id.")
-    created_at: CreatedAt
-
-
-class TagCreate(Schema):
-    """A request for a tag (seed 001's TagImage, shared by every media entity)."""
-
-    name: str = TagName
-    user_id: UserId = None
-
-
-class Tag(TagCreate, Row):
-    """A tag."""
-
-    created_at: CreatedAt
-    updated_at: UpdatedAt
-
-
-class ProjectSpec(Schema):
-    """A project's fields (seed 001's gallery ``ProjectImage``)."""
-
-    name: str = Field(min_length=1, max_length=NAME_LENGTH, description="The project's name.")
-    description: str | None = Field(None, max_length=10000, description="Free text.")
-    is_published: bool = Field(False, description="Visible to every user.")
-    is_featured: bool = Field(False, description="Shown first.")
-
-
-class ProjectCreate(ProjectSpec):
-    """A request for a project; ``slug`` defaults to the name's slug."""
-
-    slug: str | None = Field(
-        None, min_length=1, max_length=NAME_LENGTH, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$",
-        description="URL name, unique over all projects: lowercase letters, digits, '-'.",
-    )
-    user_id: UserId = None
-
-
-class ProjectUpdate(Schema):
-    """Changes to a project (null: unchanged)."""
-
-    name: str | None = Field(None, min_length=1, max_length=NAME_LENGTH)
-    description: str | None = Field(None, max_length=10000)
-    is_published: bool | None = None
-    is_featured: bool | None = None
-
-
-class Project(ProjectSpec, Row):
-    """A project: an ordered gallery of images and videos."""
-
-    slug: str = Field(description="URL name, unique over all projects.")
-    user_id: UserId
-    created_at: CreatedAt
-    updated_at: UpdatedAt
-
-
-class ProjectItemCreate(Schema):
-    """A request to place one image or one video in a project."""
-
-    image_id: str | None = Field(None, max_length=ID_LENGTH, description="The Image placed.")
-    video_id: str | None = Field(None, max_length=ID_LENGTH, description="The Video placed.")
-    position: int | None = Field(None, ge=0, description="Order from 0; default: last.")
-
-    @model_validator(mode="after")
-    def _one(self) -> ProjectItemCreate:
-        if (self.image_id is None) == (self.video_id is None):
-            raise ValueError("give exactly one of image_id or video_id")
-        return self
-
-
-class ProjectItem(Row):
-    """An image's or a video's place in a project."""
-
-    project_id: str = Field(description="The Project.")
-    image_id: str | None = Field(description="The Image, for an image item.")
-    video_id: str | None = Field(description="The Video, for a video item.")
-    position: int = Field(description="Order in the project, from 0.")
     created_at: CreatedAt

@@ -17,15 +17,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from catalog.schemas.common import (
-    ID_LENGTH,
-    NAME_LENGTH,
-    CreatedAt,
-    Row,
-    Schema,
-    UpdatedAt,
-    UserId,
-)
+from catalog.schemas.common import ID_LENGTH, NAME_LENGTH, CreatedAt, Row, Schema, UpdatedAt, UserId
 
 
 class JobStatus(enum.StrEnum):

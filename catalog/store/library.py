@@ -34,14 +34,14 @@ class LibraryMixin(StoreBase):
     )
 
     @idempotent
-    def set_favorite(self, user_id: str, target_kind: s.FavoriteTarget, target_id: str,
+    def set_favorite(self, user_id: str, target_kind: s.RowKind, target_id: str,
                      favorite: bool = True) -> bool:
         """Mark (or unmark) a style or theme as ``user_id``'s favourite; doing it twice
         changes nothing. Returns whether it is a favourite now. Raises NotFound for an
-        unknown target."""
-        repos: dict[str, Repo[Any]] = {"prompt_helper": self.repo(s.PromptHelper),
-                                       "theme_helper": self.repo(s.ThemeHelper)}
-        repo = repos[target_kind]
+        unknown target; ValueError for a kind that takes no favourites."""
+        if not s.RowKind(target_kind).takes_favorites:
+            raise ValueError(f"{target_kind} rows take no favourites")
+        repo = self._tag_repos()[target_kind]
         fav = t.FavoriteRow
         with self.session() as session:
             repo._get_row(session, target_id)
@@ -56,7 +56,7 @@ class LibraryMixin(StoreBase):
             return favorite
 
     @idempotent
-    def set_tags(self, target_kind: s.TagTarget, target_id: str, names: Sequence[str],
+    def set_tags(self, target_kind: s.RowKind, target_id: str, names: Sequence[str],
                  user_id: str | None) -> list[str]:
         """Make ``names`` exactly the tags on one row: tags of ``user_id`` that do not
         exist yet are created (seed 001's TagImage, one model for every entity), tags not
@@ -92,7 +92,7 @@ class LibraryMixin(StoreBase):
                                target_id=target_id))
             return wanted
 
-    def _tag_repos(self) -> dict[str, Repo[Any]]:
+    def _tag_repos(self) -> dict[s.RowKind, Repo[Any]]:
         return {repo.tag_kind: repo for repo in self._repos.values() if repo.tag_kind}
 
     def create_project(self, request: s.ProjectCreate) -> s.Project:

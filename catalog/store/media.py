@@ -47,13 +47,13 @@ class MediaMixin(StoreBase):
         t.ImageRow, s.Image,
         filters=("model", "provider", "prediction_id", "is_favorite", "is_public"),
         updatable=("files", "width", "height", *MEDIA_META),
-        tag_kind="image", item_column="image_id", public_column="is_public",
+        tag_kind=s.RowKind.image, item_column="image_id", public_column="is_public",
     )
     source_images = RepoField(
         t.SourceImageRow, s.SourceImage, filters=("purpose", "format"),
         updatable=("title", "description", "purpose", "is_public", "deleted_at",
                    "purged_at"),
-        tag_kind="source_image", public_column="is_public",
+        tag_kind=s.RowKind.source_image, public_column="is_public",
     )
     image_edits = RepoField(
         t.ImageEditRow, s.ImageEdit,
@@ -64,7 +64,7 @@ class MediaMixin(StoreBase):
         t.VideoRow, s.Video,
         filters=("model", "provider", "prediction_id", "is_favorite", "is_public"),
         updatable=("files", "thumbnail", *MEDIA_META),
-        tag_kind="video", item_column="video_id", public_column="is_public",
+        tag_kind=s.RowKind.video, item_column="video_id", public_column="is_public",
     )
 
     def _purgeable(self) -> dict[str, Repo[Any]]:

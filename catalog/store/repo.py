@@ -48,7 +48,7 @@ class Repo(Generic[R]):
         *,
         filters: Sequence[str] = (),
         updatable: Sequence[str] = (),
-        tag_kind: str | None = None,
+        tag_kind: s.RowKind | None = None,
         item_column: str | None = None,
         public_column: str | None = None,
     ):
@@ -234,7 +234,7 @@ class Repo(Generic[R]):
             conds.append(or_(getattr(self.row, "user_id") == visible_to,  # noqa: B009
                              getattr(self.row, self.public_column).is_(True)))
         if favorite_of is not None:
-            if self.tag_kind not in ("prompt_helper", "theme_helper"):
+            if self.tag_kind is None or not self.tag_kind.takes_favorites:
                 raise refuse("favorite")
             fav = t.FavoriteRow
             conds.append(self.row.id.in_(select(fav.target_id).where(

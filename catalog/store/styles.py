@@ -74,7 +74,7 @@ class StylesMixin(StoreBase):
         t.PromptHelperRow, s.PromptHelper,
         filters=("name", "category", "is_builtin", "is_public", "forked_from_id"),
         updatable=("name", "description", "category", "is_public"),
-        tag_kind="prompt_helper", public_column="is_public",
+        tag_kind=s.RowKind.prompt_helper, public_column="is_public",
     )
     theme_helpers = RepoField(
         t.ThemeHelperRow, s.ThemeHelper,
@@ -82,7 +82,7 @@ class StylesMixin(StoreBase):
                  "is_active", "forked_from_id"),
         updatable=("name", "description", "category", "is_public", "is_featured",
                    "is_active"),
-        tag_kind="theme_helper", public_column="is_public",
+        tag_kind=s.RowKind.theme_helper, public_column="is_public",
     )
 
     # ----------------------------------------------------------------- prompt helpers

@@ -15,32 +15,12 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import TypeAdapter
 
 from catalog import schemas as s
 from garden.client.base import Namespace
-
-#: The rows that carry tags, as the tag route spells them (``PUT /v1/{kind}/{id}/tags``).
-TagKind = Literal["images", "videos", "source-images", "prompt-helpers", "theme-helpers"]
-TAG_KINDS: tuple[str, ...] = ("images", "videos", "source-images", "prompt-helpers",
-                              "theme-helpers")
-
-
-def tag_kind(kind: str) -> str:
-    """The route's spelling of a taggable kind: ``image``, ``source_image`` and
-    ``prompt-helper`` become ``images``, ``source-images``, ``prompt-helpers``; ``style``
-    and ``theme`` name prompt and theme helpers. Raises ValueError for another kind."""
-    name = kind.strip().lower().replace("_", "-")
-    name = {"style": "prompt-helpers", "styles": "prompt-helpers", "theme": "theme-helpers",
-            "themes": "theme-helpers", "upload": "source-images",
-            "uploads": "source-images"}.get(name, name)
-    if not name.endswith("s"):
-        name += "s"
-    if name not in TAG_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(TAG_KINDS)}, not {kind!r}")
-    return name
 
 
 def _body(**fields: Any) -> dict[str, Any]:
@@ -68,21 +48,21 @@ class Tags(Namespace):
         """DELETE /v1/tags/{id}: the tag and its taggings. Raises NotFoundError."""
         self._client.request("DELETE", f"/v1/tags/{tag_id}")
 
-    def set(self, kind: TagKind | str, row_id: str, names: Sequence[str]) -> builtins.list[str]:
+    def set(self, kind: s.RowKind | str, row_id: str, names: Sequence[str]) -> builtins.list[str]:
         """PUT /v1/{kind}/{id}/tags: the row's tags become exactly ``names`` (an empty list
         clears them; tags the caller lacks are created). Returns the row's tag names as
         the server answers them (``{"tags": [...]}``), sorted.
 
         Args:
             kind: ``images``, ``videos``, ``source-images``, ``prompt-helpers`` or
-                ``theme-helpers`` (singular and ``_`` spellings accepted, see
-                :func:`tag_kind`).
+                ``theme-helpers`` (singular and ``_`` spellings, ``upload``, ``style``
+                and ``theme`` accepted, see :meth:`catalog.schemas.RowKind.parse`).
 
         Raises ValueError (unknown kind, before any request), NotFoundError (also: a
         deleted row), PermissionDeniedError, ValidationFailedError (a bad name, field
         ``tags``).
         """
-        data = self._client.request("PUT", f"/v1/{tag_kind(kind)}/{row_id}/tags",
+        data = self._client.request("PUT", f"/v1/{s.RowKind.parse(kind).route}/{row_id}/tags",
                                     json={"tags": list(names)}).json()
         return TypeAdapter(builtins.list[str]).validate_python(data["tags"])
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -103,10 +103,37 @@ class _MediaRows(Namespace):
         self._client.request("DELETE", f"{self._path}/{row_id}")
 
 
-class Images(_MediaRows):
+class _Generated(_MediaRows, Generic[M]):
+    """What generated images and videos share: their list and its filters."""
+
+    _model: type[M]
+
+    def list(
+        self, *, status: s.PredictionStatus | str | None = None, provider: str | None = None,
+        tag: str | None = None, project: str | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None, favorite: bool | None = None,
+        page_size: int = 50, cursor: str | None = None,
+    ) -> s.Page[M]:
+        """GET ``{path}``: one page of the caller's images or videos, newest first.
+
+        Args:
+            status: their prediction's status (``succeeded``, ``failed``, ...).
+            tag: carrying this tag name. project: in this project (id or slug).
+            created_after, created_before: creation time bounds (UTC when naive).
+            favorite: True only favorites.
+        """
+        return self._list(self._model, {
+            "status": status, "provider": provider, "tag": tag, "project": project,
+            "created_after": created_after, "created_before": created_before,
+            "favorite": favorite, "page_size": page_size, "cursor": cursor})
+
+
+class Images(_Generated[s.Image]):
     """Generated images: ``/v1/images``."""
 
     _path = "/v1/images"
+    _model = s.Image
 
     def generate(
         self, prompt: str, *, provider: str | None = None, model: str | None = None,
@@ -141,26 +168,6 @@ class Images(_MediaRows):
         data = self._client.request("POST", "/v1/images/generations", timeout=timeout_s,
                                     json=body)
         return ImageGeneration.model_validate(data.json())
-
-    def list(
-        self, *, status: s.PredictionStatus | str | None = None, provider: str | None = None,
-        tag: str | None = None, project: str | None = None,
-        created_after: datetime | str | None = None,
-        created_before: datetime | str | None = None, favorite: bool | None = None,
-        page_size: int = 50, cursor: str | None = None,
-    ) -> s.Page[s.Image]:
-        """GET /v1/images: one page of the caller's images, newest first.
-
-        Args:
-            status: their prediction's status (``succeeded``, ``failed``, ...).
-            tag: carrying this tag name. project: in this project (id or slug).
-            created_after, created_before: creation time bounds (UTC when naive).
-            favorite: True only favorites.
-        """
-        return self._list(s.Image, {
-            "status": status, "provider": provider, "tag": tag, "project": project,
-            "created_after": created_after, "created_before": created_before,
-            "favorite": favorite, "page_size": page_size, "cursor": cursor})
 
     def get(self, image_id: str) -> ImageGeneration:
         """GET /v1/images/{id}: the image and its prediction. Raises NotFoundError."""
@@ -232,10 +239,11 @@ class Images(_MediaRows):
         return ImageEditResult.model_validate(data.json())
 
 
-class Videos(_MediaRows):
+class Videos(_Generated[s.Video]):
     """Generated videos: ``/v1/videos``."""
 
     _path = "/v1/videos"
+    _model = s.Video
 
     def create(
         self, prompt: str, image_id: str | None = None, *, provider: str | None = None,
@@ -257,20 +265,6 @@ class Videos(_MediaRows):
             prompt=prompt, image_id=image_id, provider=provider, model=model,
             duration_s=duration_s, ratio=ratio, seed=seed, **params))
         return VideoGeneration.model_validate(data.json())
-
-    def list(
-        self, *, status: s.PredictionStatus | str | None = None, provider: str | None = None,
-        tag: str | None = None, project: str | None = None,
-        created_after: datetime | str | None = None,
-        created_before: datetime | str | None = None, favorite: bool | None = None,
-        page_size: int = 50, cursor: str | None = None,
-    ) -> s.Page[s.Video]:
-        """GET /v1/videos: one page of the caller's videos, newest first (filters as
-        :meth:`Images.list`)."""
-        return self._list(s.Video, {
-            "status": status, "provider": provider, "tag": tag, "project": project,
-            "created_after": created_after, "created_before": created_before,
-            "favorite": favorite, "page_size": page_size, "cursor": cursor})
 
     def get(self, video_id: str) -> VideoGeneration:
         """GET /v1/videos/{id}: the video and its prediction. Raises NotFoundError."""

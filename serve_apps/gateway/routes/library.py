@@ -18,9 +18,10 @@ from pydantic import Field
 from catalog import schemas as s
 from catalog.errors import NotFound
 from catalog.port import AsyncCatalogPort, AsyncRepoPort
-from catalog.schemas.styles import ProjectSpec, TagName
+from catalog.schemas.common import TagName
+from catalog.schemas.library import ProjectSpec
 from serve_apps.auth import Principal, check_owner, check_readable, owner_filter
-from serve_apps.gateway.deps import Caller, Cat, Paging
+from serve_apps.gateway.deps import Caller, Cat, Paging, apply_update
 
 tags = APIRouter(prefix="/v1/tags", tags=["tags"])
 tagging = APIRouter(prefix="/v1", tags=["tags"])
@@ -33,21 +34,11 @@ router = APIRouter()
 MAX_TAGS_PER_ROW = 100
 
 
-class TagKind(enum.StrEnum):
-    """The rows that take tags, by their route names."""
-
-    images = "images"
-    videos = "videos"
-    source_images = "source-images"
-    prompt_helpers = "prompt-helpers"
-    theme_helpers = "theme-helpers"
-
-
-#: Route name -> the catalog's tagging ``target_kind`` (:data:`catalog.schemas.TagTarget`).
-TAG_TARGETS: dict[TagKind, s.TagTarget] = {
-    TagKind.images: "image", TagKind.videos: "video", TagKind.source_images: "source_image",
-    TagKind.prompt_helpers: "prompt_helper", TagKind.theme_helpers: "theme_helper",
-}
+#: The path's ``{kind}``: :class:`catalog.schemas.RowKind` by route name (``images``,
+#: ``source-images``, ...), an enum of its own so the OpenAPI document lists route names.
+TagKind = enum.StrEnum(  # type: ignore[misc]  # members made from RowKind
+    "TagKind", {kind.route.replace("-", "_"): kind.route for kind in s.RowKind})
+TagKind.__doc__ = "The rows that take tags, by their route names."
 
 
 class TagBody(s.Schema):
@@ -73,12 +64,12 @@ class ProjectBody(ProjectSpec):
     slug: str | None = _SLUG
 
 
-def tagged_repo(cat: AsyncCatalogPort, kind: TagKind) -> AsyncRepoPort[Any]:
-    """The catalog repository of the rows named ``kind``."""
-    repos: dict[TagKind, AsyncRepoPort[Any]] = {
-        TagKind.images: cat.images, TagKind.videos: cat.videos,
-        TagKind.source_images: cat.source_images, TagKind.prompt_helpers: cat.prompt_helpers,
-        TagKind.theme_helpers: cat.theme_helpers,
+def tagged_repo(cat: AsyncCatalogPort, kind: s.RowKind) -> AsyncRepoPort[Any]:
+    """The catalog repository of the rows of ``kind``."""
+    repos: dict[s.RowKind, AsyncRepoPort[Any]] = {
+        s.RowKind.image: cat.images, s.RowKind.video: cat.videos,
+        s.RowKind.source_image: cat.source_images, s.RowKind.prompt_helper: cat.prompt_helpers,
+        s.RowKind.theme_helper: cat.theme_helpers,
     }
     return repos[kind]
 
@@ -144,8 +135,9 @@ async def set_row_tags(
     """Make ``tags`` exactly the tags on one of the caller's rows (tags of theirs that do
     not exist yet are created); returns the names, sorted. Another user's row is 403; a
     name breaking the tag rule is 422 naming ``tags``."""
-    row = await owned_row(tagged_repo(cat, kind), caller, row_id)
-    names = await cat.set_tags(TAG_TARGETS[kind], row.id, body.tags, caller.user_id)
+    target = s.RowKind.parse(kind)
+    row = await owned_row(tagged_repo(cat, target), caller, row_id)
+    names = await cat.set_tags(target, row.id, body.tags, caller.user_id)
     return TagNames(tags=names)
 
 
@@ -182,9 +174,7 @@ async def get_project(project: str, caller: Caller, cat: Cat) -> s.Project:
 async def update_project(project: str, body: s.ProjectUpdate, caller: Caller,
                          cat: Cat) -> s.Project:
     """Change the fields given (null: unchanged); owner or admin."""
-    row = await owned_project(cat, caller, project)
-    fields = body.model_dump(exclude_none=True)
-    return await cat.projects.update(row.id, **fields) if fields else row
+    return await apply_update(cat.projects, await owned_project(cat, caller, project), body)
 
 
 @projects.delete("/{project}", status_code=204)

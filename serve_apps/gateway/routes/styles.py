@@ -21,7 +21,7 @@ from catalog.port import AsyncCatalogPort
 from catalog.schemas.common import NAME_LENGTH
 from catalog.schemas.styles import ThemeHelperSpec
 from serve_apps.auth import Principal, check_owner, check_readable, owner_filter, require_admin
-from serve_apps.gateway.deps import Caller, Cat, Paging
+from serve_apps.gateway.deps import Caller, Cat, Paging, apply_update
 
 helpers = APIRouter(prefix="/v1/prompt-helpers", tags=["styles"])
 themes = APIRouter(prefix="/v1/theme-helpers", tags=["themes"])
@@ -136,8 +136,7 @@ async def update_helper(helper_id: str, body: s.PromptHelperUpdate, caller: Call
     text changes by a new version. Owner or admin (built-ins: admin); a taken name is 409."""
     helper = await cat.prompt_helpers.get(helper_id)
     check_editable(caller, helper.user_id)
-    fields = body.model_dump(exclude_none=True)
-    return await cat.prompt_helpers.update(helper.id, **fields) if fields else helper
+    return await apply_update(cat.prompt_helpers, helper, body)
 
 
 @helpers.delete("/{helper_id}", status_code=204)
@@ -195,7 +194,7 @@ async def fork_helper(helper_id: str, body: ForkRequest, caller: Caller,
 async def favorite_helper(helper_id: str, caller: Caller, cat: Cat) -> Response:
     """Mark a prompt helper the caller can see as their favourite (idempotent)."""
     helper = await visible_helper(cat, caller, helper_id)
-    await cat.set_favorite(caller.user_id, "prompt_helper", helper.id, True)
+    await cat.set_favorite(caller.user_id, s.RowKind.prompt_helper, helper.id, True)
     return Response(status_code=204)
 
 
@@ -203,7 +202,7 @@ async def favorite_helper(helper_id: str, caller: Caller, cat: Cat) -> Response:
 async def unfavorite_helper(helper_id: str, caller: Caller, cat: Cat) -> Response:
     """Unmark a prompt helper as the caller's favourite (idempotent; allowed after it
     stopped being visible to them)."""
-    await cat.set_favorite(caller.user_id, "prompt_helper", helper_id, False)
+    await cat.set_favorite(caller.user_id, s.RowKind.prompt_helper, helper_id, False)
     return Response(status_code=204)
 
 
@@ -249,8 +248,7 @@ async def update_theme(theme_id: str, body: s.ThemeHelperUpdate, caller: Caller,
     version. Owner or admin (built-ins: admin); a taken name is 409."""
     theme = await cat.theme_helpers.get(theme_id)
     check_editable(caller, theme.user_id)
-    fields = body.model_dump(exclude_none=True)
-    return await cat.theme_helpers.update(theme.id, **fields) if fields else theme
+    return await apply_update(cat.theme_helpers, theme, body)
 
 
 @themes.delete("/{theme_id}", status_code=204)
@@ -306,14 +304,14 @@ async def fork_theme(theme_id: str, body: ForkRequest, caller: Caller,
 async def favorite_theme(theme_id: str, caller: Caller, cat: Cat) -> Response:
     """Mark a theme the caller can see as their favourite (idempotent)."""
     theme = await visible_theme(cat, caller, theme_id)
-    await cat.set_favorite(caller.user_id, "theme_helper", theme.id, True)
+    await cat.set_favorite(caller.user_id, s.RowKind.theme_helper, theme.id, True)
     return Response(status_code=204)
 
 
 @themes.delete("/{theme_id}/favorite", status_code=204)
 async def unfavorite_theme(theme_id: str, caller: Caller, cat: Cat) -> Response:
     """Unmark a theme as the caller's favourite (idempotent)."""
-    await cat.set_favorite(caller.user_id, "theme_helper", theme_id, False)
+    await cat.set_favorite(caller.user_id, s.RowKind.theme_helper, theme_id, False)
     return Response(status_code=204)
 
 

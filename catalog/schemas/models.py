@@ -9,15 +9,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from catalog.schemas.common import (
-    ID_LENGTH,
-    NAME_LENGTH,
-    CreatedAt,
-    Row,
-    Schema,
-    UpdatedAt,
-    UserId,
-)
+from catalog.schemas.common import ID_LENGTH, NAME_LENGTH, CreatedAt, Row, Schema, UpdatedAt, UserId
 from catalog.schemas.datasets import Dataset
 from catalog.schemas.training import TrainingJob
 
@@ -156,9 +148,8 @@ class ModelLineage(Schema):
     adapters: list[Model] = Field(
         description="For a base model: its adapters the caller may read, newest first "
         "(at most 50); empty for an adapter.")
-    merged: list[Model] = Field(
-        description="Models merged from this one that the caller may read, newest first "
-        "(at most 50).")
+    merged: list[Model] = Field(description="Models merged from this one that the caller "
+                                "may read, newest first (at most 50).")
     serving: ServingTotals = Field(description="The requests it has served.")
     nodes: list[LineageNode] = Field(description="Every row above and the serving node, once.")
     edges: list[LineageEdge] = Field(
