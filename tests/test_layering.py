@@ -13,10 +13,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Top-level packages of this repository; imports of anything else are not checked.
-PROJECT = ("catalog", "train_jobs", "batch_jobs", "serve_apps", "cluster", "garden", "bench",
-           "tests")
+PROJECT = ("catalog", "ray_jobs", "train_jobs", "batch_jobs", "serve_apps", "cluster", "garden",
+           "bench", "tests")
 #: The packages whose modules are checked (``bench`` and ``tests`` may import anything).
-CHECKED = ("catalog", "train_jobs", "batch_jobs", "serve_apps", "cluster", "garden")
+CHECKED = ("catalog", "ray_jobs", "train_jobs", "batch_jobs", "serve_apps", "cluster", "garden")
 
 #: The pure contract modules of the catalog that ``garden`` may import.
 CONTRACT = ("catalog.schemas", "catalog.errors", "catalog.retry", "catalog.lifecycle")
@@ -26,11 +26,12 @@ _CLIENT = ("garden.client", "garden.errors", *CONTRACT)
 #: import (each entry matches itself and its submodules).
 ALLOWED: dict[str, tuple[str, ...]] = {
     "catalog": ("catalog",),
-    "train_jobs": ("train_jobs", "catalog"),
-    "batch_jobs": ("batch_jobs", "train_jobs", "catalog"),
+    "ray_jobs": ("ray_jobs", "catalog"),
+    "train_jobs": ("train_jobs", "ray_jobs", "catalog"),
+    "batch_jobs": ("batch_jobs", "ray_jobs", "catalog"),
     "serve_apps": ("serve_apps", "catalog"),
     # the cluster deploys the web console, a client of the API like the CLI
-    "cluster": ("cluster", "serve_apps", "train_jobs", "batch_jobs", "catalog",
+    "cluster": ("cluster", "serve_apps", "train_jobs", "batch_jobs", "ray_jobs", "catalog",
                 "garden.console"),
     # the garden package itself re-exports the client; its client speaks HTTP
     "garden": _CLIENT,
@@ -132,5 +133,7 @@ def test_the_rule_table_reads_as_design_md():
     assert _rule("garden.demo") == ("garden.demo", "cluster", *_CLIENT)
     assert not any(_matches("catalog.actor", ok) for ok in _rule("garden.client.models"))
     assert not any(_matches("train_jobs.submit", ok) for ok in _rule("serve_apps.gateway"))
+    assert not any(_matches("ray_jobs.submit", ok) for ok in _rule("serve_apps.gateway"))
     assert any(_matches("train_jobs.submit", ok) for ok in _rule("cluster.work"))
+    assert not any(_matches("train_jobs", ok) for ok in _rule("ray_jobs.driver"))
     assert _rule("catalog.migrations.env") == ("catalog",)
