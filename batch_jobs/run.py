@@ -48,12 +48,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from batch_jobs import lines as ln
 from batch_jobs.carbon import BatchEnergy, share
 from batch_jobs.engine import EngineSettings, build_processor
-from batch_jobs.models import Target, UnknownModel, find_base, local_path, resolve
+from batch_jobs.models import find_base, local_path, resolve
 from catalog import schemas as s
 from catalog import storage
 from catalog.config import ADMIN_USER
 from catalog.errors import InvalidArgument, InvalidTransition, NotFound
 from catalog.lifecycle import TERMINAL_BATCH_STATUSES
+from catalog.model_names import Target, UnknownModel
 from catalog.port import CatalogPort
 from ray_jobs import credentials
 from ray_jobs.driver import Cancelled, Driver, SpecError, load_spec, submission_id
