@@ -7,7 +7,7 @@ Two ways in:
   ``openai_batch`` dataset; ``endpoint``; ``metadata``; an optional default ``model``;
   ``engine`` settings). The batch is created in the catalog under this Ray job's
   submission id, for the user of the job token in ``GARDEN_JOB_TOKEN`` (runtime
-  environment; never logged), which it binds to this batch (:mod:`train_jobs.credentials`;
+  environment; never logged), which it binds to this batch (:mod:`ray_jobs.credentials`;
   ``GARDEN_API_KEY`` is read when no token is set), then run.
 - ``python -m batch_jobs.run --batch-id ID``: a batch the gateway created and submitted,
   with a job token bound to it in ``GARDEN_JOB_TOKEN``.
@@ -32,7 +32,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import signal
 import sys
 import tempfile
@@ -44,20 +43,21 @@ from pathlib import Path
 from typing import Any
 
 import ray
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from batch_jobs import lines as ln
 from batch_jobs.carbon import BatchEnergy, share
 from batch_jobs.engine import EngineSettings, build_processor
-from batch_jobs.models import Target, UnknownModel, find_base, local_path, resolve
+from batch_jobs.models import find_base, local_path, resolve
 from catalog import schemas as s
 from catalog import storage
 from catalog.config import ADMIN_USER
 from catalog.errors import InvalidArgument, InvalidTransition, NotFound
 from catalog.lifecycle import TERMINAL_BATCH_STATUSES
+from catalog.model_names import Target, UnknownModel
 from catalog.port import CatalogPort
-from train_jobs import credentials
+from ray_jobs import credentials
+from ray_jobs.driver import Cancelled, Driver, SpecError, load_spec, submission_id
 
 log = logging.getLogger("batch_jobs.run")
 #: Lines between two catalog updates (counts, usage rows, the cancellation check).
@@ -69,20 +69,6 @@ MAX_ERROR_CHARS = 4000
 #: The most characters of a usage id (``UsageCreate.id``).
 MAX_USAGE_ID = 64
 B = s.BatchStatus
-
-
-class BatchCancelled(BaseException):
-    """Raised in the driver when Ray stops the job (SIGTERM from ``stop_job``)."""
-
-
-def _on_sigterm(signum, frame):
-    raise BatchCancelled("the batch was stopped (SIGTERM)")
-
-
-def submission_id() -> str | None:
-    """This driver's Ray job submission id (``ray job submit`` sets it), or None."""
-    config = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}")
-    return (config.get("metadata") or {}).get("job_submission_id")
 
 
 def usage_id(batch_id: str, custom_id: str) -> str:
@@ -224,7 +210,7 @@ class BatchRun:
 
     def flush(self, *, check_cancel: bool = True) -> None:
         """Write pending usage rows (with their share of the energy measured since the
-        last flush), the counts and token totals; raise BatchCancelled when the batch
+        last flush), the counts and token totals; raise Cancelled when the batch
         was moved to cancelling."""
         self._out.flush()
         self._err.flush()
@@ -244,7 +230,7 @@ class BatchRun:
             energy_kwh=reading.energy_kwh, emissions_kg=reading.emissions_kg)
         self._last_update = time.monotonic()
         if check_cancel and current.status == B.cancelling:
-            raise BatchCancelled("the batch was cancelled")
+            raise Cancelled("the batch was cancelled")
 
     def _maybe_flush(self) -> None:
         done = self.completed + self.failed
@@ -394,7 +380,7 @@ def run_batch(batch_id: str, cat: CatalogPort | None = None, *, ray_job_id: str 
                        Path(work_dir), country_iso_code)
         try:
             run.run()
-        except BatchCancelled as exc:
+        except Cancelled as exc:
             log.warning("batch %s: %s", batch_id, exc)
             return run.finish(B.cancelled, message=f"{run.completed} lines answered")
         except SystemExit as exc:
@@ -439,47 +425,15 @@ class BatchJobSpec(BaseModel):
     user_id: str | None = Field(None, description="Owner, when the admin key files it.")
 
 
-class BatchSpecError(InvalidArgument):
+class BatchSpecError(SpecError):
     """A spec file that is not a valid :class:`BatchJobSpec`; the message names the file,
     the line and the field."""
 
 
-def load_spec(path: Path) -> BatchJobSpec:
+def load_batch_spec(path: Path) -> BatchJobSpec:
     """Read a :class:`BatchJobSpec` from YAML or JSON. Raises BatchSpecError naming the
     file, line and field of the first problem (``details``: every problem)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except (OSError, yaml.YAMLError) as exc:
-        raise BatchSpecError(f"{path}: cannot read the batch spec: {exc}",
-                             field="config") from exc
-    if not isinstance(data, dict):
-        raise BatchSpecError(f"{path}: a batch spec is a mapping of BatchJobSpec fields",
-                             field="config")
-    try:
-        return BatchJobSpec.model_validate(data)
-    except ValidationError as exc:
-        problems = [{"line": _line_of(root, tuple(e["loc"])),
-                     "field": ".".join(str(p) for p in e["loc"]) or "config",
-                     "message": e["msg"]} for e in exc.errors()]
-        first = problems[0]
-        raise BatchSpecError(
-            f"{path}, line {first['line']}, field {first['field']!r}: {first['message']}",
-            field=str(first["field"]), details=problems) from exc
-
-
-def _line_of(node: Any, loc: tuple[Any, ...]) -> int | None:
-    line = node.start_mark.line + 1 if node is not None else None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == str(key)), None)
-        else:
-            node = None
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-    return line
+    return load_spec(path, BatchJobSpec, "batch", BatchSpecError)
 
 
 def register_input(cat: CatalogPort, path: Path, user_id: str | None) -> s.Dataset:
@@ -542,53 +496,48 @@ def create_batch_from_spec(cat: CatalogPort, path: Path, spec: BatchJobSpec,
             ray_job_id=submission_id(), job_token_id=credentials.job_token_id(key))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m batch_jobs.run (--config FILE | --batch-id ID) [--engine JSON]
+class BatchDriver(Driver):
+    """``python -m batch_jobs.run (--config FILE | --batch-id ID) [--engine JSON]
     [--address ADDR]``.
 
     Exit 0 when the batch completed, 1 on failure, 2 on a refused start (bad spec, batch
     already run, a job token that is not valid or not this batch's), 130 when cancelled.
     """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--config", type=Path,
-                       help="a BatchJobSpec as YAML or JSON: create the batch, then run it")
-    which.add_argument("--batch-id", help="run this catalog batch (created by the gateway)")
-    parser.add_argument("--engine", default=None,
-                        help="EngineSettings as JSON (default: EngineSettings())")
-    parser.add_argument("--address", default=None,
-                        help="Ray address (default: RAY_ADDRESS, set by `ray job submit`)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    ray.init(address=args.address, namespace="garden", log_to_driver=True)
-    # after ray.init, which installs its own SIGTERM handler (sys.exit)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    from catalog.actor import Catalog
 
-    cat = Catalog()
-    batch_id = args.batch_id
-    try:
-        settings = EngineSettings.model_validate_json(args.engine) if args.engine else None
-        default_model, country = None, "FRA"
-        if args.config is not None:
-            spec = load_spec(args.config)
-            settings = settings or spec.engine
-            default_model, country = spec.model, spec.country_iso_code
-            variable, secret = credentials.credential()
-            batch_id = create_batch_from_spec(cat, args.config, spec, secret, variable).id
-            log.info("created batch %s from %s", batch_id, args.config)
-        else:
-            credentials.check_bound(cat, batch_id)
-        batch = run_batch(batch_id, cat, settings=settings, default_model=default_model,
-                          country_iso_code=country)
-    except (InvalidArgument, InvalidTransition, ValidationError) as exc:
-        log.error("refused: %s", getattr(exc, "message", exc))
-        return 2
-    except Exception:
-        log.exception("batch %s failed", batch_id)
-        return 1
-    log.info("batch %s %s: %s", batch.id, batch.status, batch.request_counts)
-    return 130 if batch.status == B.cancelled else 0 if batch.status == B.completed else 1
+    noun, id_option = "batch", "--batch-id"
+    config_help = "a BatchJobSpec as YAML or JSON: create the batch, then run it"
+    id_help = "run this catalog batch (created by the gateway)"
+    refused = (InvalidArgument, InvalidTransition, ValidationError)
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--engine", default=None,
+                            help="EngineSettings as JSON (default: EngineSettings())")
+
+    def prepare(self, args: argparse.Namespace) -> None:
+        self.settings = (EngineSettings.model_validate_json(args.engine) if args.engine
+                         else None)
+        self.default_model: str | None = None
+        self.country = "FRA"
+
+    def register(self, cat: CatalogPort, args: argparse.Namespace, secret: str | None,
+                 variable: str) -> str:
+        spec = load_batch_spec(args.config)
+        self.settings = self.settings or spec.engine
+        self.default_model, self.country = spec.model, spec.country_iso_code
+        batch_id = create_batch_from_spec(cat, args.config, spec, secret, variable).id
+        log.info("created batch %s from %s", batch_id, args.config)
+        return batch_id
+
+    def run(self, cat: CatalogPort, row_id: str, args: argparse.Namespace) -> int:
+        batch = run_batch(row_id, cat, settings=self.settings,
+                          default_model=self.default_model, country_iso_code=self.country)
+        log.info("batch %s %s: %s", batch.id, batch.status, batch.request_counts)
+        return 130 if batch.status == B.cancelled else 0 if batch.status == B.completed else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: see :class:`BatchDriver`."""
+    return BatchDriver(__doc__.splitlines()[0], log).main(argv)
 
 
 if __name__ == "__main__":

@@ -117,6 +117,12 @@ def batch_verdict(batch: s.Batch, state: RayJobState | None, *, now: datetime,
     return Verdict(B.cancelled if cancel else B.failed, reason)
 
 
+def job_moves(job: s.TrainingJob, verdict: Verdict) -> list[tuple[s.JobStatus, dict[str, Any]]]:
+    """The ``transition_job(job.id, status, **fields)`` calls that carry out ``verdict``:
+    one, recording the reason as the job's ``error_message``."""
+    return [(s.JobStatus(verdict.status), {"error_message": verdict.reason})]
+
+
 def batch_moves(batch: s.Batch, verdict: Verdict) -> list[tuple[s.BatchStatus, dict[str, Any]]]:
     """The ``transition_batch(batch.id, status, **fields)`` calls that carry out
     ``verdict``, in order: a batch reaches cancelled through cancelling

@@ -86,7 +86,7 @@ def deploy_apps(
     gateway = gateway or GatewayConfig()
     if gateway.dashboard_url is None:
         # Replicas cannot discover the job API's address; this driver can.
-        from train_jobs.submit import dashboard_address
+        from ray_jobs.submit import dashboard_address
 
         gateway = gateway.model_copy(update={"dashboard_url": dashboard_address()})
     names = []

@@ -140,7 +140,7 @@ def _cancel_batch(batch_id: str, address: str | None) -> s.Batch:
 
 @ray.remote(num_cpus=LIGHT_NUM_CPUS, max_retries=0)
 def _ray_job_states(submission_ids: list[str], address: str | None) -> dict[str, RayJobState]:
-    from train_jobs.submit import ray_job_states
+    from ray_jobs.submit import ray_job_states
 
     with _portable_errors():
         return ray_job_states(submission_ids, address=address)
@@ -176,7 +176,7 @@ class RayWork:
     Args:
         dashboard_url: the Ray job API (dashboard) address the submission, cancel and
             job-state tasks use, e.g. ``http://127.0.0.1:8265``; None lets the task discover it
-            (``train_jobs.submit.dashboard_address``).
+            (``ray_jobs.submit.dashboard_address``).
     """
 
     dashboard_url: str | None = None

@@ -66,10 +66,6 @@ class RefreshingCache(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def invalidate(self, key: K) -> None:
-        """Forget ``key`` (its next request asks the loader)."""
-        self._entries.pop(key, None)
-
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
         """The value of ``key``: cached while fresh, else ``await load()``.
 

@@ -13,10 +13,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Top-level packages of this repository; imports of anything else are not checked.
-PROJECT = ("catalog", "corpora", "train_jobs", "batch_jobs", "serve_apps", "cluster", "garden",
-           "bench", "tests")
+PROJECT = ("catalog", "corpora", "ray_jobs", "train_jobs", "batch_jobs", "serve_apps",
+           "cluster", "garden", "bench", "tests")
 #: The packages whose modules are checked (``bench`` and ``tests`` may import anything).
-CHECKED = ("catalog", "corpora", "train_jobs", "batch_jobs", "serve_apps", "cluster", "garden")
+CHECKED = ("catalog", "corpora", "ray_jobs", "train_jobs", "batch_jobs", "serve_apps",
+           "cluster", "garden")
 
 #: The pure contract modules of the catalog that ``garden`` may import.
 CONTRACT = ("catalog.schemas", "catalog.errors", "catalog.retry", "catalog.lifecycle")
@@ -27,11 +28,13 @@ _CLIENT = ("garden.client", "garden.errors", *CONTRACT)
 ALLOWED: dict[str, tuple[str, ...]] = {
     "catalog": ("catalog",),
     "corpora": ("corpora", "catalog"),
-    "train_jobs": ("train_jobs", "corpora", "catalog"),
-    "batch_jobs": ("batch_jobs", "train_jobs", "catalog"),
+    "ray_jobs": ("ray_jobs", "catalog"),
+    "train_jobs": ("train_jobs", "corpora", "ray_jobs", "catalog"),
+    "batch_jobs": ("batch_jobs", "ray_jobs", "catalog"),
     "serve_apps": ("serve_apps", "catalog"),
     # the cluster deploys the Serve apps it is handed (garden builds the web console)
-    "cluster": ("cluster", "serve_apps", "train_jobs", "batch_jobs", "corpora", "catalog"),
+    "cluster": ("cluster", "serve_apps", "train_jobs", "batch_jobs", "ray_jobs", "corpora",
+                "catalog"),
     # the garden package itself re-exports the client; its client speaks HTTP
     "garden": _CLIENT,
     "garden.client": _CLIENT,
@@ -136,7 +139,9 @@ def test_the_rule_table_reads_as_design_md():
     assert not any(_matches("garden.console.serve", ok) for ok in _rule("cluster.deploy"))
     assert not any(_matches("catalog.actor", ok) for ok in _rule("garden.client.models"))
     assert not any(_matches("train_jobs.submit", ok) for ok in _rule("serve_apps.gateway"))
+    assert not any(_matches("ray_jobs.submit", ok) for ok in _rule("serve_apps.gateway"))
     assert any(_matches("train_jobs.submit", ok) for ok in _rule("cluster.work"))
     assert not any(_matches("corpora.files", ok) for ok in _rule("serve_apps.gateway"))
     assert _rule("corpora.registration") == ("corpora", "catalog")
+    assert not any(_matches("train_jobs", ok) for ok in _rule("ray_jobs.driver"))
     assert _rule("catalog.migrations.env") == ("catalog",)

@@ -32,6 +32,7 @@ from codecarbon.output_methods.base_output import BaseOutput
 from codecarbon.output_methods.emissions_data import EmissionsData
 
 from catalog import schemas as s
+from catalog.energy import Meter
 from catalog.port import CatalogPort
 
 #: codecarbon's default sampling period is 15 s; short test jobs need a finer one.
@@ -95,7 +96,8 @@ def carbon_intensity(emissions_kg: float, energy_kwh: float) -> float:
 
 
 class NodeEnergy:
-    """A codecarbon tracker measuring this machine from now on.
+    """A codecarbon meter (:class:`catalog.energy.Meter`) measuring this machine from now
+    on.
 
     Args:
         job_id: names the codecarbon project.
@@ -106,22 +108,14 @@ class NodeEnergy:
 
     def __init__(self, job_id: str, country_iso_code: str, node_id: str,
                  measure_power_secs: float = MEASURE_POWER_SECS):
-        from codecarbon import OfflineEmissionsTracker
-
         self.node_id = node_id
         self.country_iso_code = country_iso_code
         #: one id per tracker: a worker group restarted on the same node starts another
         self.session = uuid.uuid4().hex
         self._latest = LatestEmissions()
-        # api_call_interval=-1: no live writes between ours, so each delta spans the
-        # time since the previous report
-        self.tracker = OfflineEmissionsTracker(
-            project_name=f"garden-train-{job_id}", country_iso_code=country_iso_code,
-            measure_power_secs=measure_power_secs, save_to_file=False, log_level="error",
-            allow_multiple_runs=True, tracking_mode="machine",
-            output_handlers=[self._latest], api_call_interval=-1,
-        )
-        self.tracker.start()
+        self.meter = Meter(f"garden-train-{job_id}", country_iso_code, measure_power_secs,
+                           output_handlers=[self._latest])
+        self.meter.start()
 
     def totals(self) -> dict[str, Any]:
         """Running totals since start, measured up to now (``flush``)::
@@ -134,12 +128,12 @@ class NodeEnergy:
         start when nothing was measured since that call (calls under 0.05 s apart);
         ``breakdown`` is :func:`breakdown`; ``location`` is :func:`location`.
         """
-        self.tracker.flush()
+        self.meter.read()
         return self._totals()
 
     def stop(self) -> dict[str, Any]:
         """Stop measuring; the final totals (as :meth:`totals`)."""
-        self.tracker.stop()
+        self.meter.stop()
         return self._totals()
 
     def _totals(self) -> dict[str, Any]:

@@ -6,7 +6,7 @@ Two ways in:
   JSON (base model and datasets by id or by name). The job is registered in the
   catalog with this Ray job's submission id as its ``ray_job_id``, for the user of the
   job token in ``GARDEN_JOB_TOKEN`` (runtime environment; never logged), which it binds
-  to this job (:mod:`train_jobs.credentials`; ``GARDEN_API_KEY`` is read when no token
+  to this job (:mod:`ray_jobs.credentials`; ``GARDEN_API_KEY`` is read when no token
   is set), then run.
 - ``python -m train_jobs.run --job-id ID``: a job the gateway created and submitted,
   with a job token bound to it in ``GARDEN_JOB_TOKEN``.
@@ -25,19 +25,12 @@ completed, failed with ``error_message``, or cancelled.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
-
-import ray
-import yaml
-from pydantic import ValidationError
 
 from catalog import schemas as s
 from catalog import storage
@@ -45,33 +38,14 @@ from catalog.config import ADMIN_USER
 from catalog.errors import InvalidArgument, InvalidTransition, NotFound
 from catalog.lifecycle import TERMINAL_JOB_STATUSES
 from catalog.port import CatalogPort
-from train_jobs import credentials
+from ray_jobs import credentials
+from ray_jobs.driver import Cancelled, Driver, SpecError, load_spec, submission_id
 from train_jobs.carbon import CarbonTotals, job_records, job_totals
 from train_jobs.engine import TRAINING_STATE_FILES
 from train_jobs.metrics import record_job_status, record_training_emissions
 
 log = logging.getLogger("train_jobs.run")
 MAX_ERROR_CHARS = 4000
-
-
-class JobCancelled(BaseException):
-    """Raised in the driver when Ray stops the job (SIGTERM from ``stop_job``)."""
-
-
-#: (catalog, job id) of the job this driver runs, once known: what SIGTERM cancels.
-_running: dict[str, tuple[CatalogPort, str]] = {}
-
-
-def _on_sigterm(signum, frame):
-    """Ray stops a job with SIGTERM (``ray job stop``), then SIGKILL after
-    ``RAY_JOB_STOP_WAIT_TIME_S``. Record ``cancelled`` at once from a thread: the main
-    thread may be inside Ray Train's ``fit`` (starting its worker group, say), whose
-    unwinding can outlast Ray's wait. Then unwind the main thread. The thread is not a
-    daemon, so the interpreter waits for its write before it exits."""
-    if "job" in _running:
-        threading.Thread(target=_record_cancelled, args=_running["job"],
-                         name="record-cancelled").start()
-    raise JobCancelled("the job was stopped (SIGTERM)")
 
 
 def _record_cancelled(cat: CatalogPort, job_id: str) -> None:
@@ -185,7 +159,7 @@ def run_job(job_id: str, cat: CatalogPort | None = None,
                            eval_loss_after=metrics.get("eval_loss"))
         record_job_status("completed")
         return cat.training_jobs.get(job_id)
-    except JobCancelled:
+    except Cancelled:
         finish(cat, job_id, s.JobStatus.cancelled)
         raise
     except BaseException as exc:
@@ -204,32 +178,9 @@ def last_metrics(cat: CatalogPort, job_id: str) -> dict[str, float]:
     return latest
 
 
-def submission_id() -> str | None:
-    """This driver's Ray job submission id (``ray job submit`` sets it), or None."""
-    config = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}")
-    return (config.get("metadata") or {}).get("job_submission_id")
-
-
-class JobSpecError(InvalidArgument):
+class JobSpecError(SpecError):
     """A job file that is not a valid ``TrainingJobCreate``; the message names the file,
     the line and the field of each problem."""
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """1-based line of the YAML node at ``loc`` (or of its nearest existing parent)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == str(key)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) \
-                and key < len(node.value):
-            node = node.value[key]
-        else:
-            node = None
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-    return line
 
 
 def load_job_spec(path: Path) -> s.TrainingJobCreate:
@@ -239,26 +190,7 @@ def load_job_spec(path: Path) -> s.TrainingJobCreate:
         JobSpecError: unreadable or invalid; ``details`` lists ``{"line", "field",
             "message"}`` per problem.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except (OSError, yaml.YAMLError) as exc:
-        raise JobSpecError(f"{path}: cannot read the job spec: {exc}", field="config") from exc
-    if not isinstance(data, dict):
-        raise JobSpecError(f"{path}: a job spec is a mapping of TrainingJobCreate fields",
-                           field="config")
-    try:
-        return s.TrainingJobCreate.model_validate(data)
-    except ValidationError as exc:
-        problems = [{"line": _line_of(root, tuple(e["loc"])),
-                     "field": ".".join(str(p) for p in e["loc"]) or "config",
-                     "message": e["msg"]} for e in exc.errors()]
-        first = problems[0]
-        raise JobSpecError(
-            f"{path}, line {first['line']}, field {first['field']!r}: {first['message']}"
-            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-            field=str(first["field"]), details=problems) from exc
+    return load_spec(path, s.TrainingJobCreate, "job", JobSpecError)
 
 
 def resolve_refs(cat: CatalogPort, spec: s.TrainingJobCreate) -> s.TrainingJobCreate:
@@ -293,7 +225,7 @@ def create_job_from_spec(
 
     Args:
         secret: a job token or API key, from the environment variable ``variable``
-            (named in errors; :func:`train_jobs.credentials.credential`).
+            (named in errors; :func:`ray_jobs.credentials.credential`).
 
     Raises:
         JobSpecError: the file is invalid. InvalidArgument: an unknown reference, or a
@@ -310,49 +242,41 @@ def create_job_from_spec(
         return cat.create_training_job(spec, job_token_id=credentials.job_token_id(key))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI: ``python -m train_jobs.run (--config FILE | --job-id ID) [--address ADDR]``.
+class TrainingDriver(Driver):
+    """``python -m train_jobs.run (--config FILE | --job-id ID) [--address ADDR]``.
 
     Exit 0 on success, 1 on failure, 2 on a refused start (bad spec, job already run, a
     job token that is not valid or not this job's), 130 when cancelled.
     """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--config", type=Path,
-                       help="a TrainingJobCreate as YAML or JSON: register the job, then run it")
-    which.add_argument("--job-id", help="run this catalog job (created by the gateway)")
-    parser.add_argument("--address", default=None,
-                        help="Ray address (default: RAY_ADDRESS, set by `ray job submit`)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    ray.init(address=args.address, namespace="garden", log_to_driver=True)
-    # after ray.init, which installs its own SIGTERM handler (sys.exit) over any earlier one
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    from catalog.actor import Catalog
 
-    cat = Catalog()
-    try:
-        job_id = args.job_id
-        if args.config is not None:
-            variable, secret = credentials.credential()
-            job_id = create_job_from_spec(cat, args.config, secret, variable).id
-            log.info("registered training job %s from %s", job_id, args.config)
-        else:
-            credentials.check_bound(cat, job_id)
-        _running["job"] = (cat, job_id)
-        job = run_job(job_id, cat)
-    except (InvalidArgument, InvalidTransition) as exc:
-        log.error("refused: %s", exc.message)
-        return 2
-    except JobCancelled:
-        log.warning("job %s cancelled", job_id)
-        return 130
-    except Exception:
-        log.exception("job %s failed", job_id)
-        return 1
-    log.info("job %s %s: model %s, eval loss %s -> %s", job.id, job.status,
-             job.output_model_id, job.eval_loss_before, job.eval_loss_after)
-    return 0
+    noun, id_option = "job", "--job-id"
+    config_help = "a TrainingJobCreate as YAML or JSON: register the job, then run it"
+    id_help = "run this catalog job (created by the gateway)"
+
+    def register(self, cat: CatalogPort, args: argparse.Namespace, secret: str | None,
+                 variable: str) -> str:
+        job_id = create_job_from_spec(cat, args.config, secret, variable).id
+        log.info("registered training job %s from %s", job_id, args.config)
+        return job_id
+
+    def run(self, cat: CatalogPort, row_id: str, args: argparse.Namespace) -> int:
+        job = run_job(row_id, cat)
+        log.info("job %s %s: model %s, eval loss %s -> %s", job.id, job.status,
+                 job.output_model_id, job.eval_loss_before, job.eval_loss_after)
+        return 0
+
+    def stopping(self, cat: CatalogPort, row_id: str) -> None:
+        """Record ``cancelled`` at once from a thread: the main thread may be inside Ray
+        Train's ``fit`` (starting its worker group, say), whose unwinding can outlast
+        Ray's wait. The thread is not a daemon, so the interpreter waits for its write
+        before it exits."""
+        threading.Thread(target=_record_cancelled, args=(cat, row_id),
+                         name="record-cancelled").start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: see :class:`TrainingDriver`."""
+    return TrainingDriver(__doc__.splitlines()[0], log).main(argv)
 
 
 if __name__ == "__main__":

@@ -1,92 +1,24 @@
-"""Submit and cancel training jobs through Ray's job API, and read Ray jobs' states.
+"""Submit and cancel training jobs through Ray's job API (:mod:`ray_jobs.submit`).
 
-``submit_training_job`` submits ``python -m train_jobs.run --job-id ID`` with
-``ray.job_submission.JobSubmissionClient`` (dashboard address; Ray 2.60 turns
-token auth on for local clusters and the client reads the token from
-``~/.ray/auth_token``; set ``RAY_AUTH_MODE=token`` before importing ray where the
-cluster enforces it). The
-catalog job moves to ``queued`` with its ``ray_job_id`` *before* the submission,
-so the job's own ``running`` can never be overwritten; a refused submission marks
-it failed. The submission id is ``garden-train-<job id>``. The driver's credential is a
-job token bound to the job (``GARDEN_JOB_TOKEN`` in the runtime env, which the Ray
-dashboard shows; revoked when the job ends), never the user's API key.
+``submit_training_job`` submits ``python -m train_jobs.run --job-id ID`` under the
+submission id ``garden-train-<job id>``. The catalog job moves to ``queued`` with its
+``ray_job_id`` *before* the submission, so the job's own ``running`` can never be
+overwritten; a refused submission marks it failed. The driver's credential is a job token
+bound to the job (:mod:`ray_jobs.credentials`).
 """
 
 from __future__ import annotations
 
-import os
-import shlex
-import sys
-from collections.abc import Iterable
 from typing import Any
 
-import ray
-
 from catalog import schemas as s
-from catalog.config import garden_home
-from catalog.errors import InvalidTransition, Unavailable
-from catalog.reconcile import RAY_TERMINAL, RayJobState
-from catalog.retry import Backoff, retrying
-from train_jobs.credentials import JOB_TOKEN_ENV
-
-#: Settings a job's driver and workers take from the submitter's environment (never
-#: secrets: storage credentials come from each node's own environment or instance role).
-FORWARDED_ENV = ("GARDEN_DATABASE_URL", "GARDEN_STORAGE_URI", "GARDEN_TENSORBOARD_DIR",
-                 "MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION",
-                 "AWS_DEFAULT_REGION")
-#: The job API's answer while no dashboard agent can take jobs yet (transient).
-NO_AGENT = "No available agent"
+from catalog.errors import InvalidTransition
+from ray_jobs import submit as ray_submit
 
 
 def submission_id(job_id: str) -> str:
     """The Ray job submission id of a catalog training job."""
     return f"garden-train-{job_id}"
-
-
-def dashboard_address(address: str | None = None) -> str | None:
-    """``address``, else ``RAY_DASHBOARD_ADDRESS``, else the connected cluster's dashboard."""
-    if address:
-        return address
-    if os.environ.get("RAY_DASHBOARD_ADDRESS"):
-        return os.environ["RAY_DASHBOARD_ADDRESS"]
-    if ray.is_initialized():
-        from ray._private.worker import get_dashboard_url
-
-        url = get_dashboard_url()
-        if url:
-            return url if url.startswith("http") else f"http://{url}"
-    return None
-
-
-def job_client(address: str | None = None):
-    """A JobSubmissionClient for the cluster's job API (see :func:`dashboard_address`)."""
-    from ray.job_submission import JobSubmissionClient
-
-    return JobSubmissionClient(dashboard_address(address))
-
-
-#: Seconds Ray waits after a job's SIGTERM (``ray job stop``) before its SIGKILL
-#: (``RAY_JOB_STOP_WAIT_TIME_S``, read by Ray's job supervisor from the job's runtime env).
-#: Ray's default, 3 s, is shorter than a driver needs to unwind Ray Train's ``fit`` and
-#: record ``cancelled`` on a loaded machine, or to store a cancelled batch's files.
-STOP_WAIT_S = 30
-
-
-def job_runtime_env(
-    runtime_env: dict[str, Any] | None = None, forwarded: tuple[str, ...] = FORWARDED_ENV,
-) -> dict[str, Any]:
-    """``runtime_env`` plus the settings the driver needs: the storage root, the
-    variables named in ``forwarded`` (default :data:`FORWARDED_ENV`: database URL,
-    trackers' locations) where set here, and ``RAY_JOB_STOP_WAIT_TIME_S``
-    (:data:`STOP_WAIT_S`); ``runtime_env``'s own ``env_vars`` win."""
-    env = dict(runtime_env or {})
-    env_vars = {"GARDEN_HOME": str(garden_home()), "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S)}
-    for name in forwarded:
-        if os.environ.get(name):
-            env_vars[name] = os.environ[name]
-    env_vars.update(env.get("env_vars") or {})
-    env["env_vars"] = env_vars
-    return env
 
 
 def submit_training_job(
@@ -98,7 +30,8 @@ def submit_training_job(
     Args:
         job_id: a catalog training job in status ``pending``.
         address: the dashboard (job API) address, e.g. ``http://127.0.0.1:8265``.
-        runtime_env: merged with the catalog settings (see :func:`job_runtime_env`).
+        runtime_env: merged with the catalog settings
+            (:func:`ray_jobs.submit.job_runtime_env`).
         python: interpreter for the entrypoint (default: this process's, which has
             the project installed; plain ``python`` may be another one).
         timeout_s: how long to retry while the cluster's job agent is not up yet.
@@ -117,30 +50,13 @@ def submit_training_job(
         raise InvalidTransition(f"job {job_id} is {job.status}, not pending", field="status")
     check_requirements(job)
     sub_id = submission_id(job_id)
-    entrypoint = f"{shlex.quote(python or sys.executable)} -m train_jobs.run --job-id {job_id}"
-    if ray.is_initialized():
-        # Ray's job supervisor gives the driver the cluster named in the machine-wide
-        # <temp dir>/ray_current_cluster file, i.e. the most recently started cluster when
-        # several share a machine; the GCS address pins it to the submitter's cluster.
-        entrypoint += f" --address {shlex.quote(ray.get_runtime_context().gcs_address)}"
-    env = job_runtime_env(runtime_env)
-    env["env_vars"][JOB_TOKEN_ENV] = cat.create_job_token(job_id=job_id)[1]
-    cat.transition_job(job_id, s.JobStatus.queued, ray_job_id=sub_id)
-    try:
-        client = job_client(address)
-        # A freshly started cluster answers 500 until its dashboard agent is up; nothing
-        # was submitted, so trying again is safe: every 2 s until ``timeout_s``.
-        waiting_for_agent = retrying(
-            Backoff(initial_s=2.0, max_delay_s=2.0, jitter=False, max_attempts=None,
-                    deadline_s=timeout_s),
-            retry_if=lambda e: isinstance(e, RuntimeError) and NO_AGENT in str(e))
-        return waiting_for_agent(
-            client.submit_job, entrypoint=entrypoint, submission_id=sub_id,
-            runtime_env=env, metadata={"garden_job_id": job_id})
-    except Exception as exc:
-        message = f"submission failed: {type(exc).__name__}: {exc}"
-        cat.transition_job(job_id, s.JobStatus.failed, error_message=message[:4000])
-        raise Unavailable(message, field="ray_job_id") from exc
+    return ray_submit.submit(
+        cat, job_id, module="train_jobs.run", id_option="--job-id", submission_id=sub_id,
+        metadata_key="garden_job_id",
+        record=lambda: cat.transition_job(job_id, s.JobStatus.queued, ray_job_id=sub_id),
+        refused=lambda message: cat.transition_job(job_id, s.JobStatus.failed,
+                                                   error_message=message),
+        address=address, runtime_env=runtime_env, python=python, timeout_s=timeout_s)
 
 
 def cancel_training_job(job_id: str, *, address: str | None = None) -> s.TrainingJob:
@@ -150,29 +66,7 @@ def cancel_training_job(job_id: str, *, address: str | None = None) -> s.Trainin
     """
     from catalog.actor import Catalog
 
-    cat = Catalog()
-    job = cat.transition_job(job_id, s.JobStatus.cancelled)
+    job = Catalog().transition_job(job_id, s.JobStatus.cancelled)
     if job.ray_job_id:
-        client = job_client(address)
-        if client.get_job_status(job.ray_job_id) not in RAY_TERMINAL:
-            client.stop_job(job.ray_job_id)
+        ray_submit.stop(job.ray_job_id, address=address)
     return job
-
-
-def ray_job_states(
-    submission_ids: Iterable[str], *, address: str | None = None,
-) -> dict[str, RayJobState]:
-    """The states of the Ray jobs ``submission_ids`` that the job API lists, by submission
-    id, from one ``JobSubmissionClient.list_jobs()`` call; an id it does not list is absent.
-
-    Raises:
-        RuntimeError: the job API answered an error. OSError: it could not be reached
-            (``requests``' connection errors are OSErrors).
-    """
-    wanted = set(submission_ids)
-    return {
-        job.submission_id: RayJobState(job.submission_id,
-                                       str(getattr(job.status, "value", job.status)),
-                                       job.message or None)
-        for job in job_client(address).list_jobs() if job.submission_id in wanted
-    }

@@ -15,8 +15,8 @@ finalizing -> completed``; ``failed`` from any live status; ``cancelling -> canc
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, PlainSerializer, field_validator
 
@@ -168,21 +168,3 @@ class Batch(BatchCreate, Row):
     expires_at: UnixTime = Field(description="When it expires: created_at + 24 h.")
     expired_at: UnixTime = Field(description="When it expired.")
     updated_at: UnixTime = Field(description="When the row last changed.")
-
-
-def status_time_field(status: BatchStatus | str) -> str | None:
-    """The ``<status>_at`` field a move to ``status`` stamps (None for validating)."""
-    return None if status == BatchStatus.validating else f"{BatchStatus(status).value}_at"
-
-
-def utc_now() -> datetime:
-    """Timezone-aware now (UTC)."""
-    return datetime.now(UTC)
-
-
-def usage_of(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
-    """OpenAI's ``BatchUsage`` dict for the two totals."""
-    return {"input_tokens": prompt_tokens, "output_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens_details": {"reasoning_tokens": 0}}

@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from catalog import schemas as s
 from catalog.errors import InvalidTransition, NotFound
 from catalog.lifecycle import BATCH_TRANSITIONS, JOB_TRANSITIONS, is_terminal
 from catalog.port import AsyncCatalogPort, AsyncRepoPort
-from catalog.reconcile import batch_moves, batch_verdict, job_verdict
+from catalog.reconcile import batch_moves, batch_verdict, job_moves, job_verdict
 from catalog.store import MAX_PAGE_SIZE
 from serve_apps.gateway.config import GatewayConfig
 from serve_apps.gateway.work import Work
@@ -104,27 +104,30 @@ async def reconcile_once(cat: AsyncCatalogPort, work: Work, *, grace_s: float,
     changes = []
     for job in jobs:
         verdict = job_verdict(job, states.get(job.ray_job_id or ""), now=now, grace_s=grace_s)
-        if verdict is None:
-            continue
-        try:
-            await cat.transition_job(job.id, verdict.status, error_message=verdict.reason)
-        except (InvalidTransition, NotFound):  # ended (or deleted) meanwhile
-            continue
-        changes.append(_logged(Change("training job", job.id, job.status, verdict.status,
-                                      verdict.reason)))
+        if verdict is not None and await _moved(cat.transition_job, job.id,
+                                                job_moves(job, verdict)):
+            changes.append(_logged(Change("training job", job.id, job.status, verdict.status,
+                                          verdict.reason)))
     for batch in batches:
         verdict = batch_verdict(batch, states.get(batch.ray_job_id or ""), now=now,
                                 grace_s=grace_s)
-        if verdict is None:
-            continue
-        try:
-            for status, fields in batch_moves(batch, verdict):
-                await cat.transition_batch(batch.id, status, **fields)
-        except (InvalidTransition, NotFound):
-            continue
-        changes.append(_logged(Change("batch", batch.id, batch.status, verdict.status,
-                                      verdict.reason)))
+        if verdict is not None and await _moved(cat.transition_batch, batch.id,
+                                                batch_moves(batch, verdict)):
+            changes.append(_logged(Change("batch", batch.id, batch.status, verdict.status,
+                                          verdict.reason)))
     return changes
+
+
+async def _moved(transition: Callable[..., Awaitable[object]], row_id: str,
+                 moves: Iterable[tuple[str, dict[str, Any]]]) -> bool:
+    """Make ``moves`` (``transition(row_id, status, **fields)`` each, in order); False when
+    the row ended (or was deleted) meanwhile: InvalidTransition or NotFound."""
+    try:
+        for status, fields in moves:
+            await transition(row_id, status, **fields)
+    except (InvalidTransition, NotFound):
+        return False
+    return True
 
 
 async def reconcile_forever(catalog: Callable[[], AsyncCatalogPort], work: Work,

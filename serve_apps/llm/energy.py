@@ -25,6 +25,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+from catalog.energy import Meter
+
 log = logging.getLogger(__name__)
 
 
@@ -37,19 +39,17 @@ class EnergyShare:
 
 
 class EnergyMeter:
-    """Fair-share energy accounting over one codecarbon tracker (one per engine replica).
+    """Fair-share energy accounting over one codecarbon meter (:class:`catalog.energy.Meter`,
+    one per engine replica).
 
     Args:
         country_iso_code: ISO 3166 alpha-3 code for the grid intensity (offline mode).
         sample_s: seconds between codecarbon reads.
-        tracker: an already built codecarbon tracker (tests, or to share one); the
-            default builds ``OfflineEmissionsTracker`` in :meth:`start`.
     """
 
-    def __init__(self, country_iso_code: str = "FRA", sample_s: float = 2.0, tracker=None):
-        self._country = country_iso_code
+    def __init__(self, country_iso_code: str = "FRA", sample_s: float = 2.0):
         self._sample_s = sample_s
-        self._tracker = tracker
+        self._meter = Meter("garden-llm", country_iso_code, max(sample_s, 1.0))
         self._task: asyncio.Task | None = None
         self._power_w = 0.0
         self._integral_j = 0.0  # A(t): joules per in-flight request so far
@@ -60,47 +60,33 @@ class EnergyMeter:
         self._kg_per_kwh = 0.0
 
     def start(self) -> None:
-        """Start the tracker and the sampling task (call inside the replica's event loop)."""
-        if self._tracker is None:
-            from codecarbon import OfflineEmissionsTracker
-
-            self._tracker = OfflineEmissionsTracker(
-                country_iso_code=self._country, measure_power_secs=max(self._sample_s, 1.0),
-                save_to_file=False, allow_multiple_runs=True, log_level="error",
-                project_name="garden-llm",
-            )
-        self._tracker.start()
+        """Start the meter and the sampling task (call inside the replica's event loop)."""
+        self._meter.start()
         self._task = asyncio.get_running_loop().create_task(self._sample_forever())
 
     def stop(self) -> None:
-        """Stop sampling and the tracker."""
+        """Stop sampling and the meter."""
         if self._task is not None:
             self._task.cancel()
-        if self._tracker is not None:
-            self._tracker.stop()
+        self._meter.stop()
 
     async def _sample_forever(self) -> None:
         while True:
             await asyncio.sleep(self._sample_s)
             try:
-                emissions_kg, energy_kwh = await asyncio.to_thread(self._read)
+                reading = await asyncio.to_thread(self._meter.read)
             except (OSError, RuntimeError, ValueError) as exc:
                 log.warning("codecarbon read failed: %s", exc)
                 continue
             now = time.monotonic()
             self._advance(now)
             dt = now - self._last_sample
+            energy_kwh = reading.energy_kwh
             if dt > 0 and energy_kwh >= self._last_energy_kwh:
                 self._power_w = (energy_kwh - self._last_energy_kwh) * 3.6e6 / dt
             self._last_energy_kwh, self._last_sample = energy_kwh, now
-            if energy_kwh > 0 and emissions_kg is not None:
-                self._kg_per_kwh = emissions_kg / energy_kwh
-
-    def _read(self) -> tuple[float | None, float]:
-        emissions_kg = self._tracker.flush()
-        # codecarbon keeps the cumulative energy in ``_total_energy`` (an Energy in kWh);
-        # flush() returns only emissions, so read it there (codecarbon 3.x).
-        return emissions_kg, float(self._tracker._total_energy.kWh)
+            if energy_kwh > 0:
+                self._kg_per_kwh = reading.emissions_kg / energy_kwh
 
     def _advance(self, now: float) -> None:
         if self._active:

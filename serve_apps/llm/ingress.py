@@ -43,12 +43,13 @@ from vllm.entrypoints.serve.exception_handling.handlers.validation import (
 )
 
 from catalog.errors import PermissionDenied, Unauthenticated
+from catalog.model_names import Target, UnknownModel
 from catalog.port import AsyncCatalogPort
 from serve_apps.auth import Principal, current_principal
 from serve_apps.cache import RefreshingCache
 from serve_apps.llm.config import LLMAppConfig
 from serve_apps.llm.limits import KeyLimiter, LimitExceeded
-from serve_apps.llm.models import Target, UnknownModel, list_adapters, resolve
+from serve_apps.llm.models import list_adapters, resolve
 from serve_apps.llm.protocol import (
     BatchInferenceRequest,
     BatchInferenceResponse,

@@ -1,75 +1,36 @@
-"""Resolve an OpenAI ``model`` string to the base model or one of its catalog adapters.
-
-Accepted forms (``base`` is the served base model's name or id):
-``base``; ``base:adapter`` where ``adapter`` is an adapter's id, name or name:version;
-an adapter's id, name or name:version alone. The adapter must be registered in the
-catalog with ``kind="adapter"`` and ``base_model_id`` equal to the served base.
-The ingress caches what this resolves (:mod:`serve_apps.llm.ingress`); a miss asks the
-catalog at once, so an adapter registered a moment ago by a
-training job is servable at once.
+"""Resolve an OpenAI ``model`` string to the base model or one of its catalog adapters
+(the forms :mod:`catalog.model_names` reads), list a base's adapters and fetch an
+adapter's files. The ingress caches what :func:`resolve` answers
+(:mod:`serve_apps.llm.ingress`); a miss asks the catalog at once, so an adapter
+registered a moment ago by a training job is servable at once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from catalog import schemas as s
 from catalog import storage
 from catalog.errors import NotFound
+from catalog.model_names import Target, lookup_ref, missing, target
 from catalog.port import AsyncCatalogPort
 
 
-class UnknownModel(LookupError):
-    """The ``model`` names nothing this app serves (OpenAI: 404 model_not_found)."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a request runs on: the base model, and the adapter (None for the base)."""
-
-    base: s.Model
-    adapter: s.Model | None = None
-
-    @property
-    def served_name(self) -> str:
-        """The name vLLM knows it by and responses carry: ``base`` or ``base:adapter:version``."""
-        if self.adapter is None:
-            return self.base.name
-        return adapter_served_name(self.base, self.adapter)
-
-
-def adapter_served_name(base: s.Model, adapter: s.Model) -> str:
-    """``<base name>:<adapter name>:<version>``, the adapter's id on /v1/models."""
-    return f"{base.name}:{adapter.name}:{adapter.version}"
-
-
 async def resolve(catalog: AsyncCatalogPort, base: s.Model, ref: str | None) -> Target:
-    """The :class:`Target` for ``ref`` (an OpenAI ``model`` value; None means the base).
-
+    """The :class:`~catalog.model_names.Target` for ``ref`` (an OpenAI ``model`` value;
+    None means the base).
 
     Raises:
         UnknownModel: nothing matches, or the match is not this base or one of its adapters.
     """
-    if not ref or ref in (base.name, base.id, f"{base.name}:{base.version}"):
+    adapter_ref = lookup_ref(base, ref)
+    if ref is None or adapter_ref is None:
         return Target(base)
-    adapter_ref = ref
-    for prefix in (base.name, base.id):
-        if ref.startswith(prefix + ":") and not ref[len(prefix) + 1 :].isdigit():
-            adapter_ref = ref[len(prefix) + 1 :]
-            break
     try:
         model = await catalog.find_model(adapter_ref)
     except NotFound:
-        raise UnknownModel(f"The model `{ref}` does not exist.") from None
-    if model.id == base.id:
-        return Target(base)
-    if model.kind != s.ModelKind.adapter or model.base_model_id != base.id:
-        raise UnknownModel(
-            f"The model `{ref}` is not served here: this endpoint serves `{base.name}` "
-            "and its LoRA adapters."
-        )
-    return Target(base, model)
+        raise missing(ref) from None
+    return target(base, ref, model, "here: this endpoint serves")
 
 
 async def list_adapters(

@@ -38,12 +38,13 @@ from ray import serve
 
 from catalog import storage
 from catalog.errors import NotFound
+from catalog.model_names import adapter_served_name
 from catalog.port import AsyncCatalogPort
 from catalog.usage_buffer import UsageBuffer
 from catalog.usage_journal import UsageJournal
 from serve_apps.llm.config import LLMAppConfig
 from serve_apps.llm.energy import EnergyMeter
-from serve_apps.llm.models import adapter_served_name, local_adapter_path
+from serve_apps.llm.models import local_adapter_path
 from serve_apps.llm.protocol import (
     BatchInferenceRequest,
     BatchInferenceResponse,

@@ -172,7 +172,7 @@ def test_a_ray_job_stopped_before_its_driver_starts_ends_cancelled(
     gateway's reconciler, within its period (tests/gateway/fixtures.py); so does a batch
     checked by ``batch_jobs.submit.reconcile_batch`` (what ``cancel_batch`` waits on)."""
     from batch_jobs.submit import reconcile_batch
-    from train_jobs.submit import job_client
+    from ray_jobs.submit import job_client
 
     tag = uuid.uuid4().hex[:6]
     base = factories.base_model(catalog_store, f"rbase-{tag}", published=True)

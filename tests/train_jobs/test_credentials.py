@@ -1,4 +1,4 @@
-"""A driver's credential (train_jobs.credentials) against a real catalog store: a job token
+"""A driver's credential (ray_jobs.credentials) against a real catalog store: a job token
 files one job for its user and is refused for a second, naming GARDEN_JOB_TOKEN; a job run
 by id needs the token bound to that very job."""
 
@@ -9,8 +9,8 @@ import pytest
 from catalog import schemas as s
 from catalog.errors import InvalidArgument
 from catalog.port import LocalCatalog
+from ray_jobs import credentials
 from tests import factories
-from train_jobs import credentials
 from train_jobs.run import create_job_from_spec
 
 

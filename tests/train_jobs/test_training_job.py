@@ -79,7 +79,8 @@ def wait_terminal(cat, job_id: str) -> s.TrainingJob:
 
 
 def wait_ray_job_end(address: str, submission_id: str, timeout_s: float = 120) -> str:
-    from train_jobs.submit import RAY_TERMINAL, job_client
+    from catalog.reconcile import RAY_TERMINAL
+    from ray_jobs.submit import job_client
 
     client = job_client(address)
     return wait_for(lambda: (st := client.get_job_status(submission_id)) in RAY_TERMINAL and st,
@@ -215,7 +216,8 @@ def test_cancel_ends_as_cancelled(cat, base_model, small_dataset, ray_job_addres
     the catalog job ends cancelled, not failed: the driver's own SIGTERM handler, set
     after ``ray.init`` (which installs one that exits), marks it. Cancelling through the
     catalog afterwards changes nothing."""
-    from train_jobs.submit import cancel_training_job, job_client, submit_training_job
+    from ray_jobs.submit import job_client
+    from train_jobs.submit import cancel_training_job, submit_training_job
 
     job = make_job(cat, base_model, small_dataset, hyperparameters={"max_steps": 50})
     sub_id = submit_training_job(job.id, address=ray_job_address)
@@ -341,7 +343,7 @@ def test_ray_job_submit_with_a_job_file(cat, catalog_store, base_model, small_da
     import ray
     import yaml
 
-    from train_jobs.submit import job_client
+    from ray_jobs.submit import job_client
 
     token, secret = catalog_store.create_job_token("ada")
     spec = {"name": "from-a-file", "base_model_id": base_model.name,  # names work too
