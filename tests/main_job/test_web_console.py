@@ -246,11 +246,16 @@ def test_the_playground_streams_base_and_adapter_side_by_side(page, shots):
         answers[side] = page.locator(f"#play-{side}-answer textarea").input_value().strip()
         assert answers[side]
     seen = page.evaluate("window.__answers")
-    for side, values in seen.items():
-        # streamed: the text grew over at least two updates (a part, then the rest)
-        growing = [v for v in values if v.strip()]
-        assert len(growing) >= 2 and growing[-1].strip() == answers[side], (side, growing)
-        assert all(b.startswith(a) for a, b in itertools.pairwise(growing))
+    growing = {side: [v for v in values if v.strip()] for side, values in seen.items()}
+    for side, texts in growing.items():
+        # each box only ever grew, to the answer it ends with
+        assert texts and texts[-1].strip() == answers[side], (side, texts)
+        assert all(b.startswith(a) for a, b in itertools.pairwise(texts)), (side, texts)
+    # streamed: the base's answer (up to max_tokens 64) grew over at least two updates, a
+    # part then the rest. Both sides stream through the same function; the adapter's
+    # chatterbot-style reply can be a dozen tokens, which a fast engine may deliver to the
+    # browser in one network read (seen once in CI: one update), so it is not counted.
+    assert len(growing["base"]) >= 2, growing["base"]
     # greedy decoding (temperature 0): the adapter's weights change the answer
     assert answers["base"] != answers["adapter"], answers
     screenshot(page, shots / "console-playground.png")
