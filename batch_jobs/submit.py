@@ -17,7 +17,6 @@ that long before a SIGKILL. A batch whose Ray job never started, or ended withou
 from __future__ import annotations
 
 import json
-import shlex
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -75,7 +74,7 @@ def submit_batch(
     return ray_submit.submit(
         cat, batch_id, module="batch_jobs.run", id_option="--batch-id", submission_id=sub_id,
         metadata_key="garden_batch_id",
-        arguments=f" --engine {shlex.quote(json.dumps(engine))}" if engine else "",
+        arguments=("--engine", json.dumps(engine)) if engine else (),
         record=lambda: cat.batches.update(batch_id, ray_job_id=sub_id), refused=refused,
         forwarded=FORWARDED_ENV, address=address, runtime_env=runtime_env, python=python,
         timeout_s=timeout_s)

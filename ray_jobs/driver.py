@@ -50,10 +50,10 @@ class Driver:
         refused: exceptions that refuse the start (exit 2), logged by their message.
     """
 
-    noun = "job"
-    id_option = "--job-id"
-    config_help = ""
-    id_help = ""
+    noun: str
+    id_option: str
+    config_help: str
+    id_help: str
     refused: tuple[type[BaseException], ...] = (InvalidArgument, InvalidTransition)
 
     def __init__(self, description: str, log: logging.Logger):

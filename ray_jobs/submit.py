@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import ray
@@ -30,11 +30,6 @@ from catalog.reconcile import RAY_TERMINAL, RayJobState
 from catalog.retry import Backoff, retrying
 from ray_jobs.credentials import JOB_TOKEN_ENV
 
-#: Settings a job's driver and workers take from the submitter's environment (never
-#: secrets: storage credentials come from each node's own environment or instance role).
-FORWARDED_ENV = ("GARDEN_DATABASE_URL", "GARDEN_STORAGE_URI", "GARDEN_TENSORBOARD_DIR",
-                 "MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION",
-                 "AWS_DEFAULT_REGION")
 #: The job API's answer while no dashboard agent can take jobs yet (transient).
 NO_AGENT = "No available agent"
 #: Most characters of a refused submission's message.
@@ -69,11 +64,12 @@ def job_client(address: str | None = None):
 
 
 def job_runtime_env(
-    runtime_env: dict[str, Any] | None = None, forwarded: tuple[str, ...] = FORWARDED_ENV,
+    runtime_env: dict[str, Any] | None, forwarded: Sequence[str],
 ) -> dict[str, Any]:
     """``runtime_env`` plus the settings the driver needs: the storage root, the
-    variables named in ``forwarded`` (default :data:`FORWARDED_ENV`: database URL,
-    trackers' locations) where set here, and ``RAY_JOB_STOP_WAIT_TIME_S``
+    variables named in ``forwarded`` (each job package's ``FORWARDED_ENV``: database URL,
+    storage, trackers' locations; never secrets) where set here, and
+    ``RAY_JOB_STOP_WAIT_TIME_S``
     (:data:`STOP_WAIT_S`); ``runtime_env``'s own ``env_vars`` win."""
     env = dict(runtime_env or {})
     env_vars = {"GARDEN_HOME": str(garden_home()), "RAY_JOB_STOP_WAIT_TIME_S": str(STOP_WAIT_S)}
@@ -88,7 +84,7 @@ def job_runtime_env(
 def submit(
     cat: CatalogPort, row_id: str, *, module: str, id_option: str, submission_id: str,
     metadata_key: str, record: Callable[[], object], refused: Callable[[str], object],
-    arguments: str = "", forwarded: tuple[str, ...] = FORWARDED_ENV,
+    forwarded: Sequence[str], arguments: Sequence[str] = (),
     address: str | None = None, runtime_env: dict[str, Any] | None = None,
     python: str | None = None, timeout_s: float = 60.0,
 ) -> str:
@@ -98,14 +94,14 @@ def submit(
         cat: the catalog, which mints the job token bound to ``row_id``.
         row_id: the training job's or batch's id.
         module, id_option: the entrypoint is ``python -m <module> <id_option> <row_id>``
-            followed by ``arguments`` (quoted already) and ``--address <GCS address>``
+            followed by ``arguments`` (each quoted here) and ``--address <GCS address>``
             when Ray is connected here.
         submission_id: the Ray job's submission id (``garden-train-<id>``, say).
         metadata_key: the job's metadata names the row under this key.
         record: called just before the submission (the row records its Ray job).
         refused: called with the message when the job API refused the job or could not
             be reached (the row is failed).
-        forwarded: the variables :func:`job_runtime_env` forwards.
+        forwarded: the variables :func:`job_runtime_env` forwards from this environment.
         address: the dashboard (job API) address, e.g. ``http://127.0.0.1:8265``.
         runtime_env: merged with the catalog settings (:func:`job_runtime_env`).
         python: interpreter for the entrypoint (default: this process's, which has
@@ -116,8 +112,8 @@ def submit(
         Unavailable: the job API refused or could not be reached (after ``refused``; the
             message at most :data:`MAX_MESSAGE_CHARS` characters).
     """
-    entrypoint = (f"{shlex.quote(python or sys.executable)} -m {module} {id_option} {row_id}"
-                  + arguments)
+    entrypoint = " ".join(shlex.quote(part) for part in (
+        python or sys.executable, "-m", module, id_option, row_id, *arguments))
     if ray.is_initialized():
         # Ray's job supervisor gives the driver the cluster named in the machine-wide
         # <temp dir>/ray_current_cluster file, i.e. the most recently started cluster when

@@ -15,6 +15,12 @@ from catalog import schemas as s
 from catalog.errors import InvalidTransition
 from ray_jobs import submit as ray_submit
 
+#: Settings a job's driver and workers take from the submitter's environment (never
+#: secrets: storage credentials come from each node's own environment or instance role).
+FORWARDED_ENV = ("GARDEN_DATABASE_URL", "GARDEN_STORAGE_URI", "GARDEN_TENSORBOARD_DIR",
+                 "MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION",
+                 "AWS_DEFAULT_REGION")
+
 
 def submission_id(job_id: str) -> str:
     """The Ray job submission id of a catalog training job."""
@@ -30,7 +36,7 @@ def submit_training_job(
     Args:
         job_id: a catalog training job in status ``pending``.
         address: the dashboard (job API) address, e.g. ``http://127.0.0.1:8265``.
-        runtime_env: merged with the catalog settings
+        runtime_env: merged with the catalog settings and :data:`FORWARDED_ENV`
             (:func:`ray_jobs.submit.job_runtime_env`).
         python: interpreter for the entrypoint (default: this process's, which has
             the project installed; plain ``python`` may be another one).
@@ -56,7 +62,8 @@ def submit_training_job(
         record=lambda: cat.transition_job(job_id, s.JobStatus.queued, ray_job_id=sub_id),
         refused=lambda message: cat.transition_job(job_id, s.JobStatus.failed,
                                                    error_message=message),
-        address=address, runtime_env=runtime_env, python=python, timeout_s=timeout_s)
+        forwarded=FORWARDED_ENV, address=address, runtime_env=runtime_env, python=python,
+        timeout_s=timeout_s)
 
 
 def cancel_training_job(job_id: str, *, address: str | None = None) -> s.TrainingJob:
