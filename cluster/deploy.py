@@ -61,20 +61,29 @@ class Deployed:
         return None if prefix is None else f"{self.http_url}{prefix}/"
 
 
+def proxy_url(host: str, port: int) -> str:
+    """The URL of Serve's HTTP proxy listening on ``host:port``, as a process of the
+    cluster's machine reaches it: loopback when the proxy listens on every interface
+    (``0.0.0.0``, ``::``)."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+
+
 def deploy_apps(
     *, http_host: str = "127.0.0.1", http_port: int = 8000,
     gateway: GatewayConfig | None = None, llm_model: str | None = None,
-    llm_config=None, media: bool = True, apps: Sequence[Callable[[], ServeApp]] = (),
+    llm_config=None, media: bool = True,
+    apps: Sequence[Callable[[str, str | None], ServeApp]] = (),
 ) -> Deployed:
     """Start Serve's HTTP proxy on ``http_host:http_port`` and deploy the gateway at ``/``
     and, when ``llm_model`` (a catalog base model) or ``llm_config``
     (:class:`serve_apps.llm.LLMAppConfig`) is given, the LLM app at ``/openai``. With
     ``media`` the MediaRouter app (no HTTP route of its own) is deployed first and the
     gateway mounts the media routes that call it. Provider tokens come from the
-    replicas' environment (``MediaConfig.from_env``). Each of ``apps`` is called once the
-    gateway runs and its application deployed (``garden``'s web console at ``/ui``, which
-    calls the gateway through the same HTTP proxy); building waits until then, as what
-    it imports (Gradio, Ray) must. The gateway's heavy work (model
+    replicas' environment (``MediaConfig.from_env``). Each of ``apps`` is called with the
+    proxy's URL as a replica reaches it (:func:`proxy_url`) and the Ray dashboard's URL
+    once the gateway runs, and its application deployed (``garden``'s web console at
+    ``/ui``, which calls the gateway through that proxy); building waits until then, as
+    what it imports (Gradio, Ray) must. The gateway's heavy work (model
     import, dataset registration, job submission) runs as Ray tasks
     (:class:`cluster.work.RayWork`).
 
@@ -101,7 +110,7 @@ def deploy_apps(
     work = RayWork(dashboard_url=gateway.dashboard_url)
     serve.run(build_gateway_app(gateway, work), name=GATEWAY_APP, route_prefix="/")
     names.append(GATEWAY_APP)
-    built = [build() for build in apps]
+    built = [build(proxy_url(http_host, http_port), gateway.dashboard_url) for build in apps]
     for extra in built:
         serve.run(extra.app, name=extra.name, route_prefix=extra.route_prefix)
         names.append(extra.name)

@@ -109,7 +109,7 @@ def up(
     http_port: int = 8000, agent_port: int = 52365, num_cpus: int | None = None,
     llm_model: str | None = None,
     admin_key: str | None = None, media: bool = True,
-    apps: Sequence[Callable[[], ServeApp]] = (),
+    apps: Sequence[Callable[[str, str | None], ServeApp]] = (),
     timeout_s: float = 300.0, progress: Callable[[str], None] | None = None,
 ) -> LocalCluster:
     """Start the head, the catalog actor and the apps; record and return the URLs.
@@ -268,6 +268,8 @@ def _start_serve(host: str, port: int, timeout_s: float) -> None:
     import ray
     from ray import serve
 
+    from cluster.deploy import proxy_url
+
     deadline = time.monotonic() + timeout_s
     try:
         serve.start(http_options={"host": host, "port": port})
@@ -275,7 +277,7 @@ def _start_serve(host: str, port: int, timeout_s: float) -> None:
     except (TimeoutError, ray.exceptions.ActorDiedError):
         pass
     # any answer will do: /-/routes is refused until the proxy has its routes
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/-/routes"
+    url = f"{proxy_url(host, port)}/-/routes"
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.TransportError):
             httpx.get(url, timeout=5)

@@ -30,7 +30,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,18 +121,17 @@ def _dataset(client, name: str, rows: list[dict]) -> Any:
         return client.datasets.upload(path, name, description="chatterbot-corpus, seeded split")
 
 
-def console_app(http_port: int, dashboard_port: int) -> ServeApp:
+def console_app(api_url: str, dashboard_url: str | None) -> ServeApp:
     """The web console (:mod:`garden.console`) built for ``cluster.local.up`` to deploy at
-    ``/ui`` beside the gateway of a local cluster on 127.0.0.1 (HTTP proxy on
-    ``http_port``, Ray dashboard on ``dashboard_port``); it calls the gateway through
-    that proxy. Imports Gradio and Ray: hand it to ``up`` (``apps``), which calls it once
-    the cluster runs and Ray's auth mode is set."""
+    ``/ui`` beside the gateway: it calls the gateway at ``api_url`` (Serve's HTTP proxy)
+    and links the Ray dashboard at ``dashboard_url``. Imports Gradio and Ray: hand it to
+    ``up`` (``apps``), which calls it with both URLs once the cluster runs and Ray's auth
+    mode is set (:func:`cluster.deploy.deploy_apps`)."""
     from cluster.deploy import CONSOLE_APP, ServeApp
     from garden.console import ConsoleConfig
     from garden.console.serve import ROUTE_PREFIX, build_console_app
 
-    config = ConsoleConfig(api_url=f"http://127.0.0.1:{http_port}",
-                           dashboard_url=f"http://127.0.0.1:{dashboard_port}")
+    config = ConsoleConfig(api_url=api_url, dashboard_url=dashboard_url)
     return ServeApp(name=CONSOLE_APP, app=build_console_app(config), route_prefix=ROUTE_PREFIX)
 
 
@@ -153,8 +151,7 @@ def _cluster(settings: DemoSettings, key: str, console: Console):
                         agent_port=settings.agent_port,
                         http_port=settings.http_port, num_cpus=settings.num_cpus,
                         admin_key=key,
-                        apps=[partial(console_app, settings.http_port,
-                                      settings.dashboard_port)],
+                        apps=[console_app],
                         progress=lambda s: spinner.update(f"{s}..."))
 
 

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import typer
 
 from cluster import local
@@ -45,7 +43,7 @@ def up(
         cluster = local.up(ray_port=ray_port, dashboard_port=dashboard_port,
                            http_port=http_port, agent_port=agent_port, num_cpus=num_cpus,
                            llm_model=llm_model, admin_key=admin_key, media=media,
-                           apps=[partial(console_app, http_port, dashboard_port)],
+                           apps=[console_app],
                            timeout_s=timeout, progress=lambda s: spinner.update(f"{s}..."))
     console.print(f"API        {cluster.api_url}  (OpenAPI: {cluster.api_url}/openapi.json)")
     console.print(f"OpenAI     {cluster.openai_base_url}")
