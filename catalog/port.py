@@ -184,6 +184,18 @@ class AsyncRepoPort(_Repo[R]):
         await self._run(Repo.delete, row_id)
 
 
+RowT = TypeVar("RowT", bound=s.Row)
+
+
+async def apply_update(repo: AsyncRepoPort[RowT], row: RowT, change: BaseModel) -> RowT:
+    """``row`` after writing, through ``repo``, the fields ``change`` sets (its non-null
+    ones: a PATCH body); ``row`` itself when it sets none. Raises what
+    :meth:`AsyncRepoPort.update` raises (NotFound, InvalidArgument, Conflict for a taken
+    name)."""
+    fields = change.model_dump(exclude_none=True)
+    return await repo.update(row.id, **fields) if fields else row
+
+
 class RepoOf(Generic[R]):
     """Descriptor for one repository, named by its read schema (``RepoOf(s.Model)``)."""
 

@@ -1,6 +1,6 @@
 """FastAPI dependencies shared by the gateway's routers: the caller, the catalog,
-the settings, the heavy-work port, list pagination, query times in UTC, the CSV export
-of a catalog list, and a PATCH's write (:func:`apply_update`)."""
+the settings, the heavy-work port, list pagination, query times in UTC, and the CSV
+export of a catalog list."""
 
 from __future__ import annotations
 
@@ -9,21 +9,18 @@ import io
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator
 
 from catalog.errors import Unavailable
 from catalog.port import AsyncCatalogPort, AsyncRepoPort
-from catalog.schemas import Row
 from serve_apps.auth import Principal, current_principal
 from serve_apps.gateway.config import GatewayConfig
 from serve_apps.gateway.work import Work
-
-R = TypeVar("R", bound=Row)  # a read model of the catalog
 
 #: Declares the bearer scheme in the OpenAPI document; the check is current_principal's.
 bearer_scheme = HTTPBearer(auto_error=False, description="A Model Garden API key.")
@@ -160,10 +157,3 @@ async def csv_export(repo: AsyncRepoPort, columns: Sequence[str], filename: str,
     return StreamingResponse(chunks(), media_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{filename}"'})
 
-
-async def apply_update(repo: AsyncRepoPort[R], row: R, change: BaseModel) -> R:
-    """``row`` after writing the fields ``change`` sets (its non-null ones) by ``repo``;
-    ``row`` itself when it sets none. Raises what ``repo.update`` raises (e.g. Conflict
-    for a taken name)."""
-    fields = change.model_dump(exclude_none=True)
-    return await repo.update(row.id, **fields) if fields else row

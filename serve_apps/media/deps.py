@@ -26,10 +26,11 @@ def use_media_app(app: FastAPI, app_name: str | None) -> None:
     app.state.media_app = app_name
 
 
-def media_service(request: Request) -> DeploymentHandle:
+async def media_service(request: Request) -> DeploymentHandle:
     """The media service's handle (:class:`serve_apps.media.service.MediaService`),
     looked up by name on first use and kept in ``app.state.media``; call its methods as
-    ``media.name.remote(...)``. Serve must be running by then."""
+    ``media.name.remote(...)``. Serve must be running by then. A coroutine, so FastAPI
+    runs it on the event loop instead of a threadpool hop per request."""
     state = request.app.state
     handle: DeploymentHandle | None = getattr(state, "media", None)
     if handle is None:

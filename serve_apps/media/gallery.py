@@ -11,6 +11,7 @@ from typing import Any
 from catalog import schemas as s
 from catalog import storage as shared_storage
 from catalog.errors import NotFound
+from catalog.port import apply_update
 from catalog.tables import new_id, utcnow
 from serve_apps.auth import Principal, check_readable, owner_filter
 from serve_apps.media.schemas import EditResult, ImageResult, VideoResult
@@ -61,14 +62,14 @@ class GalleryMixin(MediaState):
                            who: Principal) -> s.Image:
         """Change an image's title, caption, alt text, public or favourite flag (owner
         only). Raises NotFound, PermissionDenied."""
-        await self._live(self.cat.images, image_id, who)
-        return await self.cat.images.update(image_id, **change.model_dump(exclude_none=True))
+        return await apply_update(self.cat.images,
+                                  await self._live(self.cat.images, image_id, who), change)
 
     async def update_video(self, video_id: str, change: s.MediaUpdate,
                            who: Principal) -> s.Video:
         """Change a video's metadata, like :meth:`update_image`."""
-        await self._live(self.cat.videos, video_id, who)
-        return await self.cat.videos.update(video_id, **change.model_dump(exclude_none=True))
+        return await apply_update(self.cat.videos,
+                                  await self._live(self.cat.videos, video_id, who), change)
 
     async def delete_media(self, kind: str, row_id: str, who: Principal) -> None:
         """Soft-delete one of the caller's images, videos, edits or uploads (``kind``:
@@ -109,9 +110,9 @@ class GalleryMixin(MediaState):
     async def update_source_image(self, source_id: str, change: s.SourceImageUpdate,
                                   who: Principal) -> s.SourceImage:
         """Change an upload's title, description, purpose or public flag (owner only)."""
-        await self._live(self.cat.source_images, source_id, who)
-        return await self.cat.source_images.update(
-            source_id, **change.model_dump(exclude_none=True))
+        return await apply_update(self.cat.source_images,
+                                  await self._live(self.cat.source_images, source_id, who),
+                                  change)
 
     async def content(self, kind: str, row_id: str, who: Principal, *, index: int = 0,
                       thumbnail: bool = False) -> tuple[bytes, str]:

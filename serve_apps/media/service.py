@@ -13,7 +13,7 @@ applies ``serve.deployment`` and the routes call its methods through a handle) a
 plain class that tests and benchmarks drive directly. It composes one mixin per job, as
 Ray Serve LLM's ``LLMServer`` does: :mod:`~serve_apps.media.gallery` (the library),
 :mod:`~serve_apps.media.dispatch` (to providers), :mod:`~serve_apps.media.predictions`
-(tracking) and :mod:`~serve_apps.media.retention`; their shared state is
+(tracking, under dispatch) and :mod:`~serve_apps.media.retention`; their shared state is
 :class:`~serve_apps.media.state.MediaState`.
 """
 
@@ -28,14 +28,13 @@ from catalog.usage_buffer import UsageBuffer
 from serve_apps.media.config import MediaConfig
 from serve_apps.media.dispatch import DispatchMixin
 from serve_apps.media.gallery import GalleryMixin
-from serve_apps.media.predictions import PredictionsMixin
 from serve_apps.media.providers import Provider, build_providers
 from serve_apps.media.retention import RetentionMixin
 from serve_apps.media.retry import Cooldown
 from serve_apps.media.storage import OutputStore
 
 
-class MediaService(GalleryMixin, DispatchMixin, PredictionsMixin, RetentionMixin):
+class MediaService(GalleryMixin, DispatchMixin, RetentionMixin):
     """Routes media requests to providers and keeps the catalog in step.
 
     Args:

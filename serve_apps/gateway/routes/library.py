@@ -17,11 +17,11 @@ from pydantic import Field
 
 from catalog import schemas as s
 from catalog.errors import NotFound
-from catalog.port import AsyncCatalogPort, AsyncRepoPort
+from catalog.port import AsyncCatalogPort, AsyncRepoPort, apply_update
 from catalog.schemas.common import TagName
 from catalog.schemas.library import ProjectSpec
 from serve_apps.auth import Principal, check_owner, check_readable, owner_filter
-from serve_apps.gateway.deps import Caller, Cat, Paging, apply_update
+from serve_apps.gateway.deps import Caller, Cat, Paging
 
 tags = APIRouter(prefix="/v1/tags", tags=["tags"])
 tagging = APIRouter(prefix="/v1", tags=["tags"])

@@ -17,11 +17,11 @@ from pydantic import Field
 
 from catalog import schemas as s
 from catalog.errors import InvalidArgument, NotFound
-from catalog.port import AsyncCatalogPort
+from catalog.port import AsyncCatalogPort, apply_update
 from catalog.schemas.common import NAME_LENGTH
 from catalog.schemas.styles import ThemeHelperSpec
 from serve_apps.auth import Principal, check_owner, check_readable, owner_filter, require_admin
-from serve_apps.gateway.deps import Caller, Cat, Paging, apply_update
+from serve_apps.gateway.deps import Caller, Cat, Paging
 
 helpers = APIRouter(prefix="/v1/prompt-helpers", tags=["styles"])
 themes = APIRouter(prefix="/v1/theme-helpers", tags=["themes"])
