@@ -1,0 +1,1 @@
+"""Run Model Garden on Kubernetes with KubeRay."""
