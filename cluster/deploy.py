@@ -8,10 +8,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ray import serve
-from ray.serve import Application
 
-from cluster.work import RayWork
-from serve_apps.gateway import GatewayConfig, build_gateway_app
+from cluster.serve_config import (
+    CONSOLE_APP,
+    GATEWAY_APP,
+    LLM_APP,
+    MEDIA_APP,
+    AppSpec,
+    ServeSettings,
+    deploy_config,
+    serve_config,
+)
+from serve_apps.gateway import GatewayConfig
 from serve_apps.gateway.builder import replica_env
 
 if TYPE_CHECKING:
@@ -19,32 +27,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GATEWAY_APP = "gateway"
-LLM_APP = "llm"
-MEDIA_APP = "media"
-#: The name under which an app of :func:`deploy_apps`' ``apps`` counts as the web console
-#: (:attr:`Deployed.console_url`).
-CONSOLE_APP = "console"
-
-
-@dataclass(frozen=True)
-class ServeApp:
-    """A Serve application built by its owner (``garden``: the web console) for
-    :func:`deploy_apps` to run as ``name`` at ``route_prefix``."""
-
-    name: str
-    app: Application
-    route_prefix: str
+__all__ = ["CONSOLE_APP", "GATEWAY_APP", "LLM_APP", "MEDIA_APP", "AppSpec", "Deployed",
+           "app_running", "deploy_apps", "deploy_llm_app", "proxy_url"]
 
 
 @dataclass(frozen=True)
 class Deployed:
-    """What :func:`deploy_apps` started: the Serve HTTP base URL, the app names and the
-    route prefixes of the apps it was handed."""
+    """What :func:`deploy_apps` started: the Serve HTTP base URL, the app names, the
+    route prefixes of the apps it was handed, and the Serve config it deployed."""
 
     http_url: str
     apps: tuple[str, ...]
-    routes: tuple[tuple[str, str], ...] = ()  # (name, route prefix) of each ServeApp
+    routes: tuple[tuple[str, str | None], ...] = ()  # (name, route prefix) of each AppSpec
+    config: dict[str, Any] | None = None
 
     @property
     def api_url(self) -> str:
@@ -71,26 +66,30 @@ def proxy_url(host: str, port: int) -> str:
 def deploy_apps(
     *, http_host: str = "127.0.0.1", http_port: int = 8000,
     gateway: GatewayConfig | None = None, llm_model: str | None = None,
-    llm_config=None, media: bool = True,
-    apps: Sequence[Callable[[str, str | None], ServeApp]] = (),
+    llm_config: LLMAppConfig | Mapping[str, Any] | None = None, media: bool = True,
+    apps: Sequence[Callable[[str, str | None], AppSpec]] = (), timeout_s: float = 600.0,
 ) -> Deployed:
-    """Start Serve's HTTP proxy on ``http_host:http_port`` and deploy the gateway at ``/``
-    and, when ``llm_model`` (a catalog base model) or ``llm_config``
-    (:class:`serve_apps.llm.LLMAppConfig`) is given, the LLM app at ``/openai``. With
-    ``media`` the MediaRouter app (no HTTP route of its own) is deployed first and the
-    gateway mounts the media routes that call it. Provider tokens come from the
-    replicas' environment (``MediaConfig.from_env``). Each of ``apps`` is called with the
-    proxy's URL as a replica reaches it (:func:`proxy_url`) and the Ray dashboard's URL
-    once the gateway runs, and its application deployed (``garden``'s web console at
-    ``/ui``, which calls the gateway through that proxy); building waits until then, as
-    what it imports (Gradio, Ray) must. The gateway's heavy work (model
-    import, dataset registration, job submission) runs as Ray tasks
-    (:class:`cluster.work.RayWork`).
+    """Start Serve's HTTP proxy on ``http_host:http_port`` and deploy Model Garden's Serve
+    config (:func:`cluster.serve_config.serve_config`, the document a KubeRay RayService
+    holds) as ``serve deploy`` does: the gateway at ``/``; with ``media`` the MediaRouter
+    app (no HTTP route of its own), whose routes the gateway mounts; each of ``apps``,
+    called with the proxy's URL as a replica reaches it (:func:`proxy_url`) and the Ray
+    dashboard's URL (``garden``'s web console at ``/ui``, which calls the gateway through
+    that proxy); and, when ``llm_model`` (a catalog base model) or ``llm_config``
+    (:class:`serve_apps.llm.LLMAppConfig`) is given, the LLM app at its route prefix.
+    Replicas get the deployer's ``GARDEN_HOME``, ``GARDEN_DATABASE_URL`` and
+    ``RAY_AUTH_MODE`` as the apps' runtime_env; provider tokens come from their nodes'
+    environment (``MediaConfig.from_env``).
 
     Needs a connected Ray (``ray.init(address=...)``) whose catalog actor exists.
-    ``serve.run`` returns once each app is running and raises ``RuntimeError`` when
-    one fails to deploy.
+    Returns once each app runs.
+
+    Raises:
+        RuntimeError: an app failed to deploy (Serve's message).
+        TimeoutError: the apps did not all run within ``timeout_s`` seconds.
     """
+    from serve_apps.llm import LLMAppConfig
+
     serve.start(http_options={"host": http_host, "port": http_port})
     gateway = gateway or GatewayConfig()
     if gateway.dashboard_url is None:
@@ -98,26 +97,18 @@ def deploy_apps(
         from ray_jobs.submit import dashboard_address
 
         gateway = gateway.model_copy(update={"dashboard_url": dashboard_address()})
-    names = []
-    if media:
-        from serve_apps.media.builder import build_media_app
-
-        env = replica_env(gateway)
-        serve.run(build_media_app(http=False, runtime_env={"env_vars": env}), name=MEDIA_APP,
-                  route_prefix=None)
-        names.append(MEDIA_APP)
-        gateway = gateway.model_copy(update={"media_app": MEDIA_APP})
-    work = RayWork(dashboard_url=gateway.dashboard_url)
-    serve.run(build_gateway_app(gateway, work), name=GATEWAY_APP, route_prefix="/")
-    names.append(GATEWAY_APP)
-    built = [build(proxy_url(http_host, http_port), gateway.dashboard_url) for build in apps]
-    for extra in built:
-        serve.run(extra.app, name=extra.name, route_prefix=extra.route_prefix)
-        names.append(extra.name)
+    llm = {}
     if llm_model or llm_config:
-        names.append(deploy_llm_app(llm_config or {"model": llm_model}))
-    return Deployed(http_url=f"http://{http_host}:{http_port}", apps=tuple(names),
-                    routes=tuple((extra.name, extra.route_prefix) for extra in built))
+        llm[LLM_APP] = LLMAppConfig.model_validate(llm_config or {"model": llm_model})
+    settings = ServeSettings(
+        http_host=http_host, http_port=http_port, gateway=gateway, media=media, llm=llm,
+        env_vars=replica_env(gateway.model_copy(update={"env_vars": {}})))
+    built = [build(proxy_url(http_host, http_port), gateway.dashboard_url) for build in apps]
+    doc = serve_config(settings, built)
+    names = deploy_config(doc, timeout_s=timeout_s)
+    return Deployed(http_url=f"http://{http_host}:{http_port}", apps=names,
+                    routes=tuple((spec.name, spec.route_prefix) for spec in built),
+                    config=doc)
 
 
 def deploy_llm_app(config: LLMAppConfig | Mapping[str, Any], name: str = LLM_APP) -> str:

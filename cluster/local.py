@@ -47,7 +47,7 @@ from cluster.startup import (
 )
 
 if TYPE_CHECKING:
-    from cluster.deploy import ServeApp
+    from cluster.serve_config import AppSpec
 
 STATE_FILE = "cluster.json"
 LOGS_DIR = "logs"  # under $GARDEN_HOME: the Ray logs of failed starts
@@ -109,7 +109,7 @@ def up(
     http_port: int = 8000, agent_port: int = 52365, num_cpus: int | None = None,
     llm_model: str | None = None,
     admin_key: str | None = None, media: bool = True,
-    apps: Sequence[Callable[[str, str | None], ServeApp]] = (),
+    apps: Sequence[Callable[[str, str | None], AppSpec]] = (),
     timeout_s: float = 300.0, progress: Callable[[str], None] | None = None,
 ) -> LocalCluster:
     """Start the head, the catalog actor and the apps; record and return the URLs.
@@ -207,7 +207,8 @@ def up(
         # is not repeated in a runtime_env, which the dashboard would display.
         gateway = GatewayConfig(dashboard_url=f"http://{host}:{dashboard_port}")
         deployed = deploy_apps(http_host=host, http_port=http_port, gateway=gateway,
-                               llm_model=llm_model, media=media, apps=apps)
+                               llm_model=llm_model, media=media, apps=apps,
+                               timeout_s=timeout_s)
     except BaseException as exc:
         ray.shutdown()
         detail = str(exc) if isinstance(exc, ClusterStartError) else summary(exc)

@@ -40,7 +40,7 @@ from rich.table import Table
 from cluster.local import home as garden_home
 
 if TYPE_CHECKING:
-    from cluster.deploy import ServeApp
+    from cluster.serve_config import AppSpec
 
 KEY_FILE = "admin.key"
 REPORT_FILE = "demo-report.json"
@@ -121,18 +121,21 @@ def _dataset(client, name: str, rows: list[dict]) -> Any:
         return client.datasets.upload(path, name, description="chatterbot-corpus, seeded split")
 
 
-def console_app(api_url: str, dashboard_url: str | None) -> ServeApp:
-    """The web console (:mod:`garden.console`) built for ``cluster.local.up`` to deploy at
-    ``/ui`` beside the gateway: it calls the gateway at ``api_url`` (Serve's HTTP proxy)
-    and links the Ray dashboard at ``dashboard_url``. Imports Gradio and Ray: hand it to
-    ``up`` (``apps``), which calls it with both URLs once the cluster runs and Ray's auth
-    mode is set (:func:`cluster.deploy.deploy_apps`)."""
-    from cluster.deploy import CONSOLE_APP, ServeApp
-    from garden.console import ConsoleConfig
-    from garden.console.serve import ROUTE_PREFIX, build_console_app
+def console_app(api_url: str, dashboard_url: str | None) -> AppSpec:
+    """The web console (:mod:`garden.console`) as an app of the Serve config that
+    ``cluster.local.up`` deploys, at ``/ui`` beside the gateway: it calls the gateway at
+    ``api_url`` (Serve's HTTP proxy) and links the Ray dashboard at ``dashboard_url``.
+    Hand it to ``up`` (``apps``), which calls it with both URLs
+    (:func:`cluster.deploy.deploy_apps`); Serve imports Gradio on the cluster when it
+    builds the app (``garden.console.serve:app_builder``)."""
+    from cluster.serve_config import CONSOLE_APP, AppSpec
+    from garden.console.serve import CONSOLE_BUILDER, ROUTE_PREFIX
 
-    config = ConsoleConfig(api_url=api_url, dashboard_url=dashboard_url)
-    return ServeApp(name=CONSOLE_APP, app=build_console_app(config), route_prefix=ROUTE_PREFIX)
+    return AppSpec(name=CONSOLE_APP, route_prefix=ROUTE_PREFIX, import_path=CONSOLE_BUILDER,
+                   args={"api_url": api_url, "dashboard_url": dashboard_url},
+                   env_vars={"GRADIO_ANALYTICS_ENABLED": "False"},
+                   deployments=[{"name": "Console", "num_replicas": 1,
+                                 "ray_actor_options": {"num_cpus": 0.1}}])
 
 
 def _cluster(settings: DemoSettings, key: str, console: Console):

@@ -7,6 +7,18 @@ LlamaBoard: :mod:`garden.console.app` builds the page, one module per tab under
 :mod:`garden.console.tabs`, and :mod:`garden.console.serve` deploys it on Ray Serve.
 """
 
-from garden.console.app import ConsoleConfig, build_console, create_app
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["ConsoleConfig", "build_console", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # Gradio loads on first use, so the Serve config's names (garden.console.serve's
+    # ROUTE_PREFIX and CONSOLE_BUILDER) are read without it
+    if name in __all__:
+        from garden.console import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

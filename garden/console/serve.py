@@ -8,15 +8,18 @@ instead, on the replica, as the gateway builds its app.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ray import serve
 from ray.serve import Application
 
-from garden.console.common import ConsoleConfig
+if TYPE_CHECKING:  # Gradio's import: on the replica only (garden.demo reads the names)
+    from garden.console.common import ConsoleConfig
 
 #: Where the console is mounted on the Serve HTTP proxy.
 ROUTE_PREFIX = "/ui"
+#: Its builder, as a Serve config names it (:func:`app_builder`).
+CONSOLE_BUILDER = "garden.console.serve:app_builder"
 
 
 class Console:
@@ -43,3 +46,16 @@ def build_console_app(config: ConsoleConfig, *, num_cpus: float = 0.1,
         serve.ingress()(Console), name="Console", num_replicas=1,
         ray_actor_options={"num_cpus": num_cpus, "runtime_env": {"env_vars": env}})
     return deployment.bind(config)
+
+
+def app_builder(args: dict[str, Any]) -> Application:
+    """Serve config entry point (``import_path: garden.console.serve:app_builder``):
+    the console of ``args``, a :class:`ConsoleConfig` mapping (``api_url``: the gateway as
+    a replica reaches it, ``dashboard_url``: the Ray dashboard linked from the page).
+
+    Raises:
+        pydantic.ValidationError: ``args`` is not a valid ConsoleConfig.
+    """
+    from garden.console.common import ConsoleConfig
+
+    return build_console_app(ConsoleConfig.model_validate(args))

@@ -56,6 +56,23 @@ def build_media_app(config: MediaConfig | None = None, *, http: bool = True,
     return _ingress_deployment(runtime_env).bind(router)
 
 
+def app_builder(args: dict[str, Any]) -> Application:
+    """Serve config entry point (``import_path: serve_apps.media.builder:app_builder``):
+    :func:`build_media_app` with each replica reading :meth:`MediaConfig.from_env` and
+    ``args`` of ``http`` (bool, default False: the gateway mounts the routes),
+    ``num_replicas`` (default 1) and ``max_ongoing_requests`` (default 1000).
+
+    Raises:
+        TypeError: ``args`` holds another key.
+    """
+    allowed = {"http", "num_replicas", "max_ongoing_requests"}
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        raise TypeError(f"media app args: unknown {', '.join(unknown)} "
+                        f"(allowed: {', '.join(sorted(allowed))})")
+    return build_media_app(None, **{"http": False, **args})
+
+
 def _ingress_deployment(runtime_env: dict[str, Any] | None = None) -> serve.Deployment:
     app = FastAPI(title="Model Garden media", version="1")
     install_error_handlers(app)
