@@ -50,6 +50,7 @@ INFRASTRUCTURE: dict[str, dict[str, str]] = {
         "output": "tables, progress, errors, the client from the context",
         "options": "the port defaults and the options several groups share",
         "cluster": "the local cluster's commands: up, demo, down, status",
+        "deploy": "manifests for other platforms: garden deploy kuberay",
     },
 }
 

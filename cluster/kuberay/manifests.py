@@ -426,6 +426,7 @@ def write_manifests(settings: KubeRaySettings, out: Path,
     return written
 
 
-__all__ = ["KUBERAY_VERSION", "JobTemplate", "KubeRaySettings", "NodeGroup",
-           "SettingsError", "WorkerGroup", "job_config_map", "load_settings", "ray_cluster_spec", "rayjob", "rayservice",
-           "secret_example", "serve_document", "settings_config_map", "write_manifests"]
+__all__ = ["KUBERAY_VERSION", "JobTemplate", "KubeRaySettings", "NodeGroup", "SettingsError",
+           "WorkerGroup", "dump_yaml", "job_config_map", "load_settings", "ray_cluster_spec",
+           "rayjob", "rayservice", "secret_example", "serve_document", "settings_config_map",
+           "write_manifests"]

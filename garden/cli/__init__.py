@@ -7,7 +7,8 @@ datasets`` (:mod:`~garden.cli.datasets`), ``garden models`` and ``garden chat``
 (:mod:`~garden.cli.training`), ``garden batch`` (:mod:`~garden.cli.batches`), ``garden
 carbon``, ``garden usage``, ``garden keys``, ``garden styles | themes``
 (:mod:`~garden.cli.styles`), ``garden tags | projects`` (:mod:`~garden.cli.library`) and
-``garden uploads | images | videos | providers`` (:mod:`~garden.cli.media`); what they
+``garden uploads | images | videos | providers`` (:mod:`~garden.cli.media`) and ``garden
+deploy kuberay`` (:mod:`~garden.cli.deploy`); what they
 share is :mod:`garden.cli.output`. The API URL and key come from
 ``--api-url``/``--api-key`` or ``GARDEN_API_URL``/``GARDEN_API_KEY``.
 """
@@ -23,6 +24,7 @@ from garden.cli import (
     carbon,
     cluster,
     datasets,
+    deploy,
     keys,
     library,
     media,
@@ -56,5 +58,5 @@ for group, name in ((datasets.datasets_app, "datasets"), (models.models_app, "mo
                     (styles.themes_app, "themes"), (library.tags_app, "tags"),
                     (library.projects_app, "projects"), (media.providers_app, "providers"),
                     (keys.keys_app, "keys"), (training.jobs_app, "jobs"),
-                    (batches.batch_app, "batch")):
+                    (batches.batch_app, "batch"), (deploy.deploy_app, "deploy")):
     app.add_typer(group, name=name)

@@ -5,6 +5,7 @@ describes among the Serve apps."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -18,10 +19,11 @@ deploy_app = typer.Typer(help="Deploy on other platforms (KubeRay on Kubernetes)
 
 @deploy_app.command("kuberay")
 def kuberay(
-    out: Path = typer.Option(Path("kuberay"), help="Folder the manifests are written to."),
-    config: Path | None = typer.Option(
-        None, help="KubeRay settings (YAML): any field of cluster.kuberay.KubeRaySettings "
-        "(name, namespace, image, head, gpu_workers, serve, redis_address, train_job, ...)."),
+    out: Annotated[Path, typer.Option(help="Folder the manifests are written to.")] = Path(
+        "kuberay"),
+    config: Annotated[Path | None, typer.Option(
+        help="KubeRay settings (YAML): any field of cluster.kuberay.KubeRaySettings (name, "
+        "namespace, image, head, gpu_workers, serve, redis_address, train_job, ...).")] = None,
     name: str | None = typer.Option(None, help="RayService name (overrides the file)."),
     namespace: str | None = typer.Option(None, help="Kubernetes namespace."),
     image: str | None = typer.Option(None, help="Image of every Pod (Ray with this "
@@ -33,19 +35,25 @@ def kuberay(
     training and batch jobs, their ConfigMaps, an example of the Secrets they read and a
     Grafana dashboard; apply them with kubectl (README, "Running on Kubernetes")."""
     from cluster.deploy import proxy_url
-    from cluster.kuberay.manifests import KubeRaySettings, load_settings, write_manifests
+    from cluster.kuberay.manifests import (
+        KubeRaySettings,
+        SettingsError,
+        load_settings,
+        write_manifests,
+    )
     from garden.demo import console_app as console_spec
 
+    try:
+        settings = load_settings(config) if config else KubeRaySettings()
+        overrides = {k: v for k, v in (("name", name), ("namespace", namespace),
+                                       ("image", image)) if v is not None}
+        if overrides:
+            settings = KubeRaySettings.model_validate(
+                settings.model_dump(exclude_unset=True) | overrides)
+    except (SettingsError, ValidationError) as exc:
+        console.print(Text.assemble(("error", "red"), f": {exc}"), soft_wrap=True)
+        raise typer.Exit(1) from exc
     with api_errors():
-        try:
-            settings = load_settings(config) if config else KubeRaySettings()
-            overrides = {k: v for k, v in (("name", name), ("namespace", namespace),
-                                           ("image", image)) if v is not None}
-            if overrides:
-                settings = KubeRaySettings.model_validate(
-                    settings.model_dump(exclude_unset=True) | overrides)
-        except ValidationError as exc:
-            raise ValueError(str(exc)) from exc
         apps = []
         if console_app and settings.console:
             serve = settings.serve

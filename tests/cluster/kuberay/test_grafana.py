@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("grafana_foundation_sdk", reason="the kuberay extra is not installed")
-
 from cluster.kuberay.grafana import grafana_dashboard
 
 ROOT = Path(__file__).resolve().parents[3]

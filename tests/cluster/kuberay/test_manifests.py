@@ -265,6 +265,7 @@ def test_a_settings_file_sets_the_apps_and_a_bad_one_is_named_by_line(tmp_path):
 def test_serve_config_refuses_two_apps_at_one_route():
     from cluster.serve_config import AppSpec
 
-    clash = AppSpec(name="console", route_prefix="/", import_path="garden.console.serve:app_builder")
+    clash = AppSpec(name="console", route_prefix="/",
+                    import_path="garden.console.serve:app_builder")
     with pytest.raises(ValidationError, match="route_prefix"):
         serve_config(ServeSettings(), [clash])
