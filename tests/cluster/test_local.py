@@ -16,10 +16,11 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import yaml
 
 from cluster.local import CLUSTER_ENV, cluster_processes
 from garden import Client
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -83,9 +84,101 @@ def submit_and_cancel_through_the_job_api(client: Client, home) -> None:
     assert messages[-1] == "status -> cancelled"
 
 
-def test_up_status_down(tmp_path):
+def serve_deploy_the_kuberay_serve_config(tmp_path: Path, env: dict, client: Client,
+                                          dash_port: int, http_port: int,
+                                          smollm2_folder: Path) -> None:
+    """The RayService's ``serveConfigV2``, generated for this cluster's size (CPU engine,
+    its ports), deployed with ``serve deploy``: every app then answers, the LLM app with
+    a chat."""
+    from catalog import schemas as s
+    from catalog.store import CatalogStore
+
+    store = CatalogStore.open(f"sqlite:///{tmp_path / 'home'}/catalog.db")
+    try:
+        store.register_model(s.ModelCreate(name="SmolLM2-135M-Instruct", kind="base",
+                                           path=str(smollm2_folder), published=True))
+    finally:
+        store.close()
+    settings = tmp_path / "kuberay.yaml"
+    settings.write_text(yaml.safe_dump({
+        "gpu_workers": {"cpus": 2, "memory": "8Gi", "gpus": 0},
+        "serve": {"http_host": "127.0.0.1", "http_port": http_port,
+                  "proxy_location": "HeadOnly",
+                  "gateway": {"dashboard_url": f"http://127.0.0.1:{dash_port}"},
+                  "llm": {"llm": {"model": "SmolLM2-135M-Instruct",
+                                  "engine_args": {"max_model_len": 512, "max_num_seqs": 4},
+                                  "deployment": {"ray_actor_options": {"num_cpus": 1}}}}}}))
+    out = tmp_path / "kuberay"
+    done = garden("deploy", "kuberay", "--out", str(out), "--config", str(settings), env=env,
+                  timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    service = yaml.safe_load((out / "rayservice.yaml").read_text())
+    config = tmp_path / "serve-config.yaml"
+    config.write_text(service["spec"]["serveConfigV2"])
+    serve = str(Path(sys.executable).with_name("serve"))
+    done = subprocess.run([serve, "deploy", str(config), "--address",
+                           f"http://127.0.0.1:{dash_port}"], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    api = f"http://127.0.0.1:{http_port}"
+
+    def llm_running() -> bool:
+        health = client.health()["components"]
+        return health.get("app:llm", {}).get("status") == "healthy"
+
+    wait_for(llm_running, 600, "the LLM app of the serve deploy to run", interval_s=5)
+    health = client.health()
+    assert health["status"] == "healthy", health
+    assert {"app:media", "app:console", "app:llm"} <= set(health["components"])
+    headers = {"Authorization": f"Bearer {client.api_key}"}
+    models = httpx.get(f"{api}/openai/v1/models", headers=headers, timeout=30).json()
+    assert [m["id"] for m in models["data"]] == ["SmolLM2-135M-Instruct"]
+    chat = httpx.post(f"{api}/openai/v1/chat/completions", headers=headers, timeout=300, json={
+        "model": "SmolLM2-135M-Instruct", "max_tokens": 4, "temperature": 0,
+        "messages": [{"role": "user", "content": "Hello"}]})
+    assert chat.status_code == 200, chat.text
+    assert chat.json()["usage"]["completion_tokens"] > 0
+    assert httpx.get(f"{api}/ui/", timeout=30).status_code == 200
+
+
+def ray_job_submit_the_kuberay_rayjob(tmp_path: Path, env: dict, client: Client,
+                                      dash_port: int) -> None:
+    """The training RayJob's entrypoint and runtime env as KubeRay's submitter runs them
+    (``ray job submit``), its ConfigMap mounted as a folder: the job file is read from the
+    uploaded working_dir, the job registered for the key in the head's environment (a
+    Pod's Secret on Kubernetes) and started; it is then stopped."""
+    docs = list(yaml.safe_load_all((tmp_path / "kuberay" / "rayjob-train.yaml").read_text()))
+    config_map, job = docs
+    mounted = tmp_path / "job-configmap"
+    mounted.mkdir()
+    for name, text in config_map["data"].items():
+        (mounted / name).write_text(text)
+    runtime_env = yaml.safe_load(job["spec"]["runtimeEnvYAML"])
+    runtime_env["working_dir"] = str(mounted)  # where KubeRay mounts it: JOB_DIR
+    rows = b"".join(b'{"instruction": "q%d", "output": "a%d"}\n' % (i, i) for i in range(20))
+    client.datasets.upload(rows, name="chatterbot-train")  # the example's dataset
+    submission = "kuberay-train-1"
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("ray")), "job", "submit", "--address",
+         f"http://127.0.0.1:{dash_port}", "--no-wait", "--submission-id", submission,
+         "--runtime-env-json", json.dumps(runtime_env), "--",
+         *job["spec"]["entrypoint"].split()],
+        env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    def registered():
+        jobs = [j for j in client.training.list().items if j.ray_job_id == submission]
+        return jobs and jobs[0].status == "running" and jobs[0]
+
+    training = wait_for(registered, 300, "the RayJob's training job to run", interval_s=2)
+    assert training.name == "chatterbot-sft"  # examples/sft.yaml, read from the working_dir
+    assert training.cancel().status == "cancelled"
+
+
+def test_up_status_down(tmp_path, smollm2_folder):
     key = "gk_admin_local_test"
-    env = user_env(tmp_path, GARDEN_ADMIN_KEY=key)
+    # GARDEN_API_KEY: the head's environment, which a RayJob's driver acts with
+    env = user_env(tmp_path, GARDEN_ADMIN_KEY=key, GARDEN_API_KEY=key)
     ray_port, dash_port, http_port = free_port(), free_port(), free_port()
     try:
         with busy_cores(2):  # `up` holds with both cores taken
@@ -130,6 +223,9 @@ def test_up_status_down(tmp_path):
         status = garden("status", env=env, timeout=60)
         assert status.returncode == 0 and "healthy" in status.stdout
         assert f"{api}/ui/" in status.stdout
+        serve_deploy_the_kuberay_serve_config(tmp_path, env, client, dash_port, http_port,
+                                              smollm2_folder)
+        ray_job_submit_the_kuberay_rayjob(tmp_path, env, client, dash_port)
     finally:
         down = garden("down", env=env, timeout=120)
     assert down.returncode == 0 and "stopped" in down.stdout, down.stdout + down.stderr
