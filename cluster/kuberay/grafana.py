@@ -1,6 +1,5 @@
 """Grafana dashboard of Model Garden's metrics on a KubeRay cluster, built with
-`grafana-foundation-sdk <https://github.com/grafana/grafana-foundation-sdk>`_ (the
-``kuberay`` extra).
+`grafana-foundation-sdk <https://github.com/grafana/grafana-foundation-sdk>`_.
 
 Ray exports ``ray.util.metrics`` objects to Prometheus with the prefix ``ray_``, so the
 metric declared as ``garden_requests_total`` is scraped as ``ray_garden_requests_total``.
@@ -19,18 +18,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-try:
-    from grafana_foundation_sdk.builders import dashboard as gd
-    from grafana_foundation_sdk.builders import prometheus, stat, timeseries
-    from grafana_foundation_sdk.cog import builder as cogbuilder
-    from grafana_foundation_sdk.cog import variants
-    from grafana_foundation_sdk.cog.encoder import JSONEncoder
-    from grafana_foundation_sdk.models import common
-    from grafana_foundation_sdk.models import dashboard as dm
-except ImportError as e:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "cluster.kuberay.grafana needs grafana-foundation-sdk: "
-        "pip install -e '.[kuberay]'") from e
+from grafana_foundation_sdk.builders import dashboard as gd
+from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import variants
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as dm
 
 #: Prefix Ray's Prometheus exporter gives every ``ray.util.metrics`` metric.
 PREFIX = "ray_"
