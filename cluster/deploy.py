@@ -33,13 +33,12 @@ __all__ = ["CONSOLE_APP", "GATEWAY_APP", "LLM_APP", "MEDIA_APP", "AppSpec", "Dep
 
 @dataclass(frozen=True)
 class Deployed:
-    """What :func:`deploy_apps` started: the Serve HTTP base URL, the app names, the
-    route prefixes of the apps it was handed, and the Serve config it deployed."""
+    """What :func:`deploy_apps` started: the Serve HTTP base URL, the app names and the
+    route prefixes of the apps it was handed."""
 
     http_url: str
     apps: tuple[str, ...]
     routes: tuple[tuple[str, str | None], ...] = ()  # (name, route prefix) of each AppSpec
-    config: dict[str, Any] | None = None
 
     @property
     def api_url(self) -> str:
@@ -107,8 +106,7 @@ def deploy_apps(
     doc = serve_config(settings, built)
     names = deploy_config(doc, timeout_s=timeout_s)
     return Deployed(http_url=f"http://{http_host}:{http_port}", apps=names,
-                    routes=tuple((spec.name, spec.route_prefix) for spec in built),
-                    config=doc)
+                    routes=tuple((spec.name, spec.route_prefix) for spec in built))
 
 
 def deploy_llm_app(config: LLMAppConfig | Mapping[str, Any], name: str = LLM_APP) -> str:
