@@ -31,7 +31,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from serve_apps.gateway import GatewayConfig
+from serve_apps.gateway.builder import DEPLOYMENT_NAME as GATEWAY_DEPLOYMENT
+from serve_apps.llm.builder import DEPLOYMENT_NAME as LLM_DEPLOYMENT
 from serve_apps.llm.config import LLMAppConfig
+from serve_apps.media.deps import DEPLOYMENT_NAME as MEDIA_DEPLOYMENT
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +48,6 @@ CONSOLE_APP = "console"
 GATEWAY_BUILDER = "cluster.apps:gateway_app"
 MEDIA_BUILDER = "serve_apps.media.builder:app_builder"
 LLM_BUILDER = "serve_apps.llm:app_builder"
-#: Deployment names inside those apps (``deployments`` overrides name them).
-GATEWAY_DEPLOYMENT = "Gateway"
-MEDIA_DEPLOYMENT = "MediaRouter"
-LLM_DEPLOYMENT = "LLMServer"
 
 
 class AppSpec(BaseModel):

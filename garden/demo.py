@@ -129,13 +129,14 @@ def console_app(api_url: str, dashboard_url: str | None) -> AppSpec:
     (:func:`cluster.deploy.deploy_apps`); Serve imports Gradio on the cluster when it
     builds the app (``garden.console.serve:app_builder``)."""
     from cluster.serve_config import CONSOLE_APP, AppSpec
-    from garden.console.serve import CONSOLE_BUILDER, ROUTE_PREFIX
+    from garden.console import serve
 
-    return AppSpec(name=CONSOLE_APP, route_prefix=ROUTE_PREFIX, import_path=CONSOLE_BUILDER,
+    return AppSpec(name=CONSOLE_APP, route_prefix=serve.ROUTE_PREFIX,
+                   import_path=serve.CONSOLE_BUILDER,
                    args={"api_url": api_url, "dashboard_url": dashboard_url},
-                   env_vars={"GRADIO_ANALYTICS_ENABLED": "False"},
-                   deployments=[{"name": "Console", "num_replicas": 1,
-                                 "ray_actor_options": {"num_cpus": 0.1}}])
+                   env_vars=serve.REPLICA_ENV,
+                   deployments=[{"name": serve.DEPLOYMENT_NAME, "num_replicas": 1,
+                                 "ray_actor_options": {"num_cpus": serve.NUM_CPUS}}])
 
 
 def _cluster(settings: DemoSettings, key: str, console: Console):

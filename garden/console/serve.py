@@ -20,6 +20,11 @@ if TYPE_CHECKING:  # Gradio's import: on the replica only (garden.demo reads the
 ROUTE_PREFIX = "/ui"
 #: Its builder, as a Serve config names it (:func:`app_builder`).
 CONSOLE_BUILDER = "garden.console.serve:app_builder"
+#: Its one deployment, the CPUs each replica reserves, and the replicas' environment
+#: (Gradio's analytics off: nothing outside the cluster is called).
+DEPLOYMENT_NAME = "Console"
+NUM_CPUS = 0.1
+REPLICA_ENV = {"GRADIO_ANALYTICS_ENABLED": "False"}
 
 
 class Console:
@@ -34,16 +39,16 @@ class Console:
         return create_app(self.config)
 
 
-def build_console_app(config: ConsoleConfig, *, num_cpus: float = 0.1,
+def build_console_app(config: ConsoleConfig, *, num_cpus: float = NUM_CPUS,
                       env_vars: dict[str, str] | None = None) -> Application:
     """The console as a Serve application; run it with
     ``serve.run(app, name="console", route_prefix=ROUTE_PREFIX)``.
 
     ``env_vars``: the replica's environment (runtime_env); Gradio's analytics are off
     there whatever is given (nothing outside the cluster is called)."""
-    env = {"GRADIO_ANALYTICS_ENABLED": "False", **(env_vars or {})}
+    env = {**REPLICA_ENV, **(env_vars or {})}
     deployment = serve.deployment(
-        serve.ingress()(Console), name="Console", num_replicas=1,
+        serve.ingress()(Console), name=DEPLOYMENT_NAME, num_replicas=1,
         ray_actor_options={"num_cpus": num_cpus, "runtime_env": {"env_vars": env}})
     return deployment.bind(config)
 

@@ -11,6 +11,9 @@ from ray.serve import Application
 from serve_apps.gateway.config import FORWARDED_ENV, GatewayConfig
 from serve_apps.gateway.work import Work
 
+#: The gateway app's one deployment (a Serve config's ``deployments`` override names it).
+DEPLOYMENT_NAME = "Gateway"
+
 
 class Gateway:
     """Serve ingress replica; its ASGI app is built on the replica (never pickled).
@@ -60,7 +63,7 @@ def build_gateway_app(config: GatewayConfig | None, work: Work) -> Application:
     env = replica_env(config)
     deployment = serve.deployment(
         serve.ingress()(Gateway),
-        name="Gateway",
+        name=DEPLOYMENT_NAME,
         num_replicas=config.num_replicas,
         ray_actor_options={"num_cpus": config.num_cpus, "runtime_env": {"env_vars": env}},
     )

@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from serve_apps.llm.server import EngineClass
 
 
+#: The engine deployment's name: its replicas are the engine replicas
+#: (``ServeReplica:<app>:LLMServer``); a Serve config's ``deployments`` override names it.
+DEPLOYMENT_NAME = "LLMServer"
+
+
 def build_llm_app(
     config: LLMAppConfig, *, engine_cls: EngineClass | None = None,
     catalog: AsyncCatalogPort | None = None,
@@ -36,10 +41,9 @@ def build_llm_app(
     """
     from serve_apps.llm.ingress import LLMIngress
 
-    # The deployment keeps the engine's name: its replicas are the engine replicas
-    # (ServeReplica:<app>:LLMServer), scaled and placed by config.deployment.
+    # scaled and placed by config.deployment
     opts = config.deployment
-    deployment = serve.deployment(LLMIngress, name="LLMServer").options(
+    deployment = serve.deployment(LLMIngress, name=DEPLOYMENT_NAME).options(
         health_check_period_s=30, health_check_timeout_s=60, **opts.serve_kwargs()
     )
     return deployment.bind(config, engine_cls, catalog)
