@@ -25,6 +25,9 @@ from tests.gateway.fixtures import ADMIN_KEY, auth
 pytestmark = [pytest.mark.ray, pytest.mark.vllm, pytest.mark.slow, pytest.mark.timeout(900)]
 
 BAD_LINE = 17  # its body asks for max_tokens -1: vLLM refuses it, the others run
+#: Lines of the route's batch: three of the engine's batches of 16 (EngineSettings), so
+#: the rows cross batches; a CPU engine on 2 cores answers them in minutes.
+N_LINES = 48
 
 
 def request_lines(n: int, base: str, adapter: str, *, max_tokens: int) -> list[dict]:
@@ -71,7 +74,8 @@ def models(llm_catalog, base_model, adapter_model):
 
 @dataclass
 class Ran:
-    """The 200-line batch, as submitted and once ended, with the seconds it took."""
+    """The route's batch of N_LINES lines, as submitted and once ended, with the seconds
+    it took."""
 
     submitted: dict
     done: dict
@@ -79,17 +83,18 @@ class Ran:
 
 
 @pytest.fixture(scope="module")
-def batch_200(alice, llm_catalog, models, tmp_path_factory) -> Ran:
-    """A batch of 200 chat lines over the base model and the adapter, submitted through
-    ``/v1/batches`` and waited for: run once, read by the tests below (one engine)."""
+def batch_lines(alice, llm_catalog, models, tmp_path_factory) -> Ran:
+    """A batch of N_LINES chat lines over the base model and the adapter, submitted
+    through ``/v1/batches`` and waited for: run once, read by the tests below (one
+    engine)."""
     base, adapter = models
-    lines = request_lines(200, base.name, adapter.name, max_tokens=6)
-    data = register_input(llm_catalog, tmp_path_factory.mktemp("batch-200"), "batch-200",
-                          lines, user_id="alice")
+    lines = request_lines(N_LINES, base.name, adapter.name, max_tokens=6)
+    data = register_input(llm_catalog, tmp_path_factory.mktemp("batch-lines"),
+                          "batch-lines", lines, user_id="alice")
     r = alice.post("/v1/batches", json={"input_file_id": data.id,
                                         "endpoint": "/v1/chat/completions",
                                         "completion_window": "24h",
-                                        "metadata": {"test": "200"}})
+                                        "metadata": {"test": "lines"}})
     assert r.status_code == 200, r.text
     batch = r.json()
     started = time.monotonic()
@@ -97,21 +102,22 @@ def batch_200(alice, llm_catalog, models, tmp_path_factory) -> Ran:
     return Ran(batch, done, time.monotonic() - started)
 
 
-def test_batch_of_200_lines_over_base_and_adapter(
-    alice, gateway_url, keys, catalog_store, models, batch_200,
+def test_batch_of_lines_over_base_and_adapter(
+    alice, gateway_url, keys, catalog_store, models, batch_lines,
 ):
     base, adapter = models
-    batch, done, took = batch_200.submitted, batch_200.done, batch_200.seconds
+    batch, done, took = batch_lines.submitted, batch_lines.done, batch_lines.seconds
     assert batch["object"] == "batch" and isinstance(batch["created_at"], int)
     assert batch["ray_job_id"] == f"garden-batch-{batch['id']}"
-    assert batch["request_counts"]["total"] == 200
+    assert batch["request_counts"]["total"] == N_LINES
     assert done["status"] == "completed", done
-    assert done["request_counts"] == {"total": 200, "completed": 199, "failed": 1}
+    assert done["request_counts"] == {"total": N_LINES, "completed": N_LINES - 1,
+                                      "failed": 1}
 
     output = read_jsonl(alice.get(f"/v1/batches/{batch['id']}/output").text)
     errors = read_jsonl(alice.get(f"/v1/batches/{batch['id']}/errors").text)
     ids = [line["custom_id"] for line in output + errors]
-    assert sorted(ids) == sorted(f"req-{i}" for i in range(200))  # each exactly once
+    assert sorted(ids) == sorted(f"req-{i}" for i in range(N_LINES))  # each exactly once
     assert [e["custom_id"] for e in errors] == [f"req-{BAD_LINE}"]
     bad = errors[0]
     assert bad["response"]["status_code"] == 400 and "max_tokens" in bad["error"]["message"]
@@ -139,14 +145,14 @@ def test_batch_of_200_lines_over_base_and_adapter(
             t.UsageRow.id.like(f"{batch['id']}:%")))
         rows = session.scalars(select(t.UsageRow).where(
             t.UsageRow.id == f"{batch['id']}:req-1")).all()
-    assert n == 199
+    assert n == N_LINES - 1
     assert rows[0].details["batch_id"] == batch["id"] and rows[0].user_id == "alice"
     assert rows[0].model_id == adapter.id and rows[0].details["route"] == "batch"
 
     # the official openai client reads the batch object (base URL: the gateway's /v1)
     oa = openai.OpenAI(base_url=f"{gateway_url}/v1", api_key=keys.alice)
     parsed = oa.batches.retrieve(batch["id"])
-    assert parsed.status == "completed" and parsed.request_counts.completed == 199
+    assert parsed.status == "completed" and parsed.request_counts.completed == N_LINES - 1
     assert parsed.output_file_id == done["output_file_id"]
     assert parsed.completed_at >= parsed.created_at
     listed = alice.get("/v1/batches", params={"limit": 5}).json()
@@ -154,24 +160,24 @@ def test_batch_of_200_lines_over_base_and_adapter(
     events = alice.get(f"/v1/batches/{batch['id']}/events").json()["items"]
     assert [e["message"] for e in events if e["message"].startswith("status")] == [
         "status -> in_progress", "status -> finalizing", "status -> completed"]
-    print(f"\n200-line batch: {took:.0f} s from submission to completed")
+    print(f"\n{N_LINES}-line batch: {took:.0f} s from submission to completed")
 
 
-def test_client_and_cli_read_the_batch(gateway_url, keys, tmp_path, batch_200):
+def test_client_and_cli_read_the_batch(gateway_url, keys, tmp_path, batch_lines):
     from typer.testing import CliRunner
 
     from garden import Client
     from garden.cli import app
     from garden.errors import GardenError
 
-    assert batch_200.done["status"] == "completed", batch_200.done
-    batch_id = batch_200.submitted["id"]
+    assert batch_lines.done["status"] == "completed", batch_lines.done
+    batch_id = batch_lines.submitted["id"]
     with Client(gateway_url, keys.alice) as client:
         batch = client.batches.wait(batch_id, timeout_s=10)
-        assert batch.status == "completed" and batch.request_counts.completed == 199
+        assert batch.status == "completed" and batch.request_counts.completed == N_LINES - 1
         assert batch_id in [b.id for b in client.batches.iterate(page_size=1)][:5]
         out = client.batches.download(batch_id, "output", tmp_path / "out.jsonl")
-        assert len(read_jsonl(out.read_text())) == 199
+        assert len(read_jsonl(out.read_text())) == N_LINES - 1
         assert client.batches.events(batch_id)["items"][0]["message"].startswith("batch created")
         with pytest.raises(GardenError) as err:
             client.batches.cancel(batch_id)
@@ -192,12 +198,13 @@ def test_client_and_cli_read_the_batch(gateway_url, keys, tmp_path, batch_200):
     assert changes == [("validating", "in_progress"), ("in_progress", "finalizing"),
                        ("finalizing", "completed")]
     progress = next(d for kind, d in events if kind == "progress")
-    assert progress["request_counts"] == {"total": 200, "completed": 199, "failed": 1}
+    assert progress["request_counts"] == {"total": N_LINES, "completed": N_LINES - 1,
+                                          "failed": 1}
     assert events[-1][0] == "end"
     runner = CliRunner()
     base = ["--api-url", gateway_url, "--api-key", keys.alice, "batch"]
     shown = runner.invoke(app, [*base, "show", batch_id])
-    assert shown.exit_code == 0 and "199 done, 1 failed of 200" in shown.output
+    assert shown.exit_code == 0 and f"{N_LINES - 1} done, 1 failed of {N_LINES}" in shown.output
     listed = runner.invoke(app, [*base, "list"])
     assert listed.exit_code == 0 and batch_id[:12] in listed.output
     saved = runner.invoke(app, [*base, "download", batch_id, "--errors", "-o",

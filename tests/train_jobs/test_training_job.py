@@ -1,5 +1,6 @@
 """Training jobs on real Ray (job API + Ray Train running TRL), real SmolLM2, real chatterbot
-data: SFT on two workers, DPO, a killed worker, cancel, ``ray job submit --config``.
+data: SFT on two workers, DPO, cancel, ``ray job submit --config``. A lost worker resuming
+from its checkpoint: ``tests/test_multinode.py`` (a node lost, the checkpoint in a bucket).
 
 Tiny on purpose (2 cores): 64 rows, sequences of 96 tokens, LoRA r=8 on q_proj/v_proj.
 """
@@ -8,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import sys
 from pathlib import Path
 
@@ -175,40 +174,6 @@ def test_end_to_end_job(cat, base_model, small_dataset, ray_job_address, catalog
         after = tuned(ids).logits
     assert tuned.peft_config["default"].r == 8
     assert (after - before).abs().max() > 1e-3
-
-
-def test_killed_worker_resumes_from_last_checkpoint(cat, base_model, small_dataset,
-                                                    ray_job_address):
-    from ray.util.state import list_actors
-
-    from train_jobs.submit import submit_training_job
-
-    job = make_job(cat, base_model, small_dataset, eval_fraction=0.0,
-                   hyperparameters={"max_steps": 6, "save_steps": 2, "eval_steps": None,
-                                    "save_total_limit": 1},
-                   scaling={"num_workers": 1, "max_failures": 1})
-    submit_training_job(job.id, address=ray_job_address)
-    wait_for(lambda: cat.list_checkpoints(job.id), JOB_TIMEOUT_S, "the first checkpoint")
-    workers = list_actors(address=ray_job_address, detail=True, filters=[
-        ("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
-    assert len(workers) == 1
-    os.kill(workers[0].pid, signal.SIGKILL)
-
-    done = wait_terminal(cat, job.id)
-    assert done.status == "completed", done.error_message
-    events = [e["message"] for e in cat.list_events(job.id)]
-    failed_at = next(i for i, m in enumerate(events) if "worker 0 failed" in m)
-    saved = [(i, int(m.split()[3].rstrip(":"))) for i, m in enumerate(events)
-             if m.startswith("checkpoint at step")]
-    last_before = max(step for i, step in saved if i < failed_at)
-    # the restarted group went on from the newest checkpoint: its first report is the step
-    # after it, and no checkpoint was saved twice
-    resumed = [int(m.split()[3]) for m in events if m.startswith("resumed at step")]
-    assert resumed == [last_before + 1], events
-    assert [step for _, step in saved] == sorted({step for _, step in saved})
-    assert [p.step for p in cat.list_metrics(job.id)][-1] == 6
-    # no evaluation: Ray and the catalog keep the newest (save_total_limit 1)
-    assert [c.step for c in cat.list_checkpoints(job.id)] == [6]
 
 
 def test_cancel_ends_as_cancelled(cat, base_model, small_dataset, ray_job_address):
