@@ -11,6 +11,14 @@ from ray.serve import Application
 from serve_apps.gateway.config import FORWARDED_ENV, GatewayConfig
 from serve_apps.gateway.work import Work
 
+#: Serve's rolling-update surge of the gateway, in percent of its replicas: each new
+#: replica starts, and is ready, before an old one stops (at most twice the replicas
+#: during an upgrade; a gateway replica reserves 0.1 CPU).
+UPGRADE_SURGE_PERCENT = 100
+#: Seconds a stopping gateway replica keeps serving what it holds: requests, and the job
+#: event streams, which then end (a client reconnects with ``Last-Event-ID``).
+GRACEFUL_SHUTDOWN_S = 30.0
+
 #: The gateway app's one deployment (a Serve config's ``deployments`` override names it).
 DEPLOYMENT_NAME = "Gateway"
 
@@ -66,5 +74,9 @@ def build_gateway_app(config: GatewayConfig | None, work: Work) -> Application:
         name=DEPLOYMENT_NAME,
         num_replicas=config.num_replicas,
         ray_actor_options={"num_cpus": config.num_cpus, "runtime_env": {"env_vars": env}},
+        # an upgrade starts each new replica before its old one stops (Serve's surge),
+        # and an old replica finishes what it holds: 0 failed requests under load
+        max_surge_percent=UPGRADE_SURGE_PERCENT,
+        graceful_shutdown_timeout_s=GRACEFUL_SHUTDOWN_S,
     )
     return deployment.bind(config, work)

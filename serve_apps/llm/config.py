@@ -101,6 +101,20 @@ class DeploymentOptions(BaseModel):
     max_adapters_per_replica: int = Field(
         8, ge=1, description="serve.multiplexed cache size: adapters one replica holds."
     )
+    max_surge_percent: int = Field(
+        100, ge=0, le=100,
+        description="Serve's rolling update surge: extra replicas (a share of the target "
+        "count, rounded up) started with the new config while the old ones keep serving; "
+        "an old replica stops only once its replacement is ready. 100 (one extra replica "
+        "per replica, at most twice the target at the peak of an upgrade) keeps every "
+        "request answered; 0 stops the old replicas first, so requests wait for a new "
+        "engine to load.",
+    )
+    graceful_shutdown_timeout_s: float = Field(
+        120.0, ge=0,
+        description="Seconds a stopping replica (an upgrade, a scale-down) keeps answering "
+        "the requests and streams it holds before Serve kills it; it takes no new ones.",
+    )
 
     @model_validator(mode="after")
     def _check_with_serve(self) -> DeploymentOptions:
@@ -115,7 +129,9 @@ class DeploymentOptions(BaseModel):
 
     def serve_kwargs(self, *, exclude_actor: bool = False) -> dict[str, Any]:
         """Keyword arguments for ``Deployment.options(...)``."""
-        out: dict[str, Any] = {"max_ongoing_requests": self.max_ongoing_requests}
+        out: dict[str, Any] = {"max_ongoing_requests": self.max_ongoing_requests,
+                               "max_surge_percent": self.max_surge_percent,
+                               "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s}
         if self.autoscaling_config is not None:
             out["autoscaling_config"] = self.autoscaling_config
         else:

@@ -127,6 +127,10 @@ class LLMServer:
         self.state = State()
         tasks = await self.engine.get_supported_tasks()
         await init_app_state(self.engine, self.state, self.args, supported_tasks=tasks)
+        # Serve routes requests to a replica once its constructor returns: it returns
+        # only after the engine has answered, so a new replica (an upgrade's surge, a
+        # scale-up, a cold start from zero) never takes traffic it cannot serve yet
+        await self._first_answer()
         self.meter = EnergyMeter(config.carbon_country_iso_code, config.energy_sample_s)
         self.meter.start()
         # a batch a second at most: at low traffic, one catalog write per request would
@@ -167,6 +171,24 @@ class LLMServer:
         retries = getattr(self.catalog, "retries", {})
         return {**self.usage.stats(), "spool": self.usage.spool,
                 "catalog_retries": retries.get("record_usage", 0)}
+
+    async def _first_answer(self) -> None:
+        """Generate one token from the base model (greedy, not recorded as usage).
+
+        Raises:
+            RuntimeError: the engine finished without output.
+        """
+        import uuid
+
+        from vllm import SamplingParams
+
+        last = None
+        async for output in self.engine.generate(
+                "Hello", SamplingParams(max_tokens=1, temperature=0),
+                request_id=f"garden-ready-{uuid.uuid4().hex}"):
+            last = output
+        if last is None or not last.outputs:
+            raise RuntimeError("the engine gave no output for its first request")
 
     async def check_health(self) -> None:
         """Serve health check: raises when the engine is dead."""

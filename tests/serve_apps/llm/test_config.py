@@ -88,3 +88,8 @@ def test_serve_config_file_is_valid_and_builds():
     opts = config.deployment.serve_kwargs()
     assert (engine.num_replicas, engine.max_ongoing_requests, engine.ray_actor_options) == (
         opts["num_replicas"], opts["max_ongoing_requests"], {"num_cpus": 1})
+    # scaling, surge and shutdown are the deployments override's, applied in place
+    (override,) = app.deployments
+    assert override.name == engine.name
+    assert override.autoscaling_config["max_replicas"] == 2
+    assert (override.max_surge_percent, override.graceful_shutdown_timeout_s) == (100, 120)
