@@ -65,7 +65,8 @@ def proxy_url(host: str, port: int) -> str:
 def deploy_apps(
     *, http_host: str = "127.0.0.1", http_port: int = 8000,
     gateway: GatewayConfig | None = None, llm_model: str | None = None,
-    llm_config: LLMAppConfig | Mapping[str, Any] | None = None, media: bool = True,
+    llm_config: LLMAppConfig | Mapping[str, Any] | None = None,
+    llm_apps: Mapping[str, LLMAppConfig | Mapping[str, Any]] | None = None, media: bool = True,
     apps: Sequence[Callable[[str, str | None], AppSpec]] = (), timeout_s: float = 600.0,
 ) -> Deployed:
     """Start Serve's HTTP proxy on ``http_host:http_port`` and deploy Model Garden's Serve
@@ -75,7 +76,9 @@ def deploy_apps(
     called with the proxy's URL as a replica reaches it (:func:`proxy_url`) and the Ray
     dashboard's URL (``garden``'s web console at ``/ui``, which calls the gateway through
     that proxy); and, when ``llm_model`` (a catalog base model) or ``llm_config``
-    (:class:`serve_apps.llm.LLMAppConfig`) is given, the LLM app at its route prefix.
+    (:class:`serve_apps.llm.LLMAppConfig`) is given, the LLM app at its route prefix;
+    ``llm_apps`` adds LLM apps by Serve app name (one per base model, each with its own
+    scaling).
     Replicas get the deployer's ``GARDEN_HOME``, ``GARDEN_DATABASE_URL`` and
     ``RAY_AUTH_MODE`` as the apps' runtime_env; provider tokens come from their nodes'
     environment (``MediaConfig.from_env``).
@@ -99,6 +102,8 @@ def deploy_apps(
     llm = {}
     if llm_model or llm_config:
         llm[LLM_APP] = LLMAppConfig.model_validate(llm_config or {"model": llm_model})
+    for name, config in (llm_apps or {}).items():
+        llm[name] = LLMAppConfig.model_validate(config)
     settings = ServeSettings(
         http_host=http_host, http_port=http_port, gateway=gateway, media=media, llm=llm,
         env_vars=replica_env(gateway.model_copy(update={"env_vars": {}})))

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +48,7 @@ from cluster.startup import (
 
 if TYPE_CHECKING:
     from cluster.serve_config import AppSpec
+    from serve_apps.llm import LLMAppConfig
 
 STATE_FILE = "cluster.json"
 LOGS_DIR = "logs"  # under $GARDEN_HOME: the Ray logs of failed starts
@@ -64,6 +65,9 @@ WORKER_NICENESS_ENV = "RAY_worker_niceness"
 #: then fails with ``ActorDiedError``: a starved proxy process took over a minute to
 #: start. ``up`` gives the proxy as long as any of its steps (``timeout_s``).
 PROXY_READY_ENV = "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"
+#: Where Ray's GCS keeps its tables when fault tolerance is on: an external Redis
+#: (``host:port``), read by ``ray start --head`` (ray/_private/node.py).
+REDIS_ADDRESS_ENV = "RAY_REDIS_ADDRESS"
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ def _ray_cli() -> str:
 def up(
     *, host: str = "127.0.0.1", ray_port: int = 6380, dashboard_port: int = 8265,
     http_port: int = 8000, agent_port: int = 52365, num_cpus: int | None = None,
-    llm_model: str | None = None,
+    llm_model: str | None = None, llm_apps: Mapping[str, LLMAppConfig] | None = None,
+    redis_address: str | None = None, redis_password: str | None = None,
     admin_key: str | None = None, media: bool = True,
     apps: Sequence[Callable[[str, str | None], AppSpec]] = (),
     timeout_s: float = 300.0, progress: Callable[[str], None] | None = None,
@@ -124,6 +129,15 @@ def up(
     ``$GARDEN_DATABASE_URL`` or SQLite under ``$GARDEN_HOME``. ``timeout_s`` bounds each
     step (``ray start``, the catalog's first answer, the HTTP proxy); ``progress`` is
     called with the name of each step as it begins.
+
+    ``llm_apps`` (Serve app name -> :class:`serve_apps.llm.LLMAppConfig`, e.g. from
+    ``garden up --serve-config``) are LLM apps deployed beside the others, one per base
+    model, each with its own scaling (``deployment.autoscaling_config``); ``llm_model``
+    is the short form of one app, ``llm`` at ``/openai``. ``redis_address``
+    (``host:port``) turns on Ray's GCS fault tolerance: the GCS keeps its tables in that
+    Redis (``RAY_REDIS_ADDRESS``, ``ray start --redis-password``): actors, Serve apps and
+    jobs live on while it is down, and a GCS started again comes back with the cluster's
+    state (:func:`head_command`).
 
     Raises:
         cluster.startup.PortInUseError: a port is taken before anything started (the
@@ -158,19 +172,17 @@ def up(
         env["GARDEN_ADMIN_KEY"] = admin_key
     env.setdefault(WORKER_NICENESS_ENV, "0")
     env.setdefault(PROXY_READY_ENV, f"{timeout_s:g}")
+    if redis_address:
+        env[REDIS_ADDRESS_ENV] = redis_address
     step = progress or (lambda _: None)
     if env["RAY_AUTH_MODE"].lower() == "token":
         _ensure_auth_token(env, timeout_s)
     # short: Ray's socket paths must fit 107 bytes
     temp_dir = tempfile.mkdtemp(prefix=f"garden-ray-{ray_port}-", dir="/tmp")
     env[CLUSTER_ENV] = temp_dir
-    cmd = [_ray_cli(), "start", "--head", f"--port={ray_port}", f"--temp-dir={temp_dir}",
-           "--include-dashboard=true", f"--dashboard-host={host}",
-           f"--dashboard-port={dashboard_port}",
-           f"--dashboard-agent-listen-port={agent_port}", "--disable-usage-stats",
-           "--log-color=false"]  # its output may be quoted in an error
-    if num_cpus is not None:
-        cmd.append(f"--num-cpus={num_cpus}")
+    cmd = head_command(ray_port=ray_port, temp_dir=temp_dir, host=host,
+                       dashboard_port=dashboard_port, agent_port=agent_port,
+                       num_cpus=num_cpus, redis_password=redis_password)
     step(f"starting the Ray head on port {ray_port}")
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True,
@@ -207,8 +219,8 @@ def up(
         # is not repeated in a runtime_env, which the dashboard would display.
         gateway = GatewayConfig(dashboard_url=f"http://{host}:{dashboard_port}")
         deployed = deploy_apps(http_host=host, http_port=http_port, gateway=gateway,
-                               llm_model=llm_model, media=media, apps=apps,
-                               timeout_s=timeout_s)
+                               llm_model=llm_model, llm_apps=llm_apps, media=media,
+                               apps=apps, timeout_s=timeout_s)
     except BaseException as exc:
         ray.shutdown()
         detail = str(exc) if isinstance(exc, ClusterStartError) else summary(exc)
@@ -224,6 +236,25 @@ def up(
     )
     state_path().write_text(json.dumps(asdict(cluster), indent=2))
     return cluster
+
+
+def head_command(*, ray_port: int, temp_dir: str, host: str, dashboard_port: int,
+                 agent_port: int, num_cpus: int | None = None,
+                 redis_password: str | None = None) -> list[str]:
+    """The ``ray start --head`` command of :func:`up`. With GCS fault tolerance, the
+    Redis address travels in the environment (``RAY_REDIS_ADDRESS``, which Ray's
+    ``Node`` reads) and its password as ``--redis-password``, as KubeRay starts a head
+    with ``gcsFaultToleranceOptions``."""
+    cmd = [_ray_cli(), "start", "--head", f"--port={ray_port}", f"--temp-dir={temp_dir}",
+           "--include-dashboard=true", f"--dashboard-host={host}",
+           f"--dashboard-port={dashboard_port}",
+           f"--dashboard-agent-listen-port={agent_port}", "--disable-usage-stats",
+           "--log-color=false"]  # its output may be quoted in an error
+    if num_cpus is not None:
+        cmd.append(f"--num-cpus={num_cpus}")
+    if redis_password:
+        cmd.append(f"--redis-password={redis_password}")
+    return cmd
 
 
 def _ports(host: str, ray_port: int, dashboard_port: int, agent_port: int,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -43,6 +44,11 @@ LLM_APP = "llm"
 MEDIA_APP = "media"
 #: The name under which an app handed to :func:`serve_config` counts as the web console.
 CONSOLE_APP = "console"
+
+#: The LLM deployment's options that Serve applies from a config's ``deployments``
+#: override (:func:`llm_spec`), kept out of the app's ``args``.
+SERVE_APPLIED = ("num_replicas", "autoscaling_config", "ray_actor_options",
+                 "max_ongoing_requests", "max_surge_percent", "graceful_shutdown_timeout_s")
 
 #: Builders a Serve config names (``module:function``, each taking the ``args`` mapping).
 GATEWAY_BUILDER = "cluster.apps:gateway_app"
@@ -120,6 +126,31 @@ class ServeSettings(BaseModel):
         return self
 
 
+class LLMApps(BaseModel):
+    """The LLM apps of a cluster config file (``garden up --serve-config FILE``): the
+    same ``llm`` mapping as KubeRay settings' ``serve.llm``, Serve app name ->
+    :class:`serve_apps.llm.LLMAppConfig`, one app per base model with its own engine
+    arguments, route prefix and scaling (``deployment.autoscaling_config``: ``min_replicas``
+    (0 lets an app scale to zero), ``max_replicas``, ``target_ongoing_requests``,
+    ``upscale_delay_s``, ``downscale_delay_s``, as Serve's ``AutoscalingConfig``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    llm: dict[str, LLMAppConfig] = Field(description="LLM apps by Serve app name.")
+
+
+def load_llm_apps(path: Path) -> dict[str, LLMAppConfig]:
+    """The ``llm`` mapping of a YAML or JSON cluster config file.
+
+    Raises:
+        ray_jobs.driver.SpecError: unreadable, or invalid (file, line and field of the
+            first problem).
+    """
+    from ray_jobs.driver import SpecError, load_spec
+
+    return load_spec(path, LLMApps, "cluster config", SpecError).llm
+
+
 def gateway_spec(settings: ServeSettings) -> AppSpec:
     """The gateway's entry (with the media app's name when the media router is deployed)."""
     gateway = settings.gateway
@@ -144,12 +175,20 @@ def media_spec(settings: ServeSettings) -> AppSpec:
 
 
 def llm_spec(name: str, config: LLMAppConfig) -> AppSpec:
-    """An LLM app's entry; its ``deployments`` override repeats the engine deployment's
-    scaling and resources (``config.deployment``) where KubeRay users tune them."""
+    """An LLM app's entry. The engine deployment's Serve options (``config.deployment``:
+    scaling, resources, surge, graceful shutdown) are in its ``deployments`` override
+    only, never in ``args``: Serve rebuilds an app, restarting every replica, when its
+    ``args`` change (its code version hashes them, ray/serve/_private/deploy_utils.py),
+    and applies a changed override in place, so a new ``autoscaling_config`` or replica
+    count reaches a running app without a restart."""
     options = config.deployment.serve_kwargs()
+    args = config.model_dump(mode="json", exclude_defaults=True,
+                             exclude={"deployment": set(SERVE_APPLIED)})
+    if not args.get("deployment"):
+        args.pop("deployment", None)
     return AppSpec(
         name=name, route_prefix=config.route_prefix, import_path=LLM_BUILDER,
-        args=config.model_dump(mode="json", exclude_defaults=True) | {"model": config.model},
+        args=args | {"model": config.model},
         deployments=[{"name": LLM_DEPLOYMENT, **options}])
 
 

@@ -4,8 +4,11 @@ real local Ray cluster per test session."""
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -259,3 +262,37 @@ def s3_bucket(s3_endpoint, monkeypatch) -> str:
     for key, value in s3_env(s3_endpoint).items():
         monkeypatch.setenv(key, value)
     return make_bucket(s3_endpoint)
+
+
+@dataclass
+class Redis:
+    """A ``redis-server`` of a test's own (:func:`start_redis`)."""
+
+    process: subprocess.Popen
+    address: str  # host:port
+
+    def keys(self) -> int:
+        """How many keys the server holds (``DBSIZE``)."""
+        port = self.address.rsplit(":", 1)[1]
+        out = subprocess.run(["redis-cli", "-p", port, "dbsize"], capture_output=True,
+                             text=True, timeout=30, check=True)
+        return int(out.stdout.strip())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def start_redis(folder: Path) -> Redis:
+    """Start ``redis-server`` on a free loopback port, without persistence (what it holds
+    lives as long as the test), and wait until it answers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ping = ["redis-cli", "-p", str(port), "ping"]
+    wait_for(lambda: subprocess.run(ping, capture_output=True, text=True).stdout.strip()
+             == "PONG", 30, "redis-server", interval_s=0.2)
+    return Redis(process, f"127.0.0.1:{port}")

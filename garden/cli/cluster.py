@@ -5,7 +5,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.text import Text
 
 from cluster import local
 from garden.cli.options import (
@@ -29,6 +33,16 @@ def up(
                                    "0 picks a free one."),
     num_cpus: int | None = typer.Option(None, help="Logical CPUs of the head."),
     llm_model: str | None = typer.Option(None, help="Catalog base model to serve."),
+    serve_config: Annotated[Path | None, typer.Option(
+        help="Cluster config (YAML): `llm:` LLM apps by name, one per base model, "
+        "each an LLMAppConfig (model, route_prefix, engine_args, deployment with "
+        "autoscaling_config).", show_default=False)] = None,
+    redis: str | None = typer.Option(
+        None, help="External Redis (host:port) for GCS fault tolerance: the head's GCS "
+        "keeps its state there and comes back with it after a restart.",
+        show_default=False),
+    redis_password: str | None = typer.Option(None, envvar="REDIS_PASSWORD",
+                                              show_default=False, help="Redis' password."),
     admin_key: str | None = typer.Option(None, envvar="GARDEN_ADMIN_KEY",
                                          show_default=False, help="Bootstrap admin key."),
     media: bool = typer.Option(True, help="Deploy the image/video media router."),
@@ -39,10 +53,21 @@ def up(
 
     A port already taken stops it at once, naming the holder and the flag to change; a
     failed start keeps Ray's logs under $GARDEN_HOME/logs/ and quotes their last lines."""
+    llm_apps = None
+    if serve_config is not None:
+        from cluster.serve_config import load_llm_apps
+        from ray_jobs.driver import SpecError
+
+        try:
+            llm_apps = load_llm_apps(serve_config)
+        except SpecError as exc:
+            console.print(Text.assemble(("error", "red"), f": {exc}"), soft_wrap=True)
+            raise typer.Exit(1) from exc
     with api_errors(), console.status("starting Ray, the catalog and the apps...") as spinner:
         cluster = local.up(ray_port=ray_port, dashboard_port=dashboard_port,
                            http_port=http_port, agent_port=agent_port, num_cpus=num_cpus,
-                           llm_model=llm_model, admin_key=admin_key, media=media,
+                           llm_model=llm_model, llm_apps=llm_apps, redis_address=redis,
+                           redis_password=redis_password, admin_key=admin_key, media=media,
                            apps=[console_app],
                            timeout_s=timeout, progress=lambda s: spinner.update(f"{s}..."))
     console.print(f"API        {cluster.api_url}  (OpenAPI: {cluster.api_url}/openapi.json)")

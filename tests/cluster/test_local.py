@@ -20,7 +20,7 @@ import yaml
 
 from cluster.local import CLUSTER_ENV, cluster_processes
 from garden import Client
-from tests.conftest import free_port, wait_for
+from tests.conftest import free_port, start_redis, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -180,12 +180,15 @@ def test_up_status_down(tmp_path, smollm2_folder):
     # GARDEN_API_KEY: the head's environment, which a RayJob's driver acts with
     env = user_env(tmp_path, GARDEN_ADMIN_KEY=key, GARDEN_API_KEY=key)
     ray_port, dash_port, http_port = free_port(), free_port(), free_port()
+    redis = start_redis(tmp_path / "redis")
     try:
         with busy_cores(2):  # `up` holds with both cores taken
             up = garden("up", "--ray-port", str(ray_port), "--dashboard-port",
                         str(dash_port), "--http-port", str(http_port), "--agent-port", "0",
-                        "--num-cpus", "4", "--no-media", env=env, timeout=600)
+                        "--num-cpus", "4", "--no-media", "--redis", redis.address,
+                        env=env, timeout=600)
         assert up.returncode == 0, up.stdout + up.stderr
+        assert redis.keys() > 0  # GCS fault tolerance: the GCS keeps its tables there
         temp_dir = json.loads((tmp_path / "home" / "cluster.json").read_text())["temp_dir"]
         token = (tmp_path / "user" / ".ray" / "auth_token").read_text().strip()
         assert token and token not in up.stdout + up.stderr
@@ -228,6 +231,7 @@ def test_up_status_down(tmp_path, smollm2_folder):
         ray_job_submit_the_kuberay_rayjob(tmp_path, env, client, dash_port)
     finally:
         down = garden("down", env=env, timeout=120)
+        redis.stop()
     assert down.returncode == 0 and "stopped" in down.stdout, down.stdout + down.stderr
     # every process of the cluster is gone, the agents and the Ray client server too
     assert not os.path.exists(temp_dir) and not cluster_processes(temp_dir)
