@@ -48,7 +48,7 @@ from catalog.port import AsyncCatalogPort
 from serve_apps.auth import Principal, current_principal
 from serve_apps.cache import RefreshingCache
 from serve_apps.llm.config import LLMAppConfig
-from serve_apps.llm.limits import KeyLimiter, LimitExceeded
+from serve_apps.llm.limits import ClusterLimiter, LimitExceeded
 from serve_apps.llm.models import list_adapters, resolve
 from serve_apps.llm.protocol import (
     BatchInferenceRequest,
@@ -60,6 +60,21 @@ from serve_apps.llm.server import EngineClass, LLMServer
 from serve_apps.llm.usage import Caller, Tally
 
 log = logging.getLogger(__name__)
+
+#: Response header naming the engine replica that answered (Serve's replica id, unique
+#: per replica): which replica served a request, for operators following an upgrade or
+#: a scale-up, and for the tests that check every replica serves a new adapter.
+REPLICA_HEADER = "x-garden-replica"
+
+
+def replica_headers() -> dict[str, str]:
+    """``{REPLICA_HEADER: <Serve's replica id>}`` inside a Serve replica, ``{}`` outside."""
+    from ray.serve.exceptions import RayServeException
+
+    try:
+        return {REPLICA_HEADER: serve.get_replica_context().replica_id.unique_id}
+    except RayServeException:
+        return {}
 
 
 def _error(message: str, status: HTTPStatus, err_type: str, param: str | None = None,
@@ -134,7 +149,8 @@ class LLMIngress(LLMServer):
     ):
         await super().__init__(config, engine_cls, catalog)
         self._targets: RefreshingCache[str, Target] = RefreshingCache()
-        self.limiter = KeyLimiter()
+        self.limiter = ClusterLimiter()
+        self._headers = replica_headers()
 
     async def _target(self, model: str | None) -> Target:
         return await self._targets.get(
@@ -156,10 +172,10 @@ class LLMIngress(LLMServer):
             return _error(str(exc), HTTPStatus.NOT_FOUND, "NotFoundError", model_param)
         principal: Principal = await current_principal(raw)
         try:
-            self.limiter.admit(principal.key)
+            await self.limiter.admit(principal.key)
         except LimitExceeded as exc:
             return _error(exc.message, HTTPStatus.TOO_MANY_REQUESTS, "RateLimitError",
-                          headers={"Retry-After": str(exc.retry_after_s)})
+                          headers={"Retry-After": str(exc.retry_after_s), **self._headers})
         caller = Caller(principal.user_id, principal.key_id)
         gen = getattr(self, method)(request, caller, target.adapter.id if target.adapter
                                     else None)
@@ -172,7 +188,8 @@ class LLMIngress(LLMServer):
             async for _ in gen:
                 pass
         if isinstance(first, ErrorResponse):
-            return JSONResponse(status_code=first.error.code, content=first.model_dump())
+            return JSONResponse(status_code=first.error.code, content=first.model_dump(),
+                                headers=self._headers)
         if isinstance(first, str):
             async def stream():
                 try:
@@ -187,14 +204,15 @@ class LLMIngress(LLMServer):
                 finally:  # a client gone mid-stream: vLLM aborts, the account is kept
                     await gen.aclose()
 
-            return StreamingResponse(stream(), media_type="text/event-stream")
+            return StreamingResponse(stream(), media_type="text/event-stream",
+                                     headers=self._headers)
         # one item: the response, with its usage and carbon_emissions_g (a batch: its
         # results' usage)
         body = first.model_dump(mode="json")
         usages = [r["usage"] for r in body.get("results") or []] or [body.get("usage") or {}]
         self.limiter.count_tokens(principal.key, sum(
             (u.get("prompt_tokens") or 0) + (u.get("completion_tokens") or 0) for u in usages))
-        return JSONResponse(content=body)
+        return JSONResponse(content=body, headers=self._headers)
 
     @fastapi_app.post("/v1/chat/completions")
     async def chat(self, request: ChatCompletionRequest, raw: Request):

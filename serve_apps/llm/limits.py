@@ -15,19 +15,33 @@ Counting:
       (``ApiKey.tokens_used``, from the usage rollups when the key was last fetched) plus
       the tokens this process has counted that the catalog's total did not yet hold
       (a refreshed total takes back what it grew by).
-    Counts are per replica of the LLM app (one by default,
-    ``LLMAppConfig.deployment.num_replicas``); with n replicas a key may get up to n times
-    its per-minute limits. The budget is shared through the catalog, up to the cache TTL.
+
+Where the counts live: in one shared counter for the whole cluster, the named actor
+:class:`SharedLimits` (``garden_key_limits``), which every replica of every LLM app
+calls for a key that has limits (a key without any never leaves the replica), so a key
+gets its limits however many replicas there are and however they change (autoscaling,
+an upgrade's surge). While that actor cannot answer (restarting, unreachable for
+:data:`SHARED_TIMEOUT_S`), a replica counts in its own :class:`KeyLimiter` instead:
+per replica, as generous as n times the limits with n replicas, never refusing what
+the shared count would admit for lack of an answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
 from catalog import schemas as s
+
+log = logging.getLogger(__name__)
 
 WINDOW_S = 60.0
 
@@ -71,11 +85,13 @@ class KeyLimiter:
 
     def _window(self, key: s.ApiKey, now: float) -> _KeyWindow:
         w = self._keys.setdefault(key.id, _KeyWindow())
-        if w.fetched is not key:
-            if w.fetched is not None:
-                # a fresher catalog total includes (some of) what was counted here
-                grown = key.tokens_used - w.fetched.tokens_used
-                w.since_fetch = max(w.since_fetch - max(grown, 0), 0)
+        if w.fetched is None:
+            w.fetched = key
+        elif w.fetched is not key and key.tokens_used > w.fetched.tokens_used:
+            # a fresher catalog total includes (some of) what was counted here; an older
+            # one (another replica's cache, in the shared counter) changes nothing
+            grown = key.tokens_used - w.fetched.tokens_used
+            w.since_fetch = max(w.since_fetch - grown, 0)
             w.fetched = key
         while w.requests and w.requests[0] <= now - WINDOW_S:
             w.requests.popleft()
@@ -95,7 +111,8 @@ class KeyLimiter:
             return
         now = self._clock()
         w = self._window(key, now)
-        if key.token_budget is not None and key.tokens_used + w.since_fetch >= key.token_budget:
+        used = max(key.tokens_used, w.fetched.tokens_used if w.fetched else 0)
+        if key.token_budget is not None and used + w.since_fetch >= key.token_budget:
             raise LimitExceeded(
                 f"API key {key.id} has used its token budget of {key.token_budget} tokens",
                 retry_after_s=60, limit="token_budget")
@@ -129,3 +146,104 @@ class KeyLimiter:
         w.tokens.append((now, tokens))
         w.tokens_in_window += tokens
         w.since_fetch += tokens
+
+
+def has_limits(key: s.ApiKey | None) -> bool:
+    """Whether ``key`` has any limit to count (None: no key, nothing to count)."""
+    return key is not None and (key.rpm_limit is not None or key.tpm_limit is not None
+                                or key.token_budget is not None)
+
+
+#: The shared counter's actor name (namespace :data:`LIMITS_NAMESPACE`).
+LIMITS_ACTOR = "garden_key_limits"
+LIMITS_NAMESPACE = "garden"
+#: Longest a request waits for the shared counter before its replica counts alone.
+SHARED_TIMEOUT_S = 2.0
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)
+class SharedLimits:
+    """One :class:`KeyLimiter` for the cluster: the per-minute windows and the local part
+    of the token budget of every key with limits, whichever replica admits it. Its
+    state is in memory: a restarted actor starts with empty windows (a minute's counts
+    forgotten, the catalog's budget totals kept)."""
+
+    def __init__(self) -> None:
+        self.limiter = KeyLimiter()
+
+    def admit(self, key: s.ApiKey) -> tuple[str, int, str] | None:
+        """None when admitted; else the refusal ``(message, retry_after_s, limit)``."""
+        try:
+            self.limiter.admit(key)
+        except LimitExceeded as exc:
+            return exc.message, exc.retry_after_s, exc.limit
+        return None
+
+    def count_tokens(self, key: s.ApiKey, tokens: int) -> None:
+        """Add a finished request's tokens to ``key``'s counts."""
+        self.limiter.count_tokens(key, tokens)
+
+
+def shared_limits() -> Any:
+    """The cluster's :class:`SharedLimits` actor handle, created on first use (race-safe;
+    detached, restarted when it dies; needs a connected Ray)."""
+    return SharedLimits.options(  # type: ignore[attr-defined]
+        name=LIMITS_ACTOR, namespace=LIMITS_NAMESPACE, lifetime="detached",
+        get_if_exists=True).remote()
+
+
+class ClusterLimiter:
+    """What an LLM replica asks about limits: the shared counter (:class:`SharedLimits`)
+    for keys with limits, its own :class:`KeyLimiter` while that cannot answer.
+
+    Args:
+        actor: a :class:`SharedLimits` handle (default: :func:`shared_limits`, looked up
+            on first use); None with ``local_only`` keeps every count in this process.
+        local_only: count in this process only (no Ray needed: unit tests, benchmarks).
+    """
+
+    def __init__(self, actor: Any = None, *, local_only: bool = False):
+        self._actor = actor
+        self.local = KeyLimiter()
+        self._local_only = local_only
+
+    def _shared(self) -> Any:
+        if self._actor is None:
+            self._actor = shared_limits()
+        return self._actor
+
+    async def admit(self, key: s.ApiKey | None) -> None:
+        """Admit one request of ``key`` or raise; keys without limits pass at once.
+
+        Raises:
+            LimitExceeded: the key is over its token budget, tokens per minute or
+                requests per minute (counted for the whole cluster).
+        """
+        if not has_limits(key):
+            return
+        if self._local_only:
+            self.local.admit(key)
+            return
+        try:
+            refused = await asyncio.wait_for(
+                self._shared().admit.remote(key), SHARED_TIMEOUT_S)
+        except (ActorUnavailableError, RayActorError, GetTimeoutError, TimeoutError) as exc:
+            log.warning("shared limits unavailable (%s): counting in this replica", exc)
+            self.local.admit(key)
+            return
+        if refused is not None:
+            message, retry_after_s, limit = refused
+            raise LimitExceeded(message, retry_after_s, limit)
+
+    def count_tokens(self, key: s.ApiKey | None, tokens: int) -> None:
+        """Add a finished request's tokens to ``key``'s counts (sent, not awaited)."""
+        if not has_limits(key) or tokens <= 0:
+            return
+        if self._local_only:
+            self.local.count_tokens(key, tokens)
+            return
+        try:
+            self._shared().count_tokens.remote(key, tokens)
+        except (ActorUnavailableError, RayActorError) as exc:
+            log.warning("shared limits unavailable (%s): counting in this replica", exc)
+            self.local.count_tokens(key, tokens)
