@@ -15,7 +15,12 @@ the way a machine goes: ``remove_node(allow_graceful=False)`` kills its processe
    another joins: the replica comes back there, and every request sent once it is
    healthy succeeds;
 5. 600 requests to that replica while the catalog actor (on PostgreSQL) is killed 4
-   times: every usage record lands exactly once.
+   times: every usage record lands exactly once;
+6. the head's GCS (fault tolerant: its tables in a Redis the fixture starts) is killed
+   and started again, as Ray's own GCS fault-tolerance tests do, while chats flow and a
+   training job runs: every chat answered and billed once, the catalog actor never
+   restarted, the job completes;
+7. (issue 37) the engine replica SIGKILLed under load: every answered request billed.
 
 The base model stays a local path every node of this host sees (uploading SmolLM2's
 540 MB through moto would cost half a minute); ``tests/train_jobs/test_storage_uri.py``
@@ -51,6 +56,7 @@ from tests.conftest import (
     pg_schema_url,
     release_session_cluster,
     s3_env,
+    start_redis,
     wait_for,
 )
 
@@ -122,9 +128,13 @@ def multi(s3_endpoint, smollm2_folder, tmp_path_factory):
     bucket = make_bucket(s3_endpoint)
     root = tmp_path_factory.mktemp("multinode")
     dashboard_port = free_port()
+    redis = start_redis(root / "redis")
     env = {**s3_env(s3_endpoint), "GARDEN_STORAGE_URI": f"s3://{bucket}/garden",
            "GARDEN_DATABASE_URL": pg_schema_url(schema), "GARDEN_HOME": str(root / "head"),
-           "GARDEN_ADMIN_KEY": ADMIN_KEY, "VLLM_CPU_KVCACHE_SPACE": "1"}
+           "GARDEN_ADMIN_KEY": ADMIN_KEY, "VLLM_CPU_KVCACHE_SPACE": "1",
+           # GCS fault tolerance (test 6): the head's GCS keeps its tables in Redis, as
+           # `garden up --redis` and KubeRay's gcsFaultToleranceOptions set it up
+           "RAY_REDIS_ADDRESS": redis.address}
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)  # every raylet started from here inherits them
@@ -157,6 +167,7 @@ def multi(s3_endpoint, smollm2_folder, tmp_path_factory):
             print("multinode timings:", json.dumps(TIMINGS, indent=1))
             ray.shutdown()
             cluster.shutdown()
+            redis.stop()
             with admin.connect() as conn:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
             admin.dispose()
@@ -495,6 +506,27 @@ def spool_watch(folder: str, seen: set[str], stop: threading.Event) -> None:
         stop.wait(0.2)
 
 
+def every_chat_answered_and_billed_once(cat, key_id: str, n: int, prompt_tokens: int,
+                                        completion_tokens: int) -> None:
+    """The key has exactly one usage row for each of its ``n`` answered chats, with the
+    tokens the answers reported."""
+    total = wait_for(lambda: (t := cat.usage_summary("key", api_key_id=key_id).total)
+                     .requests >= n and t, 120, "every usage row", interval_s=0.5)
+    assert (total.requests, total.prompt_tokens, total.completion_tokens) == (
+        n, prompt_tokens, completion_tokens)
+    ids: set[str] = set()
+    rows = 0
+    cursor = None
+    while True:
+        page = cat.usage.list(api_key_id=key_id, page_size=1000, cursor=cursor)
+        rows += len(page.items)
+        ids.update(r.id for r in page.items)
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    assert rows == len(ids) == n
+
+
 def test_no_usage_lost_or_doubled_on_postgresql_while_the_catalog_actor_is_killed(multi):
     """Issue 13's kill test with PostgreSQL as the catalog and the spool in the bucket,
     sized for CI: 600 requests at concurrency 16 to the replica of test 3, the catalog
@@ -546,21 +578,8 @@ def test_no_usage_lost_or_doubled_on_postgresql_while_the_catalog_actor_is_kille
     TIMINGS["kill_test_s"] = run.seconds
     assert run.kills == 4
     assert run.statuses.count(200) == 600, sorted(set(run.statuses))
-    total = wait_for(lambda: (t := cat.usage_summary("key", api_key_id=key.id).total)
-                     .requests >= 600 and t, 120, "every usage row", interval_s=0.5)
-    assert (total.requests, total.prompt_tokens, total.completion_tokens) == (
-        600, run.prompt_tokens, run.completion_tokens)
-    ids: set[str] = set()
-    rows = 0
-    cursor = None
-    while True:
-        page = cat.usage.list(api_key_id=key.id, page_size=1000, cursor=cursor)
-        rows += len(page.items)
-        ids.update(r.id for r in page.items)
-        cursor = page.next_cursor
-        if not cursor:
-            break
-    assert rows == len(ids) == 600
+    every_chat_answered_and_billed_once(cat, key.id, 600, run.prompt_tokens,
+                                        run.completion_tokens)
 
     # the kills met usage writes, and what waited went through the bucket
     assert actor_restarts(cat.handle) - restarts == 4
@@ -579,6 +598,75 @@ def test_no_usage_lost_or_doubled_on_postgresql_while_the_catalog_actor_is_kille
     assert seen and all(f.startswith(spool + "/usage-") for f in seen), seen
     assert not storage.list_files(spool)  # replayed, then deleted
 
+
+# ----------------------------------------------------------------------------------- 6
+
+#: How long the GCS stays down: several usage batches (one a second) and training steps.
+GCS_DOWN_S = 8.0
+
+
+def test_chats_and_a_training_job_live_through_a_gcs_restart(multi):
+    """The head's GCS killed while chats flow (concurrency 6) and a 1-worker training job
+    trains, down for ``GCS_DOWN_S``, then started again on its port with its tables from
+    Redis (``Node.kill_gcs_server``/``start_gcs_server``, as Ray's
+    ``test_gcs_fault_tolerance.py``): the Serve proxy keeps routing to the replica and
+    the replica keeps writing usage to the catalog actor (calls to a known actor need no
+    GCS), so chats are answered while it is down and none fails, each has exactly one
+    usage row, the catalog actor is not restarted, and the job completes."""
+    from ray.util.state import list_nodes
+
+    from tests.serve_apps.llm.load import SYSTEM, Load, actor_restarts
+
+    assert multi.llm_url, "test 3 deploys the LLM app"
+    cat = multi.cat
+    head = multi.cluster.head_node  # type: ignore[attr-defined]
+    restarts = actor_restarts(cat.handle)
+    job = cat.create_training_job(s.TrainingJobCreate(
+        name="through-gcs", base_model_id=multi.base.id, dataset_id=multi.dataset.id,
+        eval_fraction=0.0, output_model_name="through-gcs",
+        hyperparameters={"max_steps": 8, "per_device_train_batch_size": 2,
+                         "max_seq_length": 64, "learning_rate": 1e-3, "logging_steps": 1,
+                         "save_steps": 4, "save_total_limit": 1, "eval_steps": None},
+        lora={"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"]},
+        scaling={"num_workers": 1, "cpus_per_worker": 1, "max_failures": 3,
+                 "resources_per_worker": {WORKER: 1}}))
+    outcome = start_job(multi, job.id)
+    wait_for(lambda: cat.list_metrics(job.id), JOB_TIMEOUT_S, "the job's first step")
+    key, secret = cat.create_api_key(f"gcs-{uuid.uuid4().hex[:8]}", "gcs outage")
+    body = {"model": BASE_NAME, "max_tokens": 1, "temperature": 0,
+            "messages": [SYSTEM, {"role": "user", "content": "Hi"}]}
+    nodes = 1 + len(multi.cluster.worker_nodes)  # type: ignore[attr-defined]
+    with Load(f"{multi.llm_url}/chat/completions", body, concurrency=6,
+              headers={"Authorization": f"Bearer {secret}"}) as load:
+        wait_for(lambda: len(load.answers) >= 10, 120, "chats before the outage")
+        at_kill = cat.training_jobs.get(job.id)
+        head.kill_gcs_server()
+        killed = time.monotonic()
+        time.sleep(GCS_DOWN_S)
+        head.start_gcs_server()
+        restarted = time.monotonic()
+        wait_for(lambda: sum(n.state == "ALIVE" for n in list_nodes(
+            address=multi.dashboard, raise_on_missing_output=False)) == nodes, 120,
+            "every node alive again", interval_s=0.5)
+        recovered_s = time.monotonic() - restarted
+        wait_for(lambda: sum(a.at > restarted for a in load.answers) >= 10, 120,
+                 "chats after the restart")
+    done = finish(outcome)
+    during = [a for a in load.answers if killed < a.at < restarted]
+    TIMINGS.update({"gcs_down_s": restarted - killed, "gcs_nodes_back_s": recovered_s,
+                    "gcs_chats": len(load.answers), "gcs_chats_while_down": len(during),
+                    "gcs_failed_chats": len(load.failed())})
+    assert at_kill.status == "running" and at_kill.current_step < 8
+    assert during and not load.failed(), load.failed()[:3]
+    every_chat_answered_and_billed_once(
+        cat, key.id, len(load.answers), sum(a.prompt_tokens for a in load.answers),
+        sum(a.completion_tokens for a in load.answers))
+    assert actor_restarts(cat.handle) == restarts  # the catalog never left
+    assert done.status == "completed", (done.status, done.error_message)
+    assert done.current_step == 8
+
+
+# ----------------------------------------------------------------------------------- 7
 
 def test_no_answered_request_unbilled_on_postgresql_when_the_engine_replica_is_killed(multi):
     """Issue 37's replica kill with PostgreSQL as the catalog: the engine replica of test 3

@@ -70,11 +70,48 @@ def adapter_model(llm_catalog, base_model, adapter_folder):
     ))
 
 
-@pytest.fixture(scope="module")
+#: The package's LLM app: small batches and a 1 GiB KV cache on 2 cores.
+ENGINE_ARGS = {"max_model_len": 1024, "dtype": "float32", "max_num_seqs": 8, "max_loras": 2,
+               "max_lora_rank": 16}
+REPLICA_OPTIONS = {"num_cpus": 1, "runtime_env": {"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}}}
+
+
+#: One replica, as an autoscaling range: test_operations.py widens it in place (Serve
+#: restarts an app switched between ``num_replicas`` and ``autoscaling_config``).
+ONE_REPLICA = {"min_replicas": 1, "max_replicas": 1}
+
+
+def llm_config(base_id: str, engine_args: dict | None = None,
+               autoscaling_config: dict | None = None):
+    """The app's :class:`LLMAppConfig`: the package's engine arguments (or
+    ``engine_args``), autoscaled by ``autoscaling_config`` (default :data:`ONE_REPLICA`)."""
+    from serve_apps.llm import LLMAppConfig
+
+    return LLMAppConfig(model=base_id, engine_args=engine_args or ENGINE_ARGS,
+                        deployment={"ray_actor_options": REPLICA_OPTIONS,
+                                    "autoscaling_config": autoscaling_config or ONE_REPLICA},
+                        energy_sample_s=1.0)
+
+
+def deploy_llm(config, serve_url: str) -> None:
+    """Deploy the LLM app ``llm`` with ``config`` from a Serve config, as ``garden up``
+    and KubeRay deploy it (:func:`cluster.serve_config.deploy_config`), on the session's
+    Serve; returns once it runs. Redeployed with other Serve options alone (scaling), the
+    running replicas are kept; with other ``args`` (engine arguments), replaced."""
+    from cluster.serve_config import LLM_APP, ServeSettings, deploy_config, serve_config
+
+    port = int(serve_url.rsplit(":", 1)[1])
+    doc = serve_config(ServeSettings(http_port=port, media=False, llm={LLM_APP: config}))
+    doc["applications"] = [a for a in doc["applications"] if a["name"] == LLM_APP]
+    deploy_config(doc, timeout_s=900)
+
+
+@pytest.fixture(scope="package")
 def llm_url(request, serve_url, base_model):
-    """The deployed LLM app's OpenAI base URL (``.../openai/v1``); one engine per session
-    (only test_llm_app.py uses it; the engine is deleted after it, so later modules do
-    not share the 2 cores and the memory with an idle vLLM engine).
+    """The deployed LLM app's OpenAI base URL (``.../openai/v1``): one engine for the
+    package's modules (test_generate, test_llm_app, then test_operations, which scales
+    and upgrades it); deleted after them, so later packages do not share the 2 cores and
+    the memory with an idle vLLM engine.
 
     The engine loads (about a minute) in a thread while the PEFT adapter is built and
     registered: the app reads adapters from the catalog per request, so the order is free.
@@ -83,19 +120,9 @@ def llm_url(request, serve_url, base_model):
 
     from ray import serve
 
-    from serve_apps.llm import LLMAppConfig, build_llm_app
-
-    config = LLMAppConfig(
-        model=base_model.id,
-        engine_args={"max_model_len": 1024, "dtype": "float32", "max_num_seqs": 8,
-                     "max_loras": 2, "max_lora_rank": 16},
-        deployment={"ray_actor_options": {
-            "num_cpus": 1, "runtime_env": {"env_vars": {"VLLM_CPU_KVCACHE_SPACE": "1"}}}},
-        energy_sample_s=1.0,
-    )
-    app = build_llm_app(config)
+    config = llm_config(base_model.id)
     with ThreadPoolExecutor(1) as pool:
-        deployed = pool.submit(serve.run, app, name="llm", route_prefix=config.route_prefix)
+        deployed = pool.submit(deploy_llm, config, serve_url)
         request.getfixturevalue("adapter_model")
         deployed.result(timeout=900)
     yield f"{serve_url}{config.route_prefix}/v1"

@@ -1,6 +1,6 @@
-"""Chat load against a deployed LLM app while something is killed: the catalog actor
-(issue 13's kill test) or the engine replica itself (issue 37's), and what each needs to
-find and kill its target."""
+"""Load against a deployed app while something is killed (the catalog actor, issue 13's
+kill test; the engine replica, issue 37's; the GCS, issue 31's) or changed (an upgrade,
+autoscaling: issue 31), and what each needs to find and kill its target."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -17,11 +18,80 @@ from pathlib import Path
 import httpx
 import ray
 
+from serve_apps.llm.ingress import REPLICA_HEADER
+
 #: A short system message: SmolLM2's chat template otherwise adds its own (38 prompt
 #: tokens a chat instead of 25), and on 2 CPU cores prefill is most of the engine's work
 #: for these one-token replies: 256 chats took vLLM 11.4 s with the template's system
 #: message and 7.4 s with this one (offline ``LLM.chat``, two runs each).
 SYSTEM = {"role": "system", "content": "Be brief."}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request of a :class:`Load`: when it ended (monotonic s), its HTTP status (0:
+    no answer), the replica header, and a chat answer's id and tokens."""
+
+    at: float
+    status: int
+    replica: str = ""
+    id: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class Load:
+    """The same request sent from ``concurrency`` threads, again and again, from
+    ``with`` until :meth:`stop`; :attr:`answers` in the order they ended. ``body`` None
+    sends GETs."""
+
+    url: str
+    body: dict | None
+    concurrency: int
+    headers: dict = field(default_factory=dict)
+    answers: list[Answer] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> Load:
+        for _ in range(self.concurrency):
+            thread = threading.Thread(target=self._run, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def _run(self) -> None:
+        with httpx.Client(headers=self.headers, timeout=600) as http:
+            while not self._stop.is_set():
+                try:
+                    r = (http.post(self.url, json=self.body) if self.body is not None
+                         else http.get(self.url))
+                except httpx.HTTPError:
+                    self.answers.append(Answer(time.monotonic(), 0))
+                    time.sleep(0.2)
+                    continue
+                usage = (r.json().get("usage") or {}) if r.status_code == 200 and (
+                    self.body is not None) else {}
+                self.answers.append(Answer(
+                    time.monotonic(), r.status_code, r.headers.get(REPLICA_HEADER, ""),
+                    r.json().get("id", "") if usage else "",
+                    usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)))
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(600)
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def failed(self) -> list[Answer]:
+        return [a for a in self.answers if a.status != 200]
+
+    def replicas(self) -> set[str]:
+        """The replicas that answered 200."""
+        return {a.replica for a in self.answers if a.status == 200}
 
 
 @dataclass
