@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from serve_apps.gateway import GatewayConfig
 from serve_apps.gateway.builder import DEPLOYMENT_NAME as GATEWAY_DEPLOYMENT
 from serve_apps.llm.builder import DEPLOYMENT_NAME as LLM_DEPLOYMENT
-from serve_apps.llm.config import LLMAppConfig
+from serve_apps.llm.config import DeploymentOptions, LLMAppConfig
 from serve_apps.media.deps import DEPLOYMENT_NAME as MEDIA_DEPLOYMENT
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,6 @@ LLM_APP = "llm"
 MEDIA_APP = "media"
 #: The name under which an app handed to :func:`serve_config` counts as the web console.
 CONSOLE_APP = "console"
-
-#: The LLM deployment's options that Serve applies from a config's ``deployments``
-#: override (:func:`llm_spec`), kept out of the app's ``args``.
-SERVE_APPLIED = ("num_replicas", "autoscaling_config", "ray_actor_options",
-                 "max_ongoing_requests", "max_surge_percent", "graceful_shutdown_timeout_s")
 
 #: Builders a Serve config names (``module:function``, each taking the ``args`` mapping).
 GATEWAY_BUILDER = "cluster.apps:gateway_app"
@@ -182,8 +177,9 @@ def llm_spec(name: str, config: LLMAppConfig) -> AppSpec:
     and applies a changed override in place, so a new ``autoscaling_config`` or replica
     count reaches a running app without a restart."""
     options = config.deployment.serve_kwargs()
+    serve_applied = set(DeploymentOptions.model_fields) - DeploymentOptions.REPLICA_FIELDS
     args = config.model_dump(mode="json", exclude_defaults=True,
-                             exclude={"deployment": set(SERVE_APPLIED)})
+                             exclude={"deployment": serve_applied})
     if not args.get("deployment"):
         args.pop("deployment", None)
     return AppSpec(

@@ -7,7 +7,7 @@ so a bad ``autoscaling_config`` fails when the config is built, not at deploy ti
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -81,9 +81,14 @@ class EngineArgs(BaseModel):
 
 
 class DeploymentOptions(BaseModel):
-    """Ray Serve options of the engine deployment (``@serve.deployment`` keyword arguments)."""
+    """Ray Serve options of the engine deployment (``@serve.deployment`` keyword arguments),
+    and :data:`REPLICA_FIELDS`, which the replica itself reads."""
 
     model_config = ConfigDict(extra="forbid")
+
+    #: The fields a replica reads itself; every other field is an option Serve applies
+    #: (``serve_kwargs``), which a Serve config carries in its ``deployments`` override.
+    REPLICA_FIELDS: ClassVar[frozenset[str]] = frozenset({"max_adapters_per_replica"})
 
     num_replicas: int | None = Field(
         1, ge=1, description="Fixed replica count; leave None when autoscaling_config is set."
