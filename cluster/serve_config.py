@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ray_jobs.driver import SpecError, load_spec
 from serve_apps.gateway import GatewayConfig
 from serve_apps.gateway.builder import DEPLOYMENT_NAME as GATEWAY_DEPLOYMENT
 from serve_apps.llm.builder import DEPLOYMENT_NAME as LLM_DEPLOYMENT
@@ -134,16 +135,19 @@ class LLMApps(BaseModel):
     llm: dict[str, LLMAppConfig] = Field(description="LLM apps by Serve app name.")
 
 
+class ClusterConfigError(SpecError):
+    """A cluster config file that is not valid: the message names the file, the line and
+    the field of the first problem."""
+
+
 def load_llm_apps(path: Path) -> dict[str, LLMAppConfig]:
     """The ``llm`` mapping of a YAML or JSON cluster config file.
 
     Raises:
-        ray_jobs.driver.SpecError: unreadable, or invalid (file, line and field of the
-            first problem).
+        ClusterConfigError: unreadable, or invalid (file, line and field of the first
+            problem).
     """
-    from ray_jobs.driver import SpecError, load_spec
-
-    return load_spec(path, LLMApps, "cluster config", SpecError).llm
+    return load_spec(path, LLMApps, "cluster config", ClusterConfigError).llm
 
 
 def gateway_spec(settings: ServeSettings) -> AppSpec:

@@ -55,12 +55,11 @@ def up(
     failed start keeps Ray's logs under $GARDEN_HOME/logs/ and quotes their last lines."""
     llm_apps = None
     if serve_config is not None:
-        from cluster.serve_config import load_llm_apps
-        from ray_jobs.driver import SpecError
+        from cluster.serve_config import ClusterConfigError, load_llm_apps
 
         try:
             llm_apps = load_llm_apps(serve_config)
-        except SpecError as exc:
+        except ClusterConfigError as exc:
             console.print(Text.assemble(("error", "red"), f": {exc}"), soft_wrap=True)
             raise typer.Exit(1) from exc
     with api_errors(), console.status("starting Ray, the catalog and the apps...") as spinner:
