@@ -83,35 +83,35 @@ def test_load_scales_to_two_replicas_both_serve_a_new_adapter_and_idle_scales_ba
         started = time.monotonic()
         wait_for(lambda: replicas().get("RUNNING", 0) == 2, 600, "a second replica")
         up_s = time.monotonic() - started
+    assert not load.failed(), load.failed()[:3]
 
-        name = f"ops-lora-{uuid.uuid4().hex[:6]}"
-        adapter = llm_catalog.register_model(s.ModelCreate(
-            name=name, kind=s.ModelKind.adapter, path=str(adapter_folder),
-            base_model_id=base_model.id))
-        registered = time.monotonic()
-        with Load(ops, chat(f"{BASE_NAME}:{adapter.name}"), concurrency=4,
-                  headers=AUTH) as lora:
-            wait_for(lambda: len(lora.replicas()) == 2,
-                     30, "the new adapter answered by both replicas", interval_s=0.2)
-            everywhere_s = time.monotonic() - registered
-        assert not lora.failed(), lora.failed()[:3]
+    # the base model's load gives way to the adapter's, which keeps both replicas busy
+    name = f"ops-lora-{uuid.uuid4().hex[:6]}"
+    adapter = llm_catalog.register_model(s.ModelCreate(
+        name=name, kind=s.ModelKind.adapter, path=str(adapter_folder),
+        base_model_id=base_model.id))
+    registered = time.monotonic()
+    with Load(ops, chat(f"{BASE_NAME}:{adapter.name}"), concurrency=4, headers=AUTH) as lora:
+        wait_for(lambda: len(lora.replicas()) == 2,
+                 30, "the new adapter answered by both replicas", interval_s=0.2)
+        everywhere_s = time.monotonic() - registered
 
         # one key, rpm 5: counted once for the cluster, whichever replica admits it
         _, secret = llm_catalog.create_api_key(f"user-{uuid.uuid4().hex[:8]}", "ops",
                                                rpm_limit=5)
         with httpx.Client(headers={"Authorization": f"Bearer {secret}"}, timeout=300) as h:
             limited = [h.post(ops, json=chat(BASE_NAME, 1)) for _ in range(12)]
+    assert not lora.failed(), lora.failed()[:3]
     codes = [r.status_code for r in limited]
     assert codes.count(200) == 5 and codes.count(429) == 7, codes
     assert len({r.headers.get(REPLICA_HEADER) for r in limited}) == 2  # both replicas asked
-    assert not load.failed(), load.failed()[:3]
 
     idle = time.monotonic()
     wait_for(lambda: replicas() == {"RUNNING": 1}, 300, "back to one replica")
     down_s = time.monotonic() - idle
     print(f"scale up to 2: {up_s:.0f} s under 3 concurrent chats; new adapter on both "
           f"replicas: {everywhere_s:.1f} s; back to 1 after idle: {down_s:.0f} s "
-          f"({len(load.answers)} requests, 0 failed)")
+          f"({len(load.answers) + len(lora.answers)} requests, 0 failed)")
 
 
 def test_a_new_engine_argument_is_rolled_out_under_load_without_a_failed_request(
@@ -120,6 +120,7 @@ def test_a_new_engine_argument_is_rolled_out_under_load_without_a_failed_request
     which takes traffic only once its engine answered, then the old one drains."""
     config = llm_config(base_model.id, {**ENGINE_ARGS, "max_num_seqs": 6},
                         autoscaling_config={**SCALING, "max_replicas": 1})
+    wait_for(lambda: replicas() == {"RUNNING": 1}, 300, "one replica before the upgrade")
     with Load(ops, chat(BASE_NAME), concurrency=2, headers=AUTH) as load:
         wait_for(lambda: len(load.answers) >= 20, 120, "requests before the upgrade")
         old = load.replicas()
