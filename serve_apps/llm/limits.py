@@ -34,12 +34,13 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import ray
 from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 
 from catalog import schemas as s
+from catalog.actor import NAMESPACE as CATALOG_NAMESPACE
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,7 @@ class KeyLimiter:
             LimitExceeded: the key is over its token budget, tokens per minute or
                 requests per minute.
         """
-        if key is None or (key.rpm_limit is None and key.tpm_limit is None
-                           and key.token_budget is None):
+        if not has_limits(key):
             return
         now = self._clock()
         w = self._window(key, now)
@@ -148,7 +148,7 @@ class KeyLimiter:
         w.since_fetch += tokens
 
 
-def has_limits(key: s.ApiKey | None) -> bool:
+def has_limits(key: s.ApiKey | None) -> TypeGuard[s.ApiKey]:
     """Whether ``key`` has any limit to count (None: no key, nothing to count)."""
     return key is not None and (key.rpm_limit is not None or key.tpm_limit is not None
                                 or key.token_budget is not None)
@@ -156,7 +156,7 @@ def has_limits(key: s.ApiKey | None) -> bool:
 
 #: The shared counter's actor name (namespace :data:`LIMITS_NAMESPACE`).
 LIMITS_ACTOR = "garden_key_limits"
-LIMITS_NAMESPACE = "garden"
+LIMITS_NAMESPACE = CATALOG_NAMESPACE  # beside the catalog actor
 #: Longest a request waits for the shared counter before its replica counts alone.
 SHARED_TIMEOUT_S = 2.0
 
