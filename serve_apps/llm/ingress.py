@@ -150,6 +150,7 @@ class LLMIngress(LLMServer):
         await super().__init__(config, engine_cls, catalog)
         self._targets: RefreshingCache[str, Target] = RefreshingCache()
         self.limiter = ClusterLimiter()
+        await self.limiter.start()
         self._headers = replica_headers()
 
     async def _target(self, model: str | None) -> Target:

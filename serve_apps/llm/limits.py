@@ -158,7 +158,12 @@ def has_limits(key: s.ApiKey | None) -> TypeGuard[s.ApiKey]:
 LIMITS_ACTOR = "garden_key_limits"
 LIMITS_NAMESPACE = CATALOG_NAMESPACE  # beside the catalog actor
 #: Longest a request waits for the shared counter before its replica counts alone.
-SHARED_TIMEOUT_S = 2.0
+SHARED_TIMEOUT_S = 5.0
+#: Longest a starting replica waits for the shared counter to exist and answer. Its
+#: first start is a new worker process, seconds on a loaded host: created by the first
+#: limited request instead, under load on 2 cores, it made 3 requests wait out 2 s and
+#: count alone, and 6 were admitted at rpm 5 (tests/serve_apps/llm/test_operations.py).
+START_TIMEOUT_S = 60.0
 
 
 @ray.remote(num_cpus=0, max_restarts=-1)
@@ -211,6 +216,19 @@ class ClusterLimiter:
         if self._actor is None:
             self._actor = shared_limits()
         return self._actor
+
+    async def start(self) -> None:
+        """Create (or find) the shared counter and wait until it answers, so that a
+        replica's first limited requests do not wait on the actor's start and fall back
+        to counting alone. Logs a warning, and counts alone for now, after
+        :data:`START_TIMEOUT_S`."""
+        if self._local_only:
+            return
+        try:
+            await asyncio.wait_for(self._shared().__ray_ready__.remote(), START_TIMEOUT_S)
+        except (ActorUnavailableError, RayActorError, GetTimeoutError, TimeoutError) as exc:
+            log.warning("shared limits not ready (%s): counting in this replica until "
+                        "they answer", exc)
 
     async def admit(self, key: s.ApiKey | None) -> None:
         """Admit one request of ``key`` or raise; keys without limits pass at once.

@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -96,15 +97,25 @@ def test_load_scales_to_two_replicas_both_serve_a_new_adapter_and_idle_scales_ba
                  30, "the new adapter answered by both replicas", interval_s=0.2)
         everywhere_s = time.monotonic() - registered
 
-        # one key, rpm 5: counted once for the cluster, whichever replica admits it
+        # one key, rpm 5: counted once for the cluster, whichever replica admits it.
+        # Rounds of 3 concurrent requests until both replicas have answered some (Serve's
+        # router picks the shorter queue, so one-at-a-time requests may all go to one):
+        # counted per replica, the two would admit more than 5 between them.
         _, secret = llm_catalog.create_api_key(f"user-{uuid.uuid4().hex[:8]}", "ops",
                                                rpm_limit=5)
-        with httpx.Client(headers={"Authorization": f"Bearer {secret}"}, timeout=300) as h:
-            limited = [h.post(ops, json=chat(BASE_NAME, 1)) for _ in range(12)]
+        limited: list[httpx.Response] = []
+        sent = time.monotonic()
+        with httpx.Client(headers={"Authorization": f"Bearer {secret}"}, timeout=300) as h, \
+                ThreadPoolExecutor(3) as pool:
+            while len(limited) < 12 or len(
+                    {r.headers.get(REPLICA_HEADER) for r in limited}) < 2:
+                assert len(limited) < 60, [r.headers.get(REPLICA_HEADER) for r in limited]
+                limited += pool.map(lambda _: h.post(ops, json=chat(BASE_NAME, 1)), range(3))
+        limited_s = time.monotonic() - sent
     assert not lora.failed(), lora.failed()[:3]
+    assert limited_s < 55, limited_s  # all inside one sliding minute
     codes = [r.status_code for r in limited]
-    assert codes.count(200) == 5 and codes.count(429) == 7, codes
-    assert len({r.headers.get(REPLICA_HEADER) for r in limited}) == 2  # both replicas asked
+    assert codes.count(200) == 5 and codes.count(429) == len(limited) - 5, codes
 
     idle = time.monotonic()
     wait_for(lambda: replicas() == {"RUNNING": 1}, 300, "back to one replica")
