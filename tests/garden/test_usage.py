@@ -92,8 +92,10 @@ def run(gateway_url, gina):
     runner = CliRunner()
 
     def invoke(*args: str, key: str | None = None):
+        # a wide terminal: the session's keys table has 9 columns and as many rows as
+        # the other tests made keys, and a name folded over lines is not found in it
         return runner.invoke(app, ["--api-url", gateway_url, "--api-key", key or gina[1],
-                                   *args])
+                                   *args], env={"COLUMNS": "250"})
 
     return invoke
 
