@@ -17,6 +17,16 @@ efficiency = tokens/s with 2 / (2 x tokens/s with 1)), and the figure of the
 hand-written loop this engine replaced, for the record.
 
     python -m bench.train_throughput [--steps 40 --rounds 3 --batch-size 8 --seq-len 64]
+
+``--packing`` measures ``hyperparameters.packing`` instead, in a plain process: the
+same steps, batch size and ``max_seq_length`` unpacked (each row one example, padded to
+the longest of its batch) and packed (each row whole examples filling max_seq_length,
+no padding), alternating which goes first each round; tokens/s counts real tokens in
+both (TRL's ``num_tokens``: the attention mask's sum unpacked, the row length packed);
+the ratio packed / unpacked is printed per round with the median and spread (target
+>= 1.5).
+
+    python -m bench.train_throughput --packing [--steps 20 --rounds 5 --seq-len 256]
 """
 
 from __future__ import annotations
@@ -37,14 +47,14 @@ OLD_LOOP_TOKENS_PER_S = 143.3
 
 
 def engine_config(model: str, data: str, steps: int, batch_size: int, seq_len: int,
-                  output_dir: str | None) -> EngineConfig:
+                  output_dir: str | None, packing: bool = False) -> EngineConfig:
     return EngineConfig(
         job_id="bench", method="sft", model_path=model, train_path=data,
         train_format="openai", eval_fraction=0.0,
         lora={"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"]},
         hyperparameters={"max_steps": steps, "per_device_train_batch_size": batch_size,
                          "max_seq_length": seq_len, "logging_steps": 5,
-                         "learning_rate": 1e-4},
+                         "learning_rate": 1e-4, "packing": packing},
         output_dir=output_dir,
     )
 
@@ -98,6 +108,25 @@ def spread(values: list[float]) -> str:
            f"max {max(values):.3f}, n={len(values)})"
 
 
+def packing(model: str, data: str, args: argparse.Namespace, tmp: str) -> None:
+    """Packed against unpacked, alternating which runs first (see the module doc)."""
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for i in range(args.rounds):
+        for packed in (False, True) if i % 2 == 0 else (True, False):
+            rates[packed].append(plain(engine_config(
+                model, data, args.steps, args.batch_size, args.seq_len,
+                str(Path(tmp) / f"packing-{i}-{packed}"), packing=packed)))
+        print(f"round {i + 1}: unpacked {rates[False][-1]:7.1f} tokens/s, packed "
+              f"{rates[True][-1]:7.1f} tokens/s, ratio {rates[True][-1] / rates[False][-1]:.3f}",
+              flush=True)
+    print(f"model: {Path(model).name}  steps: {args.steps}  batch: {args.batch_size}  "
+          f"max_seq_len: {args.seq_len}  cores: {os.cpu_count()}")
+    print(f"unpacked: {spread(rates[False])} real tokens/s")
+    print(f"packed:   {spread(rates[True])} real tokens/s")
+    ratios = [p / u for p, u in zip(rates[True], rates[False], strict=True)]
+    print(f"ratio packed / unpacked: {spread(ratios)}  (target >= 1.5)")
+
+
 def main(argv: list[str] | None = None) -> None:
     import ray
 
@@ -110,12 +139,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--model", default=None, help="HF folder (default: SmolLM2 converted)")
+    parser.add_argument("--packing", action="store_true",
+                        help="packed vs unpacked rows instead of Ray vs plain")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="garden-bench-") as tmp:
         model = args.model or str(convert_gguf(smollm2_gguf(), Path(tmp) / "smollm2"))
         data = Path(tmp) / "chat.jsonl"
-        rows = chatterbot_pairs()[: args.steps * args.batch_size * 2]
+        # packed rows hold several examples each: every row of the corpus, repeated
+        # by epochs when the steps need more
+        rows = chatterbot_pairs() if args.packing else chatterbot_pairs()[
+            : args.steps * args.batch_size * 2]
         data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        if args.packing:
+            packing(model, str(data), args, tmp)
+            return
         ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False,
                  log_to_driver=False)
         try:

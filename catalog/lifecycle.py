@@ -8,18 +8,20 @@ report a terminal status without ever reporting ``processing``. Batches follow
 OpenAI's Batch API (https://platform.openai.com/docs/guides/batch): ``validating ->
 in_progress -> finalizing -> completed``, ``failed`` from any live status, ``cancelling
 -> cancelled`` (a batch still validating may be cancelled at once), ``expired`` past its
-window. Terminal states have no way out. Moving to the state a row is already in is a
+window. Evaluations: ``pending -> running -> completed | failed``, and one may fail
+before it runs (a refused submission). Terminal states have no way out. Moving to the state a row is already in is a
 no-op (webhooks and pollers repeat themselves), not an error.
 """
 
 from __future__ import annotations
 
 from catalog.errors import InvalidTransition
-from catalog.schemas import BatchStatus, JobStatus, PredictionStatus
+from catalog.schemas import BatchStatus, EvaluationStatus, JobStatus, PredictionStatus
 
 J = JobStatus
 P = PredictionStatus
 B = BatchStatus
+E = EvaluationStatus
 
 JOB_TRANSITIONS: dict[str, frozenset[str]] = {
     J.pending: frozenset({J.queued, J.running, J.failed, J.cancelled}),
@@ -49,6 +51,13 @@ BATCH_TRANSITIONS: dict[str, frozenset[str]] = {
     B.expired: frozenset(),
 }
 
+EVALUATION_TRANSITIONS: dict[str, frozenset[str]] = {
+    E.pending: frozenset({E.running, E.failed}),
+    E.running: frozenset({E.completed, E.failed}),
+    E.completed: frozenset(),
+    E.failed: frozenset(),
+}
+
 #: Job statuses with no way out: completed, failed, cancelled.
 TERMINAL_JOB_STATUSES: frozenset[JobStatus] = frozenset(
     J(status) for status, nxt in JOB_TRANSITIONS.items() if not nxt)
@@ -59,6 +68,11 @@ TERMINAL_PREDICTION_STATUSES: frozenset[PredictionStatus] = frozenset(
 #: Batch statuses with no way out: completed, failed, cancelled, expired.
 TERMINAL_BATCH_STATUSES: frozenset[BatchStatus] = frozenset(
     B(status) for status, nxt in BATCH_TRANSITIONS.items() if not nxt)
+
+
+#: Evaluation statuses with no way out: completed, failed.
+TERMINAL_EVALUATION_STATUSES: frozenset[EvaluationStatus] = frozenset(
+    E(status) for status, nxt in EVALUATION_TRANSITIONS.items() if not nxt)
 
 
 def is_terminal(table: dict[str, frozenset[str]], status: str) -> bool:

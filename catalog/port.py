@@ -237,6 +237,7 @@ class _Operations(_Invoker):
     carbon = RepoOf(s.CarbonRecord)
     api_keys = RepoOf(s.ApiKey)
     batches = RepoOf(s.Batch)
+    evaluations = RepoOf(s.Evaluation)
 
     # health
     ping = Operation(CatalogStore.ping)
@@ -287,6 +288,11 @@ class _Operations(_Invoker):
     claim_batch = Operation(CatalogStore.claim_batch)
     add_batch_event = Operation(CatalogStore.add_batch_event)
     list_batch_events = Operation(CatalogStore.list_batch_events)
+    # evaluations
+    create_evaluation = Operation(CatalogStore.create_evaluation)
+    start_evaluation = Operation(CatalogStore.start_evaluation)
+    complete_evaluation = Operation(CatalogStore.complete_evaluation)
+    fail_evaluation = Operation(CatalogStore.fail_evaluation)
     # API keys
     create_api_key = Operation(CatalogStore.create_api_key)
     create_job_token = Operation(CatalogStore.create_job_token)

@@ -139,6 +139,14 @@ def _cancel_batch(batch_id: str, address: str | None) -> s.Batch:
 
 
 @ray.remote(num_cpus=LIGHT_NUM_CPUS, max_retries=0)
+def _submit_evaluation(evaluation_id: str, address: str | None, timeout_s: float) -> str:
+    from eval_jobs.submit import submit_evaluation
+
+    with _portable_errors():
+        return submit_evaluation(evaluation_id, address=address, timeout_s=timeout_s)
+
+
+@ray.remote(num_cpus=LIGHT_NUM_CPUS, max_retries=0)
 def _ray_job_states(submission_ids: list[str], address: str | None) -> dict[str, RayJobState]:
     from ray_jobs.submit import ray_job_states
 
@@ -211,6 +219,10 @@ class RayWork:
 
     async def cancel_batch(self, batch_id: str) -> s.Batch:
         return await _result(_cancel_batch.remote(batch_id, self.dashboard_url))
+
+    async def submit_evaluation(self, evaluation_id: str, *, timeout_s: float) -> str:
+        return await _result(_submit_evaluation.remote(evaluation_id, self.dashboard_url,
+                                                       timeout_s))
 
     async def ray_job_states(self, submission_ids: Sequence[str]) -> dict[str, RayJobState]:
         return await _result(_ray_job_states.remote(list(submission_ids), self.dashboard_url))

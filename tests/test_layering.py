@@ -13,11 +13,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Top-level packages of this repository; imports of anything else are not checked.
-PROJECT = ("catalog", "corpora", "ray_jobs", "train_jobs", "batch_jobs", "serve_apps",
-           "cluster", "garden", "bench", "tests")
+PROJECT = ("catalog", "corpora", "ray_jobs", "train_jobs", "batch_jobs", "eval_jobs",
+           "serve_apps", "cluster", "garden", "bench", "tests")
 #: The packages whose modules are checked (``bench`` and ``tests`` may import anything).
-CHECKED = ("catalog", "corpora", "ray_jobs", "train_jobs", "batch_jobs", "serve_apps",
-           "cluster", "garden")
+CHECKED = ("catalog", "corpora", "ray_jobs", "train_jobs", "batch_jobs", "eval_jobs",
+           "serve_apps", "cluster", "garden")
 
 #: The pure contract modules of the catalog that ``garden`` may import.
 CONTRACT = ("catalog.schemas", "catalog.errors", "catalog.retry", "catalog.lifecycle")
@@ -29,12 +29,15 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "catalog": ("catalog",),
     "corpora": ("corpora", "catalog"),
     "ray_jobs": ("ray_jobs", "catalog"),
-    "train_jobs": ("train_jobs", "corpora", "ray_jobs", "catalog"),
+    # a training job with an eval set ends with an evaluation
+    "train_jobs": ("train_jobs", "eval_jobs", "batch_jobs", "corpora", "ray_jobs", "catalog"),
     "batch_jobs": ("batch_jobs", "ray_jobs", "catalog"),
+    # an evaluation's answers are a batch's
+    "eval_jobs": ("eval_jobs", "batch_jobs", "corpora", "ray_jobs", "catalog"),
     "serve_apps": ("serve_apps", "catalog"),
     # the cluster deploys the Serve apps it is handed (garden builds the web console)
-    "cluster": ("cluster", "serve_apps", "train_jobs", "batch_jobs", "ray_jobs", "corpora",
-                "catalog"),
+    "cluster": ("cluster", "serve_apps", "train_jobs", "batch_jobs", "eval_jobs", "ray_jobs",
+                "corpora", "catalog"),
     # the garden package itself re-exports the client; its client speaks HTTP
     "garden": _CLIENT,
     "garden.client": _CLIENT,

@@ -264,7 +264,10 @@ def training_args(cfg: EngineConfig, hp: Hyperparameters, *, output_dir: str, ha
         common["deepspeed"] = deepspeed_config(cfg.deepspeed_stage)
     if cfg.method == TrainingMethod.dpo:
         return DPOConfig(beta=hp.beta, **common)
-    return SFTConfig(packing=False, **common)
+    # packing: TRL's best-fit decreasing bins whole examples into rows of max_length and
+    # goes padding-free (no attention mask, per-example position ids); transformers then
+    # masks attention within each example (masking_utils.find_packed_sequence_indices)
+    return SFTConfig(packing=hp.packing, packing_strategy="bfd", **common)
 
 
 # --------------------------------------------------------------------------- reporting

@@ -19,7 +19,11 @@ to ``<storage root>/models/<name>-v<version>-<random>`` (:mod:`catalog.storage`:
 folder or an object store every node reads) and registers it as a Model (kind
 ``adapter``) with its lineage and the job's energy summed over its nodes. Whatever
 ends the job (success, error, SIGTERM from ``stop_job``), the job leaves ``running``:
-completed, failed with ``error_message``, or cancelled.
+completed, failed with ``error_message``, or cancelled. A completed job with an eval set
+(``eval_dataset_id``) and ``evaluate`` settings then runs its evaluation in the same Ray
+job (:func:`evaluate_adapter`: the base model and the adapter answer the eval prompts
+through vLLM, scored against the references); its result is written on the job and the
+adapter, and a failure of it leaves the job completed.
 """
 
 from __future__ import annotations
@@ -158,6 +162,8 @@ def run_job(job_id: str, cat: CatalogPort | None = None,
         cat.transition_job(job_id, s.JobStatus.completed,
                            eval_loss_after=metrics.get("eval_loss"))
         record_job_status("completed")
+        if job.evaluate is not None and job.eval_dataset_id:
+            evaluate_adapter(cat, job, model)
         return cat.training_jobs.get(job_id)
     except Cancelled:
         finish(cat, job_id, s.JobStatus.cancelled)
@@ -166,6 +172,31 @@ def run_job(job_id: str, cat: CatalogPort | None = None,
         message = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
         finish(cat, job_id, s.JobStatus.failed, error=message)
         raise
+
+
+def evaluate_adapter(cat: CatalogPort, job: s.TrainingJob, model: s.Model) -> None:
+    """The evaluation a completed job with an eval set ends with (``job.evaluate``): the
+    base model and the new adapter answer the eval set's first prompts in this Ray job
+    (:func:`eval_jobs.run.run_evaluation`). The job stays completed whatever happens:
+    a failure is logged, kept on the evaluation and added to the job's events."""
+    from eval_jobs.run import run_evaluation
+
+    assert job.evaluate is not None and job.eval_dataset_id is not None
+    try:
+        evaluation = cat.create_evaluation(model.id, s.EvaluationCreate(
+            dataset_id=job.eval_dataset_id, n=job.evaluate.n,
+            max_tokens=job.evaluate.max_tokens, user_id=job.user_id), job_id=job.id)
+        cat.add_event(job.id, s.JobEvent(message=(
+            f"evaluating {model.name} against its base model on {job.evaluate.n} eval "
+            f"prompts: evaluation {evaluation.id}")))
+        done = run_evaluation(evaluation.id, cat, country_iso_code=job.country_iso_code)
+        cat.add_event(job.id, s.JobEvent(message="evaluation: " + ", ".join(
+            f"{x.metric} base {x.base:.3f} adapter {x.adapter:.3f}" for x in done.scores)))
+    except Exception as exc:
+        log.exception("job %s: the evaluation failed", job.id)
+        cat.add_event(job.id, s.JobEvent(
+            level="warning", message=f"evaluation failed: {type(exc).__name__}: {exc}"[
+                :MAX_ERROR_CHARS]))
 
 
 def last_metrics(cat: CatalogPort, job_id: str) -> dict[str, float]:

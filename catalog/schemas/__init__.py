@@ -57,6 +57,16 @@ from catalog.schemas.datasets import (
     DatasetSchema,
     DatasetStatistics,
 )
+from catalog.schemas.evaluations import (
+    KEPT_EXAMPLES,
+    Evaluation,
+    EvaluationCreate,
+    EvaluationExample,
+    EvaluationScore,
+    EvaluationSettings,
+    EvaluationStatus,
+    EvaluationSummary,
+)
 from catalog.schemas.keys import (
     JOB_TOKEN_TTL_S,
     MAX_JOB_TOKEN_TTL_S,
@@ -127,6 +137,7 @@ from catalog.schemas.styles import (
     ThemeText,
 )
 from catalog.schemas.training import (
+    CHECKPOINT_REFERENCE,
     Checkpoint,
     GpuOnlyOption,
     Hyperparameters,
@@ -140,6 +151,7 @@ from catalog.schemas.training import (
     TrainingJobCreate,
     TrainingJobSpec,
     TrainingMethod,
+    checkpoint_reference,
 )
 from catalog.schemas.usage import (
     CarbonByModel,
@@ -160,7 +172,9 @@ from catalog.schemas.usage import (
 __all__ = [
     "BATCH_FORMATS",
     "CHAT_FORMATS",
+    "CHECKPOINT_REFERENCE",
     "JOB_TOKEN_TTL_S",
+    "KEPT_EXAMPLES",
     "MAX_JOB_TOKEN_TTL_S",
     "MIN_JOB_TOKEN_TTL_S",
     "PREFERENCE_FORMATS",
@@ -191,6 +205,13 @@ __all__ = [
     "EditKind",
     "ErrorBody",
     "ErrorResponse",
+    "Evaluation",
+    "EvaluationCreate",
+    "EvaluationExample",
+    "EvaluationScore",
+    "EvaluationSettings",
+    "EvaluationStatus",
+    "EvaluationSummary",
     "Favorite",
     "GpuOnlyOption",
     "HelperText",
@@ -269,4 +290,5 @@ __all__ = [
     "UserId",
     "Video",
     "VideoCreate",
+    "checkpoint_reference",
 ]

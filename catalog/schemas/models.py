@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 
 from catalog.schemas.common import ID_LENGTH, NAME_LENGTH, CreatedAt, Row, Schema, UpdatedAt, UserId
 from catalog.schemas.datasets import Dataset
+from catalog.schemas.evaluations import EvaluationSummary
 from catalog.schemas.training import TrainingJob
 
 
@@ -81,6 +82,9 @@ class ModelCreate(ModelSpec):
 class Model(ModelSpec, Row):
     """A registered model."""
 
+    evaluation: EvaluationSummary | None = Field(
+        description="An adapter's newest completed evaluation against its base model "
+        "(GET /v1/evaluations/{id} has its examples); null before any.")
     created_at: CreatedAt
     updated_at: UpdatedAt
 

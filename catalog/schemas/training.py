@@ -11,6 +11,7 @@ in 1..256, ``learning_rate`` in (0, 1e-2], and so on; a violation raises
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -18,6 +19,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from catalog.schemas.common import ID_LENGTH, NAME_LENGTH, CreatedAt, Row, Schema, UpdatedAt, UserId
+from catalog.schemas.evaluations import EvaluationSettings, EvaluationSummary
 
 
 class JobStatus(enum.StrEnum):
@@ -121,6 +123,13 @@ class Hyperparameters(Schema):
         512, ge=16, le=32768,
         description="Tokens per example after the chat template; longer ones are truncated "
         "(TRL SFTConfig/DPOConfig.max_length).",
+    )
+    packing: bool = Field(
+        False,
+        description="sft only: pack examples into rows of max_seq_length tokens (TRL "
+        "SFTConfig.packing, best-fit decreasing, no example split) with per-example "
+        "position ids, so attention never crosses examples and no token is padding; "
+        "per_device_train_batch_size then counts packed rows.",
     )
     warmup_steps: int = Field(
         0, ge=0,
@@ -327,6 +336,17 @@ def _openai_method(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "method": _OPENAI_METHODS[kind], "hyperparameters": hp}
 
 
+#: A checkpoint by job and step, ``<job id>:<step>`` (``job_1a2b...:40``).
+CHECKPOINT_REFERENCE = re.compile(r"^(job_[0-9a-f]+):([0-9]+)$")
+
+
+def checkpoint_reference(value: str | None) -> tuple[str, int] | None:
+    """``(job id, step)`` when ``value`` names a checkpoint as ``<job id>:<step>``
+    (:data:`CHECKPOINT_REFERENCE`); None for a folder, a URI or nothing."""
+    found = CHECKPOINT_REFERENCE.match(value or "")
+    return (found.group(1), int(found.group(2))) if found else None
+
+
 class TrainingJobSpec(Schema):
     """What a job trains, shared by the request and the row (constraints live here)."""
 
@@ -360,8 +380,20 @@ class TrainingJobSpec(Schema):
     scaling: ScalingSpec = Field(default_factory=ScalingSpec, description="Ray Train workers.")
     resume_from_checkpoint: str | None = Field(
         None,
-        description="Checkpoint folder to resume from "
-        "(TrainingArguments.resume_from_checkpoint).",
+        description="Where to resume from (TrainingArguments.resume_from_checkpoint): "
+        "'<job id>:<step>', a checkpoint the catalog recorded for one of your jobs on the "
+        "same base model and LoRA settings (a managed API's from_checkpoint 'job:step'; "
+        "stored as that checkpoint's folder once checked), or a checkpoint folder "
+        "(path or storage URI). Optimizer, scheduler, RNG state and data order resume "
+        "with it: the steps after it are those of a run never stopped.",
+    )
+    evaluate: EvaluationSettings | None = Field(
+        default_factory=EvaluationSettings,
+        description="With an eval set (eval_dataset_id), the job ends with an evaluation: "
+        "the base model and the new adapter answer the eval set's first n prompts "
+        "(greedy, at most max_tokens) and are scored against its references (ROUGE-L, "
+        "BLEU, exact match); the job is completed first, the evaluation follows in the "
+        "same Ray job. null: no evaluation.",
     )
     country_iso_code: str = Field(
         "USA", min_length=3, max_length=3,
@@ -410,7 +442,8 @@ class TrainingJobCreate(TrainingJobSpec):
     """A request to fine-tune a LoRA adapter (seed 002's TrainingJobCreate).
 
     Raises ``ValueError`` (a 422 at the gateway) when a GPU-only option is set without
-    ``scaling.use_gpu``; the message names every such option.
+    ``scaling.use_gpu``; the message names every such option. Raises it too for
+    ``hyperparameters.packing`` with a method other than sft.
     """
 
     @model_validator(mode="after")
@@ -418,6 +451,13 @@ class TrainingJobCreate(TrainingJobSpec):
         gpu_only = [option.label for option in self.gpu_only_options()]
         if gpu_only and not self.scaling.use_gpu:
             raise ValueError(f"{', '.join(gpu_only)} need scaling.use_gpu=true (GPU-only)")
+        return self
+
+    @model_validator(mode="after")
+    def _check_packing(self) -> TrainingJobCreate:
+        if self.hyperparameters.packing and self.method != TrainingMethod.sft:
+            raise ValueError("hyperparameters.packing is for method sft only (TRL's "
+                             "DPOTrainer does not pack preference pairs)")
         return self
 
 
@@ -439,6 +479,8 @@ class TrainingJob(TrainingJobSpec, Row):
     eval_loss_after: float | None = Field(
         description="Eval loss (mean token cross-entropy, nats) after the last step."
     )
+    evaluation: EvaluationSummary | None = Field(
+        description="The evaluation the job ended with (see evaluate), once completed.")
     progress: float = Field(
         ge=0.0, le=1.0, description="Fraction of the optimizer steps done: current_step / "
         "total_steps (seed 002); 1.0 once the last step ran.",

@@ -11,14 +11,15 @@ or Conflict on delete). ORM rows never leave this package: callers get
 
 The store is composed as MLflow composes its tracking store: :mod:`catalog.store.base`
 holds the engine, sessions and repository construction, and one mixin module per
-aggregate (models, datasets, training, batches, media, styles, library, usage, carbon,
-keys) declares its repositories next to its operations.
+aggregate (models, datasets, training, batches, evaluations, media, styles, library,
+usage, carbon, keys) declares its repositories next to its operations.
 """
 
 from catalog.store.base import StoreBase, make_engine
 from catalog.store.batches import BATCH_UPDATABLE, BatchesMixin
 from catalog.store.carbon import CarbonMixin
 from catalog.store.datasets import DatasetsMixin
+from catalog.store.evaluations import EVALUATION_FORMATS, EvaluationsMixin
 from catalog.store.keys import KeysMixin, hash_key
 from catalog.store.library import LibraryMixin
 from catalog.store.marks import idempotent, is_idempotent
@@ -33,7 +34,7 @@ from catalog.store.usage import USAGE_CHUNK, UsageMixin
 
 class CatalogStore(
     ModelsMixin, DatasetsMixin, CarbonMixin, UsageMixin, TrainingMixin, BatchesMixin,
-    MediaMixin, StylesMixin, LibraryMixin, KeysMixin, StoreBase,
+    EvaluationsMixin, MediaMixin, StylesMixin, LibraryMixin, KeysMixin, StoreBase,
 ):
     """All catalog operations over one engine: one class composed of the aggregates'
     mixins, so :mod:`catalog.port` names each operation as ``CatalogStore.<name>``.
@@ -45,6 +46,7 @@ class CatalogStore(
 
 __all__ = [
     "BATCH_UPDATABLE",
+    "EVALUATION_FORMATS",
     "MAX_PAGE_SIZE",
     "USAGE_CHUNK",
     "CatalogStore",

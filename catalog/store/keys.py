@@ -15,7 +15,12 @@ from catalog import schemas as s
 from catalog import tables as t
 from catalog.config import ADMIN_USER
 from catalog.errors import InvalidArgument, InvalidTransition, NotFound
-from catalog.lifecycle import BATCH_TRANSITIONS, JOB_TRANSITIONS, is_terminal
+from catalog.lifecycle import (
+    BATCH_TRANSITIONS,
+    EVALUATION_TRANSITIONS,
+    JOB_TRANSITIONS,
+    is_terminal,
+)
 from catalog.store.base import StoreBase
 from catalog.store.marks import idempotent
 from catalog.store.repo import RepoField, validated
@@ -70,7 +75,8 @@ class KeysMixin(StoreBase):
         Args:
             user_id: whose jobs it files; with ``job_id``, default and must be the job's
                 owner (:data:`catalog.config.ADMIN_USER` for a job of no one).
-            job_id: a training job or batch that has not ended, to bind it to.
+            job_id: a training job, batch or evaluation that has not ended, to bind it
+                to.
             ttl_s: lifetime, s, within :data:`catalog.schemas.MIN_JOB_TOKEN_TTL_S` ..
                 :data:`~catalog.schemas.MAX_JOB_TOKEN_TTL_S`.
 
@@ -88,16 +94,19 @@ class KeysMixin(StoreBase):
             if job_id is not None:
                 # locked: a job ending meanwhile revokes the token after it is written
                 job = (session.get(t.TrainingJobRow, job_id, with_for_update=True)
-                       or session.get(t.BatchRow, job_id, with_for_update=True))
+                       or session.get(t.BatchRow, job_id, with_for_update=True)
+                       or session.get(t.EvaluationRow, job_id, with_for_update=True))
                 if job is None:
-                    raise NotFound(f"no training job or batch {job_id!r}", field="job_id")
+                    raise NotFound(f"no training job, batch or evaluation {job_id!r}",
+                                   field="job_id")
                 owner = job.user_id or ADMIN_USER
                 if user_id is not None and user_id != owner:
                     raise InvalidArgument(f"user_id: {job_id} belongs to {owner}, not "
                                           f"{user_id}", field="user_id")
                 user_id = owner
                 lifecycle = (JOB_TRANSITIONS if isinstance(job, t.TrainingJobRow)
-                             else BATCH_TRANSITIONS)
+                             else BATCH_TRANSITIONS if isinstance(job, t.BatchRow)
+                             else EVALUATION_TRANSITIONS)
                 if is_terminal(lifecycle, job.status):
                     raise InvalidTransition(f"{job_id} has ended ({job.status})",
                                             field="status")

@@ -69,8 +69,15 @@ class TrainingMixin(StoreBase):
                 if data is None:
                     raise InvalidArgument(f"dataset {ref!r} not found", field=field)
                 _check_method_format(request.method, field, data)
+            resume = _resolve_checkpoint(session, request)
+            if resume is not None:
+                request = request.model_copy(update={"resume_from_checkpoint": resume.path})
             row = self.training_jobs._insert(session, request, status=s.JobStatus.pending)
             session.add(t.JobEventRow(job_id=row.id, message="job created"))
+            if resume is not None:
+                session.add(t.JobEventRow(
+                    job_id=row.id, message=f"resumes from checkpoint step {resume.step} of "
+                    f"job {resume.job_id} ({resume.path})"))
             if token is not None:
                 token.job_id = row.id
             return s.TrainingJob.model_validate(row)
@@ -269,6 +276,44 @@ class TrainingMixin(StoreBase):
         with self.session() as session:
             self.training_jobs._get_row(session, job_id)
             return events_after(session, t.JobEventRow.job_id, job_id, after, limit)
+
+
+def _resolve_checkpoint(session, request: s.TrainingJobCreate) -> t.JobCheckpointRow | None:
+    """The recorded checkpoint ``request.resume_from_checkpoint`` names as
+    ``<job id>:<step>`` (:func:`catalog.schemas.checkpoint_reference`), or None when it
+    names a folder or nothing.
+
+    Raises:
+        InvalidArgument: ``field="resume_from_checkpoint"``: no such job for this user
+            (another user's job is not found either), another base model or other LoRA
+            settings than this job's (the adapter's shapes would not load), or no
+            checkpoint recorded at that step (the message lists those kept).
+    """
+    ref = s.checkpoint_reference(request.resume_from_checkpoint)
+    if ref is None:
+        return None
+    job_id, step = ref
+    field = "resume_from_checkpoint"
+    source = session.get(t.TrainingJobRow, job_id)
+    if source is None or (request.user_id is not None and source.user_id != request.user_id):
+        raise InvalidArgument(f"training job {job_id!r} not found", field=field)
+    if source.base_model_id != request.base_model_id:
+        raise InvalidArgument(
+            f"job {job_id} trained base model {source.base_model_id!r}; this job's is "
+            f"{request.base_model_id!r}", field=field)
+    if s.LoraConfig.model_validate(source.lora) != request.lora:
+        raise InvalidArgument(
+            f"job {job_id} trained with other LoRA settings ({source.lora}); a checkpoint "
+            "resumes with the same r, lora_alpha and target_modules", field=field)
+    rows = session.scalars(select(t.JobCheckpointRow).where(
+        t.JobCheckpointRow.job_id == job_id)).all()
+    found = next((row for row in rows if row.step == step), None)
+    if found is None:
+        kept = sorted(row.step for row in rows)
+        raise InvalidArgument(
+            f"job {job_id} has no checkpoint at step {step}; kept: {kept or 'none'}",
+            field=field)
+    return found
 
 
 def _check_method_format(

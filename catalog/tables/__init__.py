@@ -25,6 +25,7 @@ from catalog.tables.base import (
 from catalog.tables.batches import BatchEventRow, BatchRow
 from catalog.tables.carbon import CarbonRow
 from catalog.tables.datasets import DatasetRow
+from catalog.tables.evaluations import EvaluationRow
 from catalog.tables.keys import ApiKeyRow
 from catalog.tables.library import (
     FavoriteRow,
@@ -63,6 +64,7 @@ __all__ = [
     "BatchRow",
     "CarbonRow",
     "DatasetRow",
+    "EvaluationRow",
     "Event",
     "FavoriteRow",
     "ImageEditRow",

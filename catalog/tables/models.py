@@ -14,7 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from catalog.tables.base import Row, Versions, id_column
+from catalog.tables.base import JSONType, Row, Versions, id_column
 
 
 class ModelRow(Versions, Row):
@@ -41,3 +41,4 @@ class ModelRow(Versions, Row):
     emissions_kg: Mapped[float | None] = mapped_column(Float)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     published: Mapped[bool] = mapped_column(Boolean, default=False)
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

@@ -44,6 +44,8 @@ class TrainingJobRow(Owned, Row):
     emissions_kg: Mapped[float | None] = mapped_column(Float)
     eval_loss_before: Mapped[float | None] = mapped_column(Float)
     eval_loss_after: Mapped[float | None] = mapped_column(Float)
+    evaluate: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     # progress of a running job (the trainer's state), 0 until it is sized
     progress: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     current_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -81,14 +81,18 @@ def demo(
     steps: int = typer.Option(30, help="Training steps."),
     workers: int = typer.Option(2, help="Ray Train workers."),
     questions: int = typer.Option(5, help="Held-out questions to ask both models."),
+    evaluate: int = typer.Option(32, help="Held-out prompts both models answer in the "
+                                 "evaluation the training job ends with (ROUGE-L, BLEU, "
+                                 "exact match)."),
     http_port: HttpPortOpt = HTTP_PORT,
     ray_port: RayPortOpt = RAY_PORT,
     dashboard_port: DashboardPortOpt = DASHBOARD_PORT,
     agent_port: int = typer.Option(AGENT_PORT, help="Dashboard agent port (job API)."),
 ) -> None:
-    """The main job: train a LoRA on chatterbot, serve it, compare it with the base model."""
+    """The main job: train a LoRA on chatterbot, score its answers against the base
+    model's, serve it, compare them side by side."""
     settings = DemoSettings(steps=steps, workers=workers, questions=questions,
-                            http_port=http_port, ray_port=ray_port,
+                            evaluate_n=evaluate, http_port=http_port, ray_port=ray_port,
                             dashboard_port=dashboard_port, agent_port=agent_port)
     with api_errors():
         run_demo(settings, console)

@@ -1,5 +1,5 @@
-"""``garden models import | merge | list | publish | lineage`` and ``garden chat`` (a
-served model, through the OpenAI-compatible endpoint)."""
+"""``garden models import | merge | list | publish | lineage | evaluate`` and ``garden
+chat`` (a served model, through the OpenAI-compatible endpoint)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 from rich.tree import Tree
 
-from garden.cli.output import api, api_errors, console, print_table
+from garden.cli.output import api, api_errors, console, print_table, score_rows
 
 models_app = typer.Typer(help="Import and list models.", no_args_is_help=True)
 
@@ -137,6 +137,40 @@ def models_lineage(
                 rows.append([label, f"{loss:.4f}"])
     rows += [[name, f"{value:.4f}"] for name, value in sorted(m.metrics.items())]
     print_table(f"serving ({who}) and training", ["", "value"], rows)
+    if m.evaluation is not None:
+        print_table(f"evaluation {m.evaluation.id} on {m.evaluation.n} prompts",
+                    ["metric", "base", "adapter", "gain"], score_rows(m.evaluation))
+
+
+@models_app.command("evaluate")
+def models_evaluate(
+    ctx: typer.Context,
+    adapter: str = typer.Argument(..., help="Adapter id, name or name:version."),
+    dataset: str = typer.Option(..., "--dataset", help="Dataset id of the eval prompts "
+                                "(chats: the last assistant turn is the reference)."),
+    n: int = typer.Option(50, help="Eval prompts each model answers (the first n)."),
+    max_tokens: int = typer.Option(64, help="Longest answer, tokens (greedy)."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the scores."),
+) -> None:
+    """Score an adapter's answers against its base model's on a dataset (ROUGE-L, BLEU,
+    exact match), as a Ray job; with --wait, print the scores and a few examples."""
+    client = api(ctx)
+    with api_errors():
+        evaluation = client.models.evaluate(adapter, dataset, n=n, max_tokens=max_tokens)
+        console.print(f"evaluation {evaluation.id} submitted (Ray job "
+                      f"{evaluation.ray_job_id})", markup=False, highlight=False)
+        if not wait:
+            return
+        with console.status("base model and adapter answering..."):
+            evaluation = client.models.wait_evaluation(evaluation.id)
+    if evaluation.status != "completed":
+        console.print(f"[red]evaluation {evaluation.id} {evaluation.status}[/]: "
+                      f"{evaluation.error_message}", highlight=False)
+        raise typer.Exit(1)
+    print_table(f"evaluation {evaluation.id} on {evaluation.n} prompts",
+                ["metric", "base", "adapter", "gain"], score_rows(evaluation))
+    print_table("examples", ["prompt", "reference", "base", "adapter"],
+                [[x.prompt, x.reference, x.base, x.adapter] for x in evaluation.examples[:3]])
 
 
 def chat(

@@ -142,3 +142,10 @@ def short(text: str | None, width: int = 60) -> str | None:
         return None
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def score_rows(summary: Any) -> list[list[Any]]:
+    """Table rows of an evaluation's scores (an ``Evaluation`` or ``EvaluationSummary``):
+    ``[metric, base, adapter, adapter - base]``, each in [0, 1]."""
+    return [[f"{x.metric}", f"{x.base:.3f}", f"{x.adapter:.3f}", f"{x.adapter - x.base:+.3f}"]
+            for x in summary.scores]

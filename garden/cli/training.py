@@ -13,7 +13,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from garden.cli.options import EventsOpt
-from garden.cli.output import add_cancel, api, api_errors, console, print_events, print_table
+from garden.cli.output import (
+    add_cancel,
+    api,
+    api_errors,
+    console,
+    print_events,
+    print_table,
+    score_rows,
+)
 
 jobs_app = typer.Typer(help="List, show, follow and cancel training jobs.",
                        no_args_is_help=True)
@@ -116,6 +124,9 @@ def jobs_show(ctx: typer.Context, job_id: str, events: EventsOpt = 10) -> None:
     if evals:
         rows.append(["eval loss", f"{evals[-1].eval_loss:.4f} (step {evals[-1].step})"])
     print_table(f"job {job.id}", ["field", "value"], [r for r in rows if r[1] is not None])
+    if job.evaluation is not None:
+        print_table(f"evaluation {job.evaluation.id} on {job.evaluation.n} eval prompts",
+                    ["metric", "base", "adapter", "gain"], score_rows(job.evaluation))
     print_events(log[-events:] if events > 0 else [])
 
 

@@ -1,12 +1,13 @@
 """``client.models``: list, get, lineage, import a base model, merge an adapter, publish,
-delete."""
+delete, evaluate an adapter against its base model."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
-from catalog.schemas import Model, ModelKind, ModelLineage, Page
+from catalog.schemas import Evaluation, EvaluationStatus, Model, ModelKind, ModelLineage, Page
 from garden.client.base import Namespace
 
 
@@ -70,3 +71,48 @@ class Models(Namespace):
 
     def delete(self, ref: str) -> None:
         self._client.request("DELETE", f"/v1/models/{ref}")
+
+    def evaluate(self, ref: str, dataset_id: str, *, n: int = 50, max_tokens: int = 64,
+                 wait: bool = False, timeout_s: float = 3600.0,
+                 poll_s: float = 2.0) -> Evaluation:
+        """Evaluate adapter ``ref`` (id, name or ``name:version``) against its base model
+        on dataset ``dataset_id`` (chats: the last assistant turn is the reference;
+        preference pairs: the chosen reply): both answer its first ``n`` prompts (greedy,
+        at most ``max_tokens`` tokens) in a Ray job, scored with ROUGE-L, BLEU and exact
+        match. Returns the evaluation as created (``pending``), or with ``wait`` once it
+        ended (``completed`` with ``scores``, or ``failed`` with ``error_message``).
+
+        Raises ValidationFailedError (422: a base model, ``field="model_id"``; a dataset
+        without prompts and references, ``field="dataset_id"``), NotFoundError,
+        PermissionDeniedError, UnavailableError (the job API refused the submission),
+        TimeoutError (``wait``: not ended within ``timeout_s`` seconds)."""
+        body = {"dataset_id": dataset_id, "n": n, "max_tokens": max_tokens}
+        evaluation = Evaluation.model_validate(self._client.request(
+            "POST", f"/v1/models/{ref}/evaluations", json=body).json())
+        return self.wait_evaluation(evaluation.id, timeout_s, poll_s) if wait else evaluation
+
+    def evaluation(self, evaluation_id: str) -> Evaluation:
+        """One evaluation: status, scores (base and adapter per metric), kept examples."""
+        return Evaluation.model_validate(
+            self._client.request("GET", f"/v1/evaluations/{evaluation_id}").json())
+
+    def evaluations(self, ref: str, *, page_size: int = 50,
+                    cursor: str | None = None) -> Page[Evaluation]:
+        """One page of adapter ``ref``'s evaluations, newest first."""
+        return self._page(Evaluation, f"/v1/models/{ref}/evaluations",
+                          {"page_size": page_size, "cursor": cursor})
+
+    def wait_evaluation(self, evaluation_id: str, timeout_s: float = 3600.0,
+                        poll_s: float = 2.0) -> Evaluation:
+        """Poll an evaluation every ``poll_s`` seconds until it is completed or failed.
+
+        Raises TimeoutError after ``timeout_s`` seconds."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            evaluation = self.evaluation(evaluation_id)
+            if evaluation.status in (EvaluationStatus.completed, EvaluationStatus.failed):
+                return evaluation
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"evaluation {evaluation_id} still {evaluation.status} "
+                                   f"after {timeout_s:g} s")
+            time.sleep(poll_s)

@@ -198,6 +198,8 @@ class Training(Namespace):
         """
         request = request or TrainingJobCreate(**fields)
         body = request.model_dump(mode="json", exclude_none=True)
+        if "evaluate" in request.model_fields_set and request.evaluate is None:
+            body["evaluate"] = None  # no evaluation, not the default one
         return self._job(self._client.request("POST", "/v1/training/jobs", json=body,
                                               timeout=timeout_s).json())
 

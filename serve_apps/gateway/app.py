@@ -19,6 +19,7 @@ from serve_apps.gateway.routes import (
     batches,
     carbon,
     datasets,
+    evaluations,
     keys,
     library,
     models,
@@ -120,8 +121,8 @@ def create_app(config: GatewayConfig | None = None, work: Work | None = None) ->
     app.state.config = config
     app.state.work = work
     install_error_handlers(app)
-    for module in (system, datasets, models, training, batches, carbon, usage, keys, styles,
-                   library):
+    for module in (system, datasets, models, evaluations, training, batches, carbon, usage,
+                   keys, styles, library):
         _include_documented(app, module.router)
     _include_documented(app, training.tokens_router)
     if app.state.config.media_app:

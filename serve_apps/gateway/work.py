@@ -1,5 +1,5 @@
 """The gateway's port to heavy work: base-model import, adapter merges, dataset
-registration, training job submission and the Ray job API, which never run inside a
+registration, training job, batch and evaluation submission and the Ray job API, which never run inside a
 gateway replica.
 
 The gateway owns this :class:`Work` protocol and receives an implementation by injection
@@ -116,6 +116,17 @@ class Work(Protocol):
         the lines done so far); return the batch.
 
         Raises NotFound, or InvalidTransition when the batch already ended.
+        """
+        ...
+
+    async def submit_evaluation(self, evaluation_id: str, *, timeout_s: float) -> str:
+        """Submit the pending evaluation ``evaluation_id`` as a Ray job (``python -m
+        eval_jobs.run --evaluation-id ID``, submission id ``garden-eval-<id>``); return
+        its submission id.
+
+        ``timeout_s``: how long to retry while the cluster's job agent is not up yet, s.
+        Raises NotFound, InvalidTransition (not pending, or already submitted) or
+        Unavailable (the job API refused it; the evaluation is marked failed).
         """
         ...
 

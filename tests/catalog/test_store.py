@@ -3,6 +3,7 @@ usage, prompt styles, and that a failed operation writes nothing."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -179,6 +180,41 @@ def test_metrics_checkpoints_and_retention(store):
     kept = store.add_checkpoint(j.id, s.Checkpoint(step=15, path="/c/15b"), keep=2)
     assert [(c.step, c.path) for c in kept] == [(10, "/c/10"), (15, "/c/15b")]
     assert store.list_checkpoints(j.id) == kept
+
+
+def test_a_job_resumes_from_another_jobs_checkpoint_by_job_and_step(store):
+    first = job(store, user_id="ann")
+    store.add_checkpoint(first.id, s.Checkpoint(step=20, path="/runs/a/checkpoint-000020"))
+    base_id, data_id = first.base_model_id, first.dataset_id
+
+    def resume(ref: str, **fields):
+        fields = {"base_model_id": base_id, "dataset_id": data_id, "user_id": "ann",
+                  **fields}
+        return store.create_training_job(s.TrainingJobCreate(
+            name="again", resume_from_checkpoint=ref, **fields))
+
+    again = resume(f"{first.id}:20")
+    assert again.resume_from_checkpoint == "/runs/a/checkpoint-000020"
+    assert any(f"step 20 of job {first.id}" in e["message"]
+               for e in store.list_events(again.id))
+    assert resume("s3://bucket/x:20").resume_from_checkpoint == "s3://bucket/x:20"  # a folder
+
+    refused = {
+        f"{first.id}:30": "no checkpoint at step 30; kept: [20]",
+        "job_0123abcd:20": "not found",
+    }
+    for ref, message in refused.items():
+        with pytest.raises(InvalidArgument, match=re.escape(message)) as info:
+            resume(ref)
+        assert info.value.field == "resume_from_checkpoint"
+    with pytest.raises(InvalidArgument, match="not found"):
+        resume(f"{first.id}:20", user_id="bob")  # another user's job is not found
+    with pytest.raises(InvalidArgument, match="other LoRA settings"):
+        resume(f"{first.id}:20", lora={"r": 4})
+    other = base_model(store, "other-base")
+    with pytest.raises(InvalidArgument, match="trained base model"):
+        resume(f"{first.id}:20", base_model_id=other.id)
+    assert store.training_jobs.list().total == 3  # nothing written by a refusal
 
 
 def test_prediction_lifecycle(store):

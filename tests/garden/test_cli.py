@@ -63,3 +63,24 @@ def test_models_list_keys_and_carbon(run, keys):
 def test_train_rejects_unknown_base_model(run):
     result = run("train", "--base-model", "nope", "--dataset", "ds_x", "--no-wait")
     assert result.exit_code == 1 and "404 not_found" in result.output
+
+
+def test_models_evaluate_waits_and_reports_a_failed_evaluation(run, catalog_store, tmp_path):
+    from pathlib import Path
+
+    from tests.factories import base_and_adapter
+
+    base, adapter = base_and_adapter(catalog_store)
+    path = tmp_path / f"cli-eval-{adapter.name}.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in ROWS))
+    assert run("datasets", "upload", str(path)).exit_code == 0
+    data = catalog_store.datasets.list(name=path.stem).items[0]
+
+    refused = run("models", "evaluate", base.id, "--dataset", data.id)
+    assert refused.exit_code == 1 and "422 invalid_argument" in refused.output
+    assert "is a base model" in refused.output
+    Path(data.path).unlink()  # the evaluation's Ray job fails reading it
+    failed = run("models", "evaluate", adapter.name, "--dataset", data.id, "--n", "2")
+    assert failed.exit_code == 1, failed.output
+    assert "submitted (Ray job garden-eval-" in failed.output
+    assert "failed" in failed.output and "FileNotFoundError" in failed.output

@@ -15,7 +15,7 @@ from catalog.schemas import ErrorBody, Hyperparameters, MetricPoint
 from garden.console import ConsoleConfig, create_app
 from garden.console.common import bounds, shows_errors
 from garden.console.tabs.datasets import preview_frame
-from garden.console.tabs.models import lineage_mermaid
+from garden.console.tabs.models import lineage_mermaid, model_text
 from garden.console.tabs.overview import apps_table
 from garden.console.tabs.training import loss_frame
 from garden.errors import ValidationFailedError
@@ -59,7 +59,7 @@ def _model(id_: str, name: str, kind: str) -> s.Model:
     now = datetime.now(UTC)
     return s.Model.model_construct(
         id=id_, name=name, version=1, kind=kind, path=f"/m/{name}",
-        base_model_id=None if kind == "base" else "mdl_base", published=False,
+        base_model_id=None if kind == "base" else "mdl_base", published=False, evaluation=None,
         created_at=now, updated_at=now)
 
 
@@ -78,6 +78,23 @@ def test_lineage_mermaid_quotes_labels_and_keeps_known_edges():
     assert "n0 -->|trained on| n1" in text and "n1 -->|served| n2" in text
     assert "produced" not in text  # an edge to a node not drawn is left out
     assert "style n1 stroke-width:3px" in text
+
+
+def test_the_model_page_shows_its_evaluation_base_against_adapter():
+    scores = [s.EvaluationScore(metric="rouge_l", base=0.121, adapter=0.264),
+              s.EvaluationScore(metric="exact_match", base=0.0, adapter=0.125)]
+    adapter = _model("mdl_a", "my-lora", "adapter").model_copy(update={
+        "evaluation": s.EvaluationSummary(id="eval_1", dataset_id="ds_1", n=8,
+                                          scores=scores)})
+    lineage = s.ModelLineage.model_construct(
+        model=adapter, training_job=None, dataset=None, base_model=None, adapters=[],
+        serving=s.ServingTotals(requests=0, prompt_tokens=0, completion_tokens=0, cost_usd=0,
+                                energy_kwh=0, emissions_kg=0, scope="caller"))
+    text = model_text(lineage)
+    assert "**evaluation** `eval_1` on 8 prompts" in text
+    assert "| rouge_l | 0.121 | 0.264 |" in text and "| exact_match | 0.000 | 0.125 |" in text
+    plain = model_text(lineage.model_copy(update={"model": _model("mdl_b", "b", "base")}))
+    assert "evaluation" not in plain
 
 
 def test_apps_table_counts_running_and_other_replicas():

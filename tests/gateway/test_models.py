@@ -19,13 +19,7 @@ pytestmark = pytest.mark.ray
 @pytest.fixture
 def models(catalog_store):
     """A published shared base model and an unpublished adapter owned by alice."""
-    tag = uuid.uuid4().hex[:6]
-    base = catalog_store.register_model(s.ModelCreate(
-        name=f"base-{tag}", kind="base", path=f"/models/base-{tag}", published=True))
-    adapter = catalog_store.register_model(s.ModelCreate(
-        name=f"lora-{tag}", kind="adapter", path=f"/models/lora-{tag}",
-        base_model_id=base.id, user_id="alice"))
-    return base, adapter
+    return factories.base_and_adapter(catalog_store)
 
 
 def test_filters_and_visibility(alice, bob, admin, models):

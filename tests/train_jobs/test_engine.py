@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import wait_for
 from train_jobs.engine import EngineConfig, LocalReporter, deepspeed_config, sft_example, train
+
+REPO = Path(__file__).resolve().parents[2]
 
 HP = {"max_steps": 3, "per_device_train_batch_size": 4, "max_seq_length": 96,
       "learning_rate": 1e-3, "logging_steps": 1, "save_steps": 2, "save_total_limit": 1}
@@ -89,14 +95,46 @@ def test_trains_without_ray_and_the_adapter_loads_back(smollm2_folder, chat_file
     assert (after - before).abs().max() > 1e-4
 
 
-def test_resumes_from_a_checkpoint_without_repeating_steps(smollm2_folder, chat_file, tmp_path):
-    first = train(config(smollm2_folder, chat_file, tmp_path / "a", eval_fraction=0.0,
-                         hyperparameters={**HP, "max_steps": 2}))
-    checkpoint = next(r["checkpoint"] for r in first.reports if r["report"] == "checkpoint")
-    resumed = train(config(smollm2_folder, chat_file, tmp_path / "b", eval_fraction=0.0,
-                           resume_from_checkpoint=checkpoint))
-    steps = [r["step"] for r in resumed.reports if r["report"] == "log"]
-    assert steps == [3]  # steps 1 and 2 came from the checkpoint
+#: Relative difference allowed between the resumed and the unbroken run's train loss:
+#: the same float32 operations in the same order on CPU (measured: identical).
+RESUME_RTOL = 1e-6
+
+
+def test_a_killed_run_resumed_from_its_checkpoint_has_the_unbroken_loss_curve(
+        smollm2_folder, chat_file, tmp_path):
+    """The run is SIGKILLed in its own process once checkpoint 2 is reported; resumed
+    from it, steps 3 and 4 have the losses of a run never stopped (RNG state for LoRA
+    dropout, data order, optimizer and scheduler all restored), and no step repeats."""
+    hp = {**HP, "max_steps": 4, "save_steps": 2, "save_total_limit": 2}
+    unbroken = train(config(smollm2_folder, chat_file, tmp_path / "a", eval_fraction=0.0,
+                            hyperparameters=hp))
+    curve = {r["step"]: r["train_loss"] for r in unbroken.reports if "train_loss" in r}
+    assert sorted(curve) == [1, 2, 3, 4]
+
+    killed = tmp_path / "b"
+    spec = tmp_path / "b.json"
+    spec.write_text(json.dumps(config(smollm2_folder, chat_file, killed, eval_fraction=0.0,
+                                      hyperparameters=hp).to_dict()))
+    log = (tmp_path / "b.log").open("w+")
+    proc = subprocess.Popen([sys.executable, "-m", "train_jobs.engine", str(spec)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        wait_for(lambda: '"report": "checkpoint"' in (tmp_path / "b.log").read_text()
+                 or proc.poll() is not None, 300, "checkpoint 2 of the run to kill",
+                 interval_s=0.2)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(60)
+    assert proc.returncode == -signal.SIGKILL, (tmp_path / "b.log").read_text()[-2000:]
+    assert not (killed / "checkpoint-4").exists()  # killed before the end
+
+    resumed = train(config(smollm2_folder, chat_file, tmp_path / "c", eval_fraction=0.0,
+                           hyperparameters=hp,
+                           resume_from_checkpoint=str(killed / "checkpoint-2")))
+    after = {r["step"]: r["train_loss"] for r in resumed.reports if "train_loss" in r}
+    assert sorted(after) == [3, 4]  # steps 1 and 2 came from the checkpoint
+    for step, loss in after.items():
+        assert loss == pytest.approx(curve[step], rel=RESUME_RTOL), (step, after, curve)
 
 
 cuda = pytest.mark.skipif(

@@ -260,8 +260,10 @@ def test_dpo_job_learns_the_preferred_replies(cat, base_model, preference_datase
     from train_jobs.submit import submit_training_job
 
     dataset, eval_dataset, rows = preference_dataset
-    # evaluated on 8 of its pairs, before the first step and after the last (2 epochs)
+    # evaluated on 8 of its pairs, before the first step and after the last (2 epochs);
+    # no answers generated and scored (evaluate: None): the main job's test does that
     job = make_job(cat, base_model, dataset, method="dpo", eval_dataset_id=eval_dataset.id,
+                   evaluate=None,
                    hyperparameters={"max_steps": 16, "save_steps": None, "eval_steps": None,
                                     "learning_rate": 1e-3, "warmup_ratio": 0.0, "beta": 0.1},
                    lora={"r": 8, "lora_alpha": 16,

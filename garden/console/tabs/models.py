@@ -47,7 +47,8 @@ def lineage_mermaid(lineage: ModelLineage) -> str:
 
 
 def model_text(lineage: ModelLineage) -> str:
-    """Markdown: the model, its training metrics and carbon, and its serving totals."""
+    """Markdown: the model, its training metrics and carbon, its serving totals and its
+    newest evaluation's scores, base against adapter."""
     m, job, serving = lineage.model, lineage.training_job, lineage.serving
     lines = [f"### {m.name} v{m.version}",
              f"`{m.id}` · {m.kind} · {'published' if m.published else 'private'}"
@@ -70,6 +71,10 @@ def model_text(lineage: ModelLineage) -> str:
         f"{grams(serving.emissions_kg)} CO2eq")
     if lineage.adapters:
         lines.append(f"- adapters: {', '.join(a.name for a in lineage.adapters)}")
+    if m.evaluation is not None:
+        lines += ["", f"**evaluation** `{m.evaluation.id}` on {m.evaluation.n} prompts, "
+                  "base → adapter:", "", "| metric | base | adapter |", "| --- | --- | --- |"]
+        lines += [f"| {x.metric} | {x.base:.3f} | {x.adapter:.3f} |" for x in m.evaluation.scores]
     return "\n".join(lines)
 
 
