@@ -9,8 +9,9 @@ OpenAI's Batch API (https://platform.openai.com/docs/guides/batch): ``validating
 in_progress -> finalizing -> completed``, ``failed`` from any live status, ``cancelling
 -> cancelled`` (a batch still validating may be cancelled at once), ``expired`` past its
 window. Evaluations: ``pending -> running -> completed | failed``, and one may fail
-before it runs (a refused submission). Terminal states have no way out. Moving to the state a row is already in is a
-no-op (webhooks and pollers repeat themselves), not an error.
+before it runs (a refused submission). Terminal states have no way out. Moving to the
+state a row is already in is a no-op (webhooks and pollers repeat themselves), not an
+error.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The gateway's port to heavy work: base-model import, adapter merges, dataset
-registration, training job, batch and evaluation submission and the Ray job API, which never run inside a
-gateway replica.
+registration, training job, batch and evaluation submission and the Ray job API, which
+never run inside a gateway replica.
 
 The gateway owns this :class:`Work` protocol and receives an implementation by injection
 (``build_gateway_app(config, work)``); the cluster provides one that runs each operation
