@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: The resources, one name each in every layer.
 NOUNS = frozenset({
-    "models", "datasets", "training", "batches", "media", "styles", "library", "usage",
-    "carbon", "keys", "system",
+    "models", "datasets", "training", "batches", "evaluations", "media", "styles", "library",
+    "usage", "carbon", "keys", "system",
 })
 
 #: The layers, top to bottom of the request path, and their modules that are no resource.
@@ -62,6 +62,9 @@ ABSENT: dict[tuple[str, str], str] = {
     ("media", "serve_apps/gateway/routes"): "serve_apps/media (the media app's own routes)",
     ("system", "garden/client"): "garden/client/__init__.py (Client.health, system, whoami)",
     ("system", "garden/cli"): "garden/cli/cluster.py (garden status)",
+    ("evaluations", "garden/client"): "garden/client/models.py (client.models.evaluate, "
+                                      "evaluation, evaluations: an evaluation is a model's)",
+    ("evaluations", "garden/cli"): "garden/cli/models.py (garden models evaluate)",
 }
 
 
