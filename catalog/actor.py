@@ -262,8 +262,11 @@ class Catalog(_OnActor, CatalogPort):
             lambda: ray.get(self.handle.run.remote(call, *args, **kwargs), timeout=self.timeout_s))
 
     def flush(self) -> int:
-        """Write the actor's queued usage records now; returns how many."""
-        return ray.get(self.handle.flush.remote(), timeout=self.timeout_s)
+        """Write the actor's queued usage records now; returns how many. Sent again while
+        the actor restarts, as idempotent operations are: a restarted actor holds no
+        queue, since it acknowledged only what it had written."""
+        return retrying(self.backoff, retry_if=lambda exc: isinstance(exc, ACTOR_DOWN))(
+            lambda: ray.get(self.handle.flush.remote(), timeout=self.timeout_s))
 
 
 class AsyncCatalog(_OnActor, AsyncCatalogPort):
