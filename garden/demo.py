@@ -40,6 +40,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from catalog.lifecycle import TERMINAL_EVALUATION_STATUSES
+from catalog.schemas import EvaluationStatus
 from cluster.local import home as garden_home
 
 if TYPE_CHECKING:
@@ -318,14 +320,14 @@ def _evaluation(client, adapter_id: str, console: Console, timeout_s: float = 90
     with console.status("base model and adapter answering the held-out prompts..."):
         while True:
             found = client.models.evaluations(adapter_id, page_size=1).items
-            if found and found[0].status in ("completed", "failed"):
+            if found and found[0].status in TERMINAL_EVALUATION_STATUSES:
                 break
             if time.monotonic() > deadline:
                 console.print(f"[yellow]no evaluation ended within {timeout_s:.0f} s[/]")
                 return None
             time.sleep(2.0)
     evaluation = found[0]
-    if evaluation.status != "completed":
+    if evaluation.status != EvaluationStatus.completed:
         console.print(f"[yellow]evaluation {evaluation.id} failed:[/] "
                       f"{evaluation.error_message}", highlight=False)
         return None

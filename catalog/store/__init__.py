@@ -19,7 +19,7 @@ from catalog.store.base import StoreBase, make_engine
 from catalog.store.batches import BATCH_UPDATABLE, BatchesMixin
 from catalog.store.carbon import CarbonMixin
 from catalog.store.datasets import DatasetsMixin
-from catalog.store.evaluations import EVALUATION_FORMATS, EvaluationsMixin
+from catalog.store.evaluations import EvaluationsMixin
 from catalog.store.keys import KeysMixin, hash_key
 from catalog.store.library import LibraryMixin
 from catalog.store.marks import idempotent, is_idempotent
@@ -46,7 +46,6 @@ class CatalogStore(
 
 __all__ = [
     "BATCH_UPDATABLE",
-    "EVALUATION_FORMATS",
     "MAX_PAGE_SIZE",
     "USAGE_CHUNK",
     "CatalogStore",

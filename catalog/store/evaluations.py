@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from catalog import schemas as s
 from catalog import tables as t
 from catalog.errors import InvalidArgument, InvalidTransition
+from catalog.lifecycle import EVALUATION_TRANSITIONS, check_transition, is_terminal
 from catalog.store.base import StoreBase
 from catalog.store.events import claim_fields
 from catalog.store.keys import revoke_job_tokens
@@ -74,15 +75,11 @@ class EvaluationsMixin(StoreBase):
         with self.session() as session:
             row = self.evaluations._get_row(session, evaluation_id, lock=True)
             fields = claim_fields("evaluation", row, ray_job_id)
-            if row.status == s.EvaluationStatus.running:
-                return s.Evaluation.model_validate(row)
-            if row.status != s.EvaluationStatus.pending:
-                raise InvalidTransition(
-                    f"evaluation {evaluation_id} is {row.status}, not pending", field="status")
-            for key, value in fields.items():
-                setattr(row, key, value)
-            row.status = s.EvaluationStatus.running
-            session.flush()
+            if check_transition(EVALUATION_TRANSITIONS, row.status, s.EvaluationStatus.running):
+                for key, value in fields.items():
+                    setattr(row, key, value)
+                row.status = s.EvaluationStatus.running
+                session.flush()
             return s.Evaluation.model_validate(row)
 
     def complete_evaluation(
@@ -127,7 +124,7 @@ class EvaluationsMixin(StoreBase):
         """
         with self.session() as session:
             row = self.evaluations._get_row(session, evaluation_id, lock=True)
-            if row.status in (s.EvaluationStatus.pending, s.EvaluationStatus.running):
+            if not is_terminal(EVALUATION_TRANSITIONS, row.status):
                 row.status = s.EvaluationStatus.failed
                 row.error_message = error
                 row.completed_at = t.utcnow()

@@ -25,6 +25,13 @@ from catalog.store.base import StoreBase
 from catalog.store.marks import idempotent
 from catalog.store.repo import RepoField, validated
 
+#: What a job token may be bound to, with each one's lifecycle (a token is refused for a
+#: row that has ended).
+BINDABLE: dict[type, dict[str, frozenset[str]]] = {
+    t.TrainingJobRow: JOB_TRANSITIONS, t.BatchRow: BATCH_TRANSITIONS,
+    t.EvaluationRow: EVALUATION_TRANSITIONS,
+}
+
 
 class KeysMixin(StoreBase):
     """API keys and the job tokens that register one job each."""
@@ -93,9 +100,8 @@ class KeysMixin(StoreBase):
         with self.session() as session:
             if job_id is not None:
                 # locked: a job ending meanwhile revokes the token after it is written
-                job = (session.get(t.TrainingJobRow, job_id, with_for_update=True)
-                       or session.get(t.BatchRow, job_id, with_for_update=True)
-                       or session.get(t.EvaluationRow, job_id, with_for_update=True))
+                job = next((row for table in BINDABLE if (row := session.get(
+                    table, job_id, with_for_update=True)) is not None), None)
                 if job is None:
                     raise NotFound(f"no training job, batch or evaluation {job_id!r}",
                                    field="job_id")
@@ -104,10 +110,7 @@ class KeysMixin(StoreBase):
                     raise InvalidArgument(f"user_id: {job_id} belongs to {owner}, not "
                                           f"{user_id}", field="user_id")
                 user_id = owner
-                lifecycle = (JOB_TRANSITIONS if isinstance(job, t.TrainingJobRow)
-                             else BATCH_TRANSITIONS if isinstance(job, t.BatchRow)
-                             else EVALUATION_TRANSITIONS)
-                if is_terminal(lifecycle, job.status):
+                if is_terminal(BINDABLE[type(job)], job.status):
                     raise InvalidTransition(f"{job_id} has ended ({job.status})",
                                             field="status")
             if not user_id:

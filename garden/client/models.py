@@ -7,7 +7,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from catalog.schemas import Evaluation, EvaluationStatus, Model, ModelKind, ModelLineage, Page
+from catalog.lifecycle import TERMINAL_EVALUATION_STATUSES
+from catalog.schemas import Evaluation, Model, ModelKind, ModelLineage, Page
 from garden.client.base import Namespace
 
 
@@ -110,7 +111,7 @@ class Models(Namespace):
         deadline = time.monotonic() + timeout_s
         while True:
             evaluation = self.evaluation(evaluation_id)
-            if evaluation.status in (EvaluationStatus.completed, EvaluationStatus.failed):
+            if evaluation.status in TERMINAL_EVALUATION_STATUSES:
                 return evaluation
             if time.monotonic() > deadline:
                 raise TimeoutError(f"evaluation {evaluation_id} still {evaluation.status} "

@@ -164,6 +164,9 @@ SHARED_TIMEOUT_S = 5.0
 #: limited request instead, under load on 2 cores, it made 3 requests wait out 2 s and
 #: count alone, and 6 were admitted at rpm 5 (tests/serve_apps/llm/test_operations.py).
 START_TIMEOUT_S = 60.0
+#: What a call to the shared counter raises when it cannot answer (dead, restarting,
+#: too slow): the caller then counts alone.
+UNANSWERED = (ActorUnavailableError, RayActorError, GetTimeoutError, TimeoutError)
 
 
 @ray.remote(num_cpus=0, max_restarts=-1)
@@ -226,7 +229,7 @@ class ClusterLimiter:
             return
         try:
             await asyncio.wait_for(self._shared().__ray_ready__.remote(), START_TIMEOUT_S)
-        except (ActorUnavailableError, RayActorError, GetTimeoutError, TimeoutError) as exc:
+        except UNANSWERED as exc:
             log.warning("shared limits not ready (%s): counting in this replica until "
                         "they answer", exc)
 
@@ -245,7 +248,7 @@ class ClusterLimiter:
         try:
             refused = await asyncio.wait_for(
                 self._shared().admit.remote(key), SHARED_TIMEOUT_S)
-        except (ActorUnavailableError, RayActorError, GetTimeoutError, TimeoutError) as exc:
+        except UNANSWERED as exc:
             log.warning("shared limits unavailable (%s): counting in this replica", exc)
             self.local.admit(key)
             return
